@@ -1,0 +1,462 @@
+//! The camera actor: one per camera, on its own `SyncArbiter` thread, sole owner of its
+//! device.
+//!
+//! The actor drives capture by sending itself a `Capture` message after every step. Each
+//! step blocks for at most [`CAPTURE_WAIT`], so a `SetControl` that arrives meanwhile
+//! waits behind at most one step and is applied between frames, with no lock: the mailbox
+//! is the only way in. Every failure, a panic included, becomes the Reconnecting state:
+//! the device is dropped (closing its file descriptors) and opened again with backoff.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, Handler, Message, Recipient, SyncArbiter, SyncContext};
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::control::{self, ControlError, ControlInfo, ControlProblem, ControlType};
+use super::frame::{Frame, FramePublisher};
+use super::source::{self, Device, FrameData, Opener, SourceError};
+use super::status::{CameraState, CameraStatus};
+use super::CameraId;
+use crate::config::{CameraConfig, DesiredControl, SourceConfig};
+use crate::hub::{CommandError, GetControls, SetControl, StatusUpdate, StopCamera};
+
+/// Longest a camera thread blocks waiting for a frame before it serves queued commands.
+pub const CAPTURE_WAIT: Duration = Duration::from_millis(100);
+/// How often a camera publishes its status when nothing else changes.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// First wait before reopening a failed device; doubled after each failed attempt.
+pub const BACKOFF_INITIAL: Duration = Duration::from_millis(250);
+/// Longest wait between two attempts to reopen a device.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A streaming device that delivers nothing for this long (or five frame intervals, if
+/// longer) is treated as failed.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The camera's next step; sent by the camera to itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Capture;
+
+enum Phase {
+    Opening,
+    Streaming,
+    Reconnecting { reason: String, retry_at: Instant },
+    Stopped,
+}
+
+/// One camera and its device.
+pub struct CameraActor {
+    id: CameraId,
+    name: String,
+    desired: Vec<DesiredControl>,
+    /// Values set live since start, re-applied after the desired ones on every open.
+    overrides: Vec<(String, i64)>,
+    requested_fps: f64,
+    opener: Box<dyn Opener>,
+    device: Option<Box<dyn Device>>,
+    controls: Vec<ControlInfo>,
+    problems: Vec<ControlProblem>,
+    phase: Phase,
+    failures_in_a_row: u32,
+    has_failed: bool,
+    frames: FramePublisher,
+    hub: Recipient<StatusUpdate>,
+    seq: u64,
+    captured: u64,
+    dropped: u64,
+    reconnects: u64,
+    last_frame_at: Instant,
+    meter_start: Instant,
+    meter_frames: u64,
+    fps: f64,
+    last_status_at: Instant,
+    status_due: bool,
+}
+
+impl Actor for CameraActor {
+    type Context = SyncContext<Self>;
+
+    fn started(&mut self, ctx: &mut SyncContext<Self>) {
+        self.publish_status();
+        if !matches!(self.phase, Phase::Stopped) {
+            ctx.address().do_send(Capture);
+        }
+    }
+}
+
+/// Starts a camera on a thread of its own and returns its address.
+pub fn start(cfg: CameraConfig, hub: Recipient<StatusUpdate>, frames: FramePublisher) -> Addr<CameraActor> {
+    let thread_name = format!("camera-{}", cfg.id);
+    SyncArbiter::start_with_thread_builder(
+        1,
+        move || std::thread::Builder::new().name(thread_name.clone()),
+        move || CameraActor::new(&cfg, hub.clone(), Arc::clone(&frames)),
+    )
+}
+
+impl CameraActor {
+    fn new(cfg: &CameraConfig, hub: Recipient<StatusUpdate>, frames: FramePublisher) -> Self {
+        let (opener, requested_fps): (Box<dyn Opener>, f64) = match &cfg.source {
+            SourceConfig::Synthetic(s) => (
+                Box::new(source::synthetic::SyntheticOpener::new(s.clone(), &cfg.name)),
+                f64::from(s.fps),
+            ),
+            SourceConfig::V4l2(v) => (
+                Box::new(source::Unsupported("V4L2 capture is not built into this version")),
+                v.fps.map(f64::from).unwrap_or(0.0),
+            ),
+        };
+        let now = Instant::now();
+        CameraActor {
+            id: cfg.id.clone(),
+            name: cfg.name.clone(),
+            desired: cfg.controls.clone(),
+            overrides: Vec::new(),
+            requested_fps,
+            opener,
+            device: None,
+            controls: Vec::new(),
+            problems: Vec::new(),
+            phase: if cfg.enabled { Phase::Opening } else { Phase::Stopped },
+            failures_in_a_row: 0,
+            has_failed: false,
+            frames,
+            hub,
+            seq: 0,
+            captured: 0,
+            dropped: 0,
+            reconnects: 0,
+            last_frame_at: now,
+            meter_start: now,
+            meter_frames: 0,
+            fps: 0.0,
+            last_status_at: now,
+            status_due: true,
+        }
+    }
+
+    /// One step: capture a frame, or (re)open the device when its time has come.
+    fn step(&mut self) {
+        let retry_at = match &self.phase {
+            Phase::Streaming => return self.capture(),
+            Phase::Stopped => return,
+            Phase::Opening => Instant::now(),
+            Phase::Reconnecting { retry_at, .. } => *retry_at,
+        };
+        let now = Instant::now();
+        if now >= retry_at {
+            self.open();
+        } else {
+            std::thread::sleep((retry_at - now).min(CAPTURE_WAIT));
+        }
+    }
+
+    fn open(&mut self) {
+        let device = match self.opener.open() {
+            Ok(device) => device,
+            Err(e) => return self.fail(&e),
+        };
+        self.device = Some(device);
+        if let Err(e) = self.apply_desired() {
+            return self.fail(&e);
+        }
+        if self.has_failed {
+            self.reconnects += 1;
+        }
+        self.failures_in_a_row = 0;
+        self.last_frame_at = Instant::now();
+        self.meter_start = self.last_frame_at;
+        self.meter_frames = 0;
+        self.set_phase(Phase::Streaming);
+    }
+
+    /// Applies the configuration's controls, automatic modes first, then the values set
+    /// live; reads each back and records what did not take.
+    fn apply_desired(&mut self) -> Result<(), SourceError> {
+        let device = self.device.as_mut().expect("apply_desired runs on an open device");
+        self.controls = device.controls()?;
+        self.problems.clear();
+        let live = self.overrides.iter().map(|(name, value)| DesiredControl {
+            name: name.clone(),
+            value: crate::config::DesiredValue::Int(*value),
+        });
+        let wanted: Vec<DesiredControl> = self.desired.iter().cloned().chain(live).collect();
+        for want in control::apply_order(&wanted) {
+            let outcome = control::find(&self.controls, &want.name).and_then(|info| {
+                let value = info.resolve(&want.value)?;
+                info.check(value)?;
+                let actual = device.set_control(info, value)?;
+                Ok((value, actual))
+            });
+            match outcome {
+                Ok((value, actual)) if value != actual => self.problems.push(ControlProblem {
+                    name: want.name.clone(),
+                    desired: value,
+                    actual: Some(actual),
+                    message: format!("asked for {value}, the device holds {actual}"),
+                }),
+                Ok(_) => {}
+                Err(e) => self.problems.push(ControlProblem {
+                    name: want.name.clone(),
+                    desired: want.value.as_int().unwrap_or(0),
+                    actual: None,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        for p in &self.problems {
+            warn!(camera = %self.id, control = %p.name, "desired control not in effect: {}", p.message);
+        }
+        self.controls = device.controls()?;
+        Ok(())
+    }
+
+    fn capture(&mut self) {
+        let device = self.device.as_mut().expect("a streaming camera has a device");
+        let format = device.format();
+        let captured = match device.next_frame(CAPTURE_WAIT) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                let limit = STALL_TIMEOUT.max(Duration::from_secs_f64(5.0 / format.fps.max(0.1)));
+                if self.last_frame_at.elapsed() > limit {
+                    let reason = format!("no frame for {:.1} s", limit.as_secs_f64());
+                    self.fail(&SourceError::Failed(reason));
+                }
+                return;
+            }
+            Err(e) => return self.fail(&e),
+        };
+        let jpeg = match captured.data {
+            FrameData::Jpeg(b) => b,
+            FrameData::JpegBorrowed(s) => Bytes::copy_from_slice(s),
+            FrameData::Raw(_) => {
+                let reason = format!("pixel format {} cannot be encoded yet", format.fourcc);
+                return self.fail(&SourceError::Failed(reason));
+            }
+        };
+        self.seq += 1;
+        self.captured += 1;
+        self.dropped += captured.lost_before;
+        self.frames.send_replace(Some(Frame {
+            seq: self.seq,
+            captured_at: captured.captured_at,
+            jpeg,
+            width: format.width,
+            height: format.height,
+        }));
+        self.last_frame_at = Instant::now();
+        self.meter_frames += 1;
+        let window = self.meter_start.elapsed();
+        if window >= STATUS_INTERVAL {
+            self.fps = self.meter_frames as f64 / window.as_secs_f64();
+            self.meter_start = Instant::now();
+            self.meter_frames = 0;
+        }
+    }
+
+    /// Gives up the device and schedules a reopen with backoff.
+    fn fail(&mut self, error: &dyn std::fmt::Display) {
+        drop_quietly(self.device.take());
+        self.frames.send_replace(None);
+        self.fps = 0.0;
+        self.has_failed = true;
+        let backoff = BACKOFF_INITIAL
+            .saturating_mul(1 << self.failures_in_a_row.min(8))
+            .min(BACKOFF_MAX);
+        self.failures_in_a_row += 1;
+        self.set_phase(Phase::Reconnecting {
+            reason: error.to_string(),
+            retry_at: Instant::now() + backoff,
+        });
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        let (old, new) = (self.state(), state_of(&phase));
+        self.phase = phase;
+        // Retries while already reconnecting are not news; the first failure is.
+        if old != new {
+            info!(camera = %self.id, state = %new, reason = %self.reason(), "camera state changed");
+        }
+        self.status_due = true;
+    }
+
+    fn state(&self) -> CameraState {
+        state_of(&self.phase)
+    }
+
+    fn reason(&self) -> String {
+        match &self.phase {
+            Phase::Reconnecting { reason, .. } => reason.clone(),
+            Phase::Stopped => "stopped".into(),
+            _ => String::new(),
+        }
+    }
+
+    fn publish_status(&mut self) {
+        if !self.status_due && self.last_status_at.elapsed() < STATUS_INTERVAL {
+            return;
+        }
+        self.status_due = false;
+        self.last_status_at = Instant::now();
+        let streaming = matches!(self.phase, Phase::Streaming);
+        let status = CameraStatus {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state(),
+            reason: self.reason(),
+            fps: if streaming { self.fps } else { 0.0 },
+            requested_fps: self.requested_fps,
+            frames_captured: self.captured,
+            frames_dropped: self.dropped,
+            reconnects: self.reconnects,
+            last_frame_seq: self.seq,
+            format: self.device.as_ref().map(|d| d.format()),
+            controls: self
+                .controls
+                .iter()
+                .filter(|c| c.kind != ControlType::Button)
+                .filter_map(|c| c.value.map(|v| (c.name.clone(), v)))
+                .collect(),
+            control_problems: self.problems.clone(),
+        };
+        // The hub's mailbox is unbounded; a camera sends a few small messages a second.
+        self.hub.do_send(StatusUpdate(Arc::new(status)));
+    }
+
+    /// Runs `f`; a panic inside it is a failure of this camera, never of the process.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        match catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(v) => Some(v),
+            Err(panic) => {
+                let what = panic_text(panic.as_ref());
+                warn!(camera = %self.id, "camera code panicked: {what}");
+                self.fail(&format!("camera code panicked: {what}"));
+                None
+            }
+        }
+    }
+
+    fn unavailable(&self) -> CommandError {
+        let state = match self.reason() {
+            r if r.is_empty() => self.state().to_string(),
+            r => format!("{} ({r})", self.state()),
+        };
+        self.control_error(ControlError::Unavailable { state })
+    }
+
+    fn control_error(&self, error: ControlError) -> CommandError {
+        CommandError::Control {
+            camera: self.id.clone(),
+            error,
+        }
+    }
+
+    fn set_control(&mut self, msg: &SetControl) -> Result<i64, CommandError> {
+        if self.device.is_none() {
+            return Err(self.unavailable());
+        }
+        let info = control::find(&self.controls, &msg.control)
+            .cloned()
+            .and_then(|info| info.check(msg.value).map(|_| info))
+            .map_err(|e| self.control_error(e))?;
+        let device = self.device.as_mut().expect("checked above");
+        let actual = device
+            .set_control(&info, msg.value)
+            .map_err(|e| self.control_error(e))?;
+        if info.kind != ControlType::Button {
+            self.overrides.retain(|(name, _)| *name != info.name);
+            self.overrides.push((info.name.clone(), msg.value));
+            self.problems.retain(|p| p.name != info.name);
+        }
+        // Other controls may change with this one (an automatic mode gates manual values).
+        match self.device.as_mut().map(|d| d.controls()) {
+            Some(Ok(controls)) => self.controls = controls,
+            Some(Err(e)) => self.fail(&e),
+            None => {}
+        }
+        self.status_due = true;
+        Ok(actual)
+    }
+}
+
+fn state_of(phase: &Phase) -> CameraState {
+    match phase {
+        Phase::Opening => CameraState::Opening,
+        Phase::Streaming => CameraState::Streaming,
+        Phase::Reconnecting { .. } => CameraState::Reconnecting,
+        Phase::Stopped => CameraState::Stopped,
+    }
+}
+
+/// Drops a device; a device whose teardown panics is still gone.
+fn drop_quietly(device: Option<Box<dyn Device>>) {
+    if catch_unwind(AssertUnwindSafe(move || drop(device))).is_err() {
+        warn!("closing a device panicked; its resources are released anyway");
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Handler<Capture> for CameraActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Capture, ctx: &mut SyncContext<Self>) {
+        if matches!(self.phase, Phase::Stopped) {
+            return;
+        }
+        self.guarded(|me| me.step());
+        self.publish_status();
+        ctx.address().do_send(Capture);
+    }
+}
+
+impl Handler<SetControl> for CameraActor {
+    type Result = Result<i64, CommandError>;
+
+    fn handle(&mut self, msg: SetControl, _: &mut SyncContext<Self>) -> Self::Result {
+        let result = self
+            .guarded(|me| me.set_control(&msg))
+            .unwrap_or_else(|| Err(self.unavailable()));
+        self.publish_status();
+        result
+    }
+}
+
+impl Handler<GetControls> for CameraActor {
+    type Result = Result<Vec<ControlInfo>, CommandError>;
+
+    fn handle(&mut self, _: GetControls, _: &mut SyncContext<Self>) -> Self::Result {
+        let read = self.guarded(|me| me.device.as_mut().map(|d| d.controls()));
+        match read {
+            Some(Some(Ok(controls))) => {
+                self.controls = controls.clone();
+                Ok(controls)
+            }
+            Some(Some(Err(e))) => {
+                self.fail(&e);
+                Err(self.unavailable())
+            }
+            _ => Err(self.unavailable()),
+        }
+    }
+}
+
+impl Handler<StopCamera> for CameraActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopCamera, _: &mut SyncContext<Self>) {
+        drop_quietly(self.device.take());
+        self.frames.send_replace(None);
+        self.set_phase(Phase::Stopped);
+        self.publish_status();
+    }
+}

@@ -1,0 +1,14 @@
+//! Cameras: the camera actor, its sources, controls, frames and status.
+//!
+//! Only `actor` knows of actix. Everything under `source`, and `control`, `frame` and
+//! `status`, is plain code that can be used and tested without actors.
+
+pub mod actor;
+pub mod control;
+pub mod frame;
+mod id;
+pub mod source;
+pub mod status;
+
+pub use frame::{Frame, FramePublisher, FrameWatch};
+pub use id::CameraId;

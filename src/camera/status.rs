@@ -1,0 +1,91 @@
+//! A camera's published state: what the hub keeps and clients see.
+
+use std::fmt;
+
+use super::control::ControlProblem;
+use super::source::StreamFormat;
+use super::CameraId;
+
+/// Where a camera is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraState {
+    /// Opening and configuring the device.
+    Opening,
+    /// Frames are flowing.
+    Streaming,
+    /// The device is absent or failed; it is retried with backoff.
+    Reconnecting,
+    /// Disabled, or the server is stopping.
+    Stopped,
+}
+
+impl fmt::Display for CameraState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CameraState::Opening => "Opening",
+            CameraState::Streaming => "Streaming",
+            CameraState::Reconnecting => "Reconnecting",
+            CameraState::Stopped => "Stopped",
+        })
+    }
+}
+
+/// A snapshot of one camera's state and counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraStatus {
+    /// The camera.
+    pub id: CameraId,
+    /// Its display name.
+    pub name: String,
+    /// Where it is in its life.
+    pub state: CameraState,
+    /// Why it is not streaming; empty while streaming.
+    pub reason: String,
+    /// Frames per second over the last second.
+    pub fps: f64,
+    /// The frame rate asked for.
+    pub requested_fps: f64,
+    /// Frames captured since start.
+    pub frames_captured: u64,
+    /// Frames lost by the device or the capture loop since start.
+    pub frames_dropped: u64,
+    /// Times the device was reopened after a failure.
+    pub reconnects: u64,
+    /// Sequence number of the newest frame.
+    pub last_frame_seq: u64,
+    /// What the open device delivers.
+    pub format: Option<StreamFormat>,
+    /// Current control values, by name.
+    pub controls: Vec<(String, i64)>,
+    /// Desired control values that are not in effect.
+    pub control_problems: Vec<ControlProblem>,
+}
+
+impl CameraStatus {
+    /// The status of a camera that has not reported yet.
+    pub fn initial(id: CameraId, name: String, enabled: bool) -> Self {
+        CameraStatus {
+            id,
+            name,
+            state: if enabled {
+                CameraState::Opening
+            } else {
+                CameraState::Stopped
+            },
+            reason: if enabled {
+                String::new()
+            } else {
+                "disabled in the configuration".into()
+            },
+            fps: 0.0,
+            requested_fps: 0.0,
+            frames_captured: 0,
+            frames_dropped: 0,
+            reconnects: 0,
+            last_frame_seq: 0,
+            format: None,
+            controls: Vec::new(),
+            control_problems: Vec::new(),
+        }
+    }
+}

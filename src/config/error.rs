@@ -1,0 +1,251 @@
+//! Configuration errors that say where (file, line, column), what, and how to fix it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in one configuration file; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// One step of a path into the YAML document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seg<'a> {
+    /// A key of a mapping.
+    Key(&'a str),
+    /// An element of a sequence.
+    Index(usize),
+}
+
+/// Renders a path as `cameras[2].source.fps`.
+pub fn path_string(path: &[Seg<'_>]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Turns a YAML parse or type error into a [`ConfigError`], with a hint where one helps.
+pub fn from_yaml_error(file: &Path, err: &serde_yaml::Error) -> ConfigError {
+    let text = err.to_string();
+    // The library appends " at line L column C"; we print the location ourselves.
+    let message = match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    };
+    let location = err.location();
+    ConfigError {
+        file: file.to_path_buf(),
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        message: explain(&message),
+    }
+}
+
+/// Adds a "did you mean" to unknown names and plain words to type errors.
+fn explain(message: &str) -> String {
+    let ticked: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let unknown = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find(|p| message.contains(*p));
+    if let (Some(kind), Some((name, expected))) = (unknown, ticked.split_first()) {
+        let what = if kind.contains("field") {
+            "setting"
+        } else {
+            "value"
+        };
+        let mut out = format!("{message}");
+        match closest(name, expected) {
+            Some(best) => out.push_str(&format!("; did you mean `{best}`?")),
+            None => out.push_str(&format!("; remove it or use a known {what}")),
+        }
+        return out;
+    }
+    let plain = message
+        .replace("expected u32", "expected a whole number")
+        .replace("expected u16", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected usize", "expected a whole number")
+        .replace("expected a boolean", "expected true or false");
+    if message.contains("missing field `") {
+        if let Some(name) = ticked.first() {
+            return format!("{plain}; add `{name}: ...` here");
+        }
+    }
+    plain
+}
+
+/// The candidate nearest to `name`, if it is near enough to be a typo.
+pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Finds the line and column of the node at `path` in `text`.
+///
+/// The YAML library knows where every node is but exposes it only on errors, so this
+/// walks the document to the node and fails there on purpose; the failure carries the
+/// node's position.
+pub fn locate(text: &str, path: &[Seg<'_>]) -> Option<(usize, usize)> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    match Seek(path).deserialize(de) {
+        Err(e) if e.to_string().contains(SEEK_MARK) => {
+            e.location().map(|l| (l.line(), l.column()))
+        }
+        _ => None,
+    }
+}
+
+const SEEK_MARK: &str = "camfleet-seek-target";
+
+struct Seek<'p, 'a>(&'p [Seg<'a>]);
+
+impl<'de> DeserializeSeed<'de> for Seek<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seek<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any node")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((Seg::Key(want), rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(SEEK_MARK));
+        };
+        while let Some(key) = map.next_key::<serde_yaml::Value>()? {
+            if key.as_str() == Some(want) {
+                return map.next_value_seed(Seek(rest));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((Seg::Index(want), rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(SEEK_MARK));
+        };
+        for _ in 0..*want {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+        }
+        seq.next_element_seed(Seek(rest)).map(|_| ())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(E::custom(SEEK_MARK))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(E::custom(SEEK_MARK))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(E::custom(SEEK_MARK))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(E::custom(SEEK_MARK))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(E::custom(SEEK_MARK))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(SEEK_MARK))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_nested_values() {
+        let text = "a: 1\nlist:\n  - x: 1\n  - x: 2\n    y: hello\n";
+        assert_eq!(locate(text, &[Seg::Key("a")]), Some((1, 4)));
+        assert_eq!(
+            locate(text, &[Seg::Key("list"), Seg::Index(1), Seg::Key("y")]),
+            Some((5, 8))
+        );
+        assert_eq!(locate(text, &[Seg::Key("missing")]), None);
+    }
+
+    #[test]
+    fn closest_suggests_typos_only() {
+        assert_eq!(closest("fsp", &["fps", "width"]), Some("fps"));
+        assert_eq!(closest("colour", &["fps", "width"]), None);
+    }
+}

@@ -1,0 +1,415 @@
+//! `cameras.yaml` to validated configuration: the one place YAML is parsed.
+//!
+//! Parsing happens in two steps. `serde_yaml` reads the text into the plain `raw` structs,
+//! which catches syntax errors, wrong types and unknown keys with their positions. Then
+//! [`validate`] checks what types cannot (ranges, duplicates, settings that do not belong to
+//! a source kind) and turns the raw structs into the types the rest of camfleet uses. Every
+//! error names the file, line and column, what is wrong and how to fix it.
+
+mod error;
+mod raw;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, ConfigErrors};
+use error::{locate, path_string, Seg};
+pub use raw::{DesiredValue, Pattern};
+
+use crate::camera::CameraId;
+
+/// Where `camfleet serve` listens unless the file or `--listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Largest client WebSocket message accepted unless the file says otherwise.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 64 * 1024;
+
+/// A validated fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Server-wide settings.
+    pub server: ServerConfig,
+    /// The cameras, in file order.
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// Server-wide settings, from the file's `server:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Address the HTTP and WebSocket server binds.
+    pub listen: SocketAddr,
+    /// Largest client WebSocket message, in bytes; larger ones close with code 1009.
+    pub max_message_bytes: u32,
+}
+
+/// One camera as declared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraConfig {
+    /// Unique, URL-safe id.
+    pub id: CameraId,
+    /// Display name.
+    pub name: String,
+    /// Disabled cameras are listed but never opened.
+    pub enabled: bool,
+    /// Where frames come from.
+    pub source: SourceConfig,
+    /// Control values to apply after every open, in file order.
+    pub controls: Vec<DesiredControl>,
+}
+
+/// Where a camera's frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    /// A generated test picture; needs no hardware.
+    Synthetic(SyntheticConfig),
+    /// A V4L2 device such as a USB camera.
+    V4l2(V4l2Config),
+}
+
+/// Settings of a synthetic source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticConfig {
+    /// Frame width in pixels.
+    pub width: u32,
+    /// Frame height in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// The picture's starting pattern.
+    pub pattern: Pattern,
+    /// When non-zero, frames are encoded ahead into a ring of this many and replayed, so
+    /// the source costs almost nothing per frame; the ring is re-rendered when a control
+    /// changes. Zero encodes every frame live, with the real frame counter and clock.
+    pub prerender: u32,
+    /// Adds controls that make the source stall, vanish or panic, for testing recovery.
+    pub test_controls: bool,
+}
+
+/// How a V4L2 device is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceMatch {
+    /// A device node or a link to one, such as `/dev/v4l/by-id/...`.
+    Path(PathBuf),
+    /// The driver's card name, as `camfleet devices` lists it.
+    Card(String),
+    /// The bus info, such as `usb-0000:00:14.0-2`.
+    BusInfo(String),
+    /// The USB serial number.
+    Serial(String),
+}
+
+/// Settings of a V4L2 source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V4l2Config {
+    /// Which device.
+    pub device: DeviceMatch,
+    /// Preferred pixel format as a FourCC such as `MJPG` or `YUYV`; MJPEG is preferred
+    /// when this is not set and the device offers it.
+    pub pixel_format: Option<[u8; 4]>,
+    /// Requested frame size, when set.
+    pub size: Option<(u32, u32)>,
+    /// Requested frames per second, when set.
+    pub fps: Option<u32>,
+}
+
+/// A control value the configuration asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredControl {
+    /// The control's name, such as `brightness`.
+    pub name: String,
+    /// The value to set.
+    pub value: DesiredValue,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                message: format!(
+                    "cannot read the file: {e}; pass the right path with --config FILE"
+                ),
+            }])
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        let raw: raw::RawConfig = serde_yaml::from_str(text)
+            .map_err(|e| ConfigErrors(vec![error::from_yaml_error(file, &e)]))?;
+        validate(raw, &Issues::new(text, file))
+    }
+}
+
+/// Collects semantic errors and finds their positions in the text.
+struct Issues<'t> {
+    text: &'t str,
+    file: &'t Path,
+    found: std::cell::RefCell<Vec<ConfigError>>,
+}
+
+impl<'t> Issues<'t> {
+    fn new(text: &'t str, file: &'t Path) -> Self {
+        Issues {
+            text,
+            file,
+            found: Default::default(),
+        }
+    }
+
+    /// Records a problem with the node at `path`.
+    fn at(&self, path: &[Seg<'_>], message: impl Into<String>) {
+        let (line, column) = match locate(self.text, path) {
+            Some((l, c)) => (Some(l), Some(c)),
+            None => (None, None),
+        };
+        self.found.borrow_mut().push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: format!("{}: {}", path_string(path), message.into()),
+        });
+    }
+
+    fn line_of(&self, path: &[Seg<'_>]) -> Option<usize> {
+        locate(self.text, path).map(|(l, _)| l)
+    }
+}
+
+fn validate(raw: raw::RawConfig, issues: &Issues<'_>) -> Result<Config, ConfigErrors> {
+    let server = validate_server(&raw.server, issues);
+    if raw.cameras.is_empty() {
+        issues.at(
+            &[Seg::Key("cameras")],
+            "no cameras are declared; add at least one camera under `cameras:` \
+             (see the examples in the repository's cameras.yaml)",
+        );
+    }
+    let mut cameras = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, cam) in raw.cameras.into_iter().enumerate() {
+        let id_path = [Seg::Key("cameras"), Seg::Index(i), Seg::Key("id")];
+        if let Some(first) = seen.get(&cam.id) {
+            let first_path = [Seg::Key("cameras"), Seg::Index(*first), Seg::Key("id")];
+            let where_first = match issues.line_of(&first_path) {
+                Some(line) => format!("line {line}"),
+                None => path_string(&first_path),
+            };
+            issues.at(
+                &id_path,
+                format!(
+                    "camera id `{}` is already used by cameras[{first}] at {where_first}; \
+                     give every camera its own id",
+                    cam.id
+                ),
+            );
+        } else {
+            seen.insert(cam.id.clone(), i);
+        }
+        if let Some(camera) = validate_camera(i, cam, issues) {
+            cameras.push(camera);
+        }
+    }
+    let found = issues.found.take();
+    if found.is_empty() {
+        Ok(Config {
+            server: server.expect("server settings are valid when no issue was found"),
+            cameras,
+        })
+    } else {
+        Err(ConfigErrors(found))
+    }
+}
+
+fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerConfig> {
+    let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            issues.at(
+                &[Seg::Key("server"), Seg::Key("listen")],
+                format!(
+                    "`{listen_text}` is not an address and port; write it like \
+                     `127.0.0.1:8080`, or `0.0.0.0:8080` to listen on every interface"
+                ),
+            );
+            None
+        }
+    };
+    let max_message_bytes = raw.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+    if !(1024..=16 * 1024 * 1024).contains(&max_message_bytes) {
+        issues.at(
+            &[Seg::Key("server"), Seg::Key("max_message_bytes")],
+            format!(
+                "{max_message_bytes} is out of range; use a size from 1024 to 16777216 bytes"
+            ),
+        );
+    }
+    Some(ServerConfig {
+        listen: listen?,
+        max_message_bytes,
+    })
+}
+
+fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option<CameraConfig> {
+    let at = |key: &'static str, msg: String| {
+        issues.at(&[Seg::Key("cameras"), Seg::Index(i), Seg::Key(key)], msg)
+    };
+    let id = match CameraId::parse(&raw.id) {
+        Ok(id) => Some(id),
+        Err(why) => {
+            at("id", why);
+            None
+        }
+    };
+    let source = validate_source(i, &raw.source, issues);
+    let mut controls = Vec::new();
+    for (name, value) in raw.controls.0 {
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            issues.at(
+                &[
+                    Seg::Key("cameras"),
+                    Seg::Index(i),
+                    Seg::Key("controls"),
+                    Seg::Key(&name),
+                ],
+                format!(
+                    "`{name}` is not a control name; names are lower case with underscores, \
+                     as `camfleet devices` lists them, e.g. `white_balance_automatic`"
+                ),
+            );
+        }
+        controls.push(DesiredControl { name, value });
+    }
+    Some(CameraConfig {
+        name: raw.name.unwrap_or_else(|| raw.id.clone()),
+        id: id?,
+        enabled: raw.enabled.unwrap_or(true),
+        source: source?,
+        controls,
+    })
+}
+
+fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Option<SourceConfig> {
+    let path = |key: &'static str| [Seg::Key("cameras"), Seg::Index(i), Seg::Key("source"), Seg::Key(key)];
+    let before = issues.found.borrow().len();
+    let check_range = |key: &'static str, value: Option<u32>, min: u32, max: u32, what: &str| {
+        if let Some(v) = value {
+            if !(min..=max).contains(&v) {
+                issues.at(
+                    &path(key),
+                    format!("{key} {v} is out of range; use {what} from {min} to {max}"),
+                );
+            }
+        }
+    };
+    check_range("fps", raw.fps, 1, 240, "a frame rate");
+    check_range("width", raw.width, 16, 7680, "a width in pixels");
+    check_range("height", raw.height, 16, 4320, "a height in pixels");
+
+    let kind = raw.kind;
+    let refuse = |key: &'static str, present: bool, hint: &str| {
+        if present {
+            issues.at(
+                &path(key),
+                format!("`{key}` is not a setting of a {kind} source; {hint}"),
+            );
+        }
+    };
+    let source = match kind {
+        raw::SourceKind::Synthetic => {
+            let hint = "synthetic sources take width, height, fps, pattern, prerender and test_controls";
+            refuse("device", raw.device.is_some(), hint);
+            refuse("card", raw.card.is_some(), hint);
+            refuse("bus_info", raw.bus_info.is_some(), hint);
+            refuse("serial", raw.serial.is_some(), hint);
+            refuse("pixel_format", raw.pixel_format.is_some(), hint);
+            check_range("prerender", raw.prerender, 0, 300, "a number of frames");
+            SourceConfig::Synthetic(SyntheticConfig {
+                width: raw.width.unwrap_or(640),
+                height: raw.height.unwrap_or(480),
+                fps: raw.fps.unwrap_or(15),
+                pattern: raw.pattern.unwrap_or(Pattern::Bars),
+                prerender: raw.prerender.unwrap_or(0),
+                test_controls: raw.test_controls.unwrap_or(false),
+            })
+        }
+        raw::SourceKind::V4l2 => {
+            let hint = "V4L2 sources take device (or card, bus_info, serial), pixel_format, width, height and fps";
+            refuse("pattern", raw.pattern.is_some(), hint);
+            refuse("prerender", raw.prerender.is_some(), hint);
+            refuse("test_controls", raw.test_controls.is_some(), hint);
+            let device = v4l2_device(raw, &path("kind"), issues);
+            let pixel_format = raw.pixel_format.as_deref().and_then(|f| {
+                let bytes = f.as_bytes();
+                let ok = bytes.len() == 4 && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+                if !ok {
+                    issues.at(
+                        &path("pixel_format"),
+                        format!(
+                            "`{f}` is not a FourCC; use four characters such as MJPG or YUYV \
+                             (`camfleet devices` lists what each camera offers)"
+                        ),
+                    );
+                    return None;
+                }
+                Some([bytes[0], bytes[1], bytes[2], bytes[3]])
+            });
+            let size = match (raw.width, raw.height) {
+                (Some(w), Some(h)) => Some((w, h)),
+                (None, None) => None,
+                (Some(_), None) | (None, Some(_)) => {
+                    let key = if raw.width.is_some() { "width" } else { "height" };
+                    issues.at(
+                        &path(key),
+                        "set both width and height, or neither to take the device's default size",
+                    );
+                    None
+                }
+            };
+            SourceConfig::V4l2(V4l2Config {
+                device: device?,
+                pixel_format,
+                size,
+                fps: raw.fps,
+            })
+        }
+    };
+    (issues.found.borrow().len() == before).then_some(source)
+}
+
+fn v4l2_device(raw: &raw::RawSource, kind_path: &[Seg<'_>], issues: &Issues<'_>) -> Option<DeviceMatch> {
+    let mut given = Vec::new();
+    if let Some(d) = &raw.device {
+        given.push(DeviceMatch::Path(PathBuf::from(d)));
+    }
+    if let Some(c) = &raw.card {
+        given.push(DeviceMatch::Card(c.clone()));
+    }
+    if let Some(b) = &raw.bus_info {
+        given.push(DeviceMatch::BusInfo(b.clone()));
+    }
+    if let Some(s) = &raw.serial {
+        given.push(DeviceMatch::Serial(s.clone()));
+    }
+    if given.len() != 1 {
+        issues.at(
+            kind_path,
+            "a V4L2 source needs exactly one of `device` (a path such as \
+             /dev/v4l/by-id/usb-...-video-index0), `card`, `bus_info` or `serial`",
+        );
+        return None;
+    }
+    given.pop()
+}
+
+#[cfg(test)]
+mod tests;

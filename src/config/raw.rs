@@ -1,0 +1,199 @@
+//! The YAML file's shape, as `serde` reads it; checked further by `validate`.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub cameras: Vec<RawCamera>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub listen: Option<String>,
+    pub max_message_bytes: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCamera {
+    pub id: String,
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub source: RawSource,
+    #[serde(default)]
+    pub controls: ControlSettings,
+}
+
+/// Every source setting of every kind; `validate` refuses the ones a kind does not take.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub kind: SourceKind,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<u32>,
+    pub pattern: Option<Pattern>,
+    pub prerender: Option<u32>,
+    pub test_controls: Option<bool>,
+    pub device: Option<String>,
+    pub card: Option<String>,
+    pub bus_info: Option<String>,
+    pub serial: Option<String>,
+    pub pixel_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SourceKind {
+    Synthetic,
+    V4l2,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::Synthetic => "synthetic",
+            SourceKind::V4l2 => "v4l2",
+        })
+    }
+}
+
+/// The picture a synthetic source draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    /// Moving colour bars.
+    Bars,
+    /// A moving colour gradient.
+    Gradient,
+    /// A moving checkerboard.
+    Checkers,
+}
+
+impl Pattern {
+    /// Every pattern, in menu order.
+    pub const ALL: [Pattern; 3] = [Pattern::Bars, Pattern::Gradient, Pattern::Checkers];
+
+    /// The pattern's name as written in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Bars => "bars",
+            Pattern::Gradient => "gradient",
+            Pattern::Checkers => "checkers",
+        }
+    }
+}
+
+/// A desired control value as written in YAML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesiredValue {
+    /// An integer, or a menu item's index.
+    Int(i64),
+    /// `true` or `false`, for boolean controls.
+    Bool(bool),
+    /// A menu item's name, such as `50 Hz`.
+    MenuItem(String),
+}
+
+impl DesiredValue {
+    /// The value as the device takes it, when it does not depend on a menu.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            DesiredValue::Int(v) => Some(*v),
+            DesiredValue::Bool(b) => Some(i64::from(*b)),
+            DesiredValue::MenuItem(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for DesiredValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DesiredValue::Int(v) => write!(f, "{v}"),
+            DesiredValue::Bool(b) => write!(f, "{b}"),
+            DesiredValue::MenuItem(s) => write!(f, "\"{s}\""),
+        }
+    }
+}
+
+const CONTROL_VALUE_HINT: &str =
+    "a control value must be a whole number, true or false, or a menu item's name";
+
+impl<'de> Deserialize<'de> for DesiredValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DesiredValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(CONTROL_VALUE_HINT)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<DesiredValue, E> {
+                Ok(DesiredValue::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DesiredValue, E> {
+                Ok(DesiredValue::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DesiredValue, E> {
+                i64::try_from(v)
+                    .map(DesiredValue::Int)
+                    .map_err(|_| E::custom(format!("{v} is too large for a control value")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<DesiredValue, E> {
+                Err(E::custom(format!(
+                    "{v} is not a whole number; {CONTROL_VALUE_HINT}"
+                )))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DesiredValue, E> {
+                if v.is_empty() {
+                    return Err(E::custom(format!("the value is empty; {CONTROL_VALUE_HINT}")));
+                }
+                Ok(DesiredValue::MenuItem(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<DesiredValue, E> {
+                Err(E::custom(format!("the value is missing; {CONTROL_VALUE_HINT}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `controls:` mapping, in file order.
+#[derive(Debug, Default)]
+pub(super) struct ControlSettings(pub Vec<(String, DesiredValue)>);
+
+impl<'de> Deserialize<'de> for ControlSettings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ControlSettings;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of control names to values, e.g. `brightness: 140`")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ControlSettings, E> {
+                Ok(ControlSettings::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ControlSettings, A::Error> {
+                let mut out: Vec<(String, DesiredValue)> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let value = map.next_value::<DesiredValue>()?;
+                    if out.iter().any(|(n, _)| *n == name) {
+                        return Err(de::Error::custom(format!(
+                            "control `{name}` is set twice; keep one of the two lines"
+                        )));
+                    }
+                    out.push((name, value));
+                }
+                Ok(ControlSettings(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,45 @@
+//! JSON endpoints for scripts and monitoring.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::AppState;
+use crate::camera::status::CameraStatus;
+use crate::hub::ListCameras;
+
+/// `GET /healthz`: 200 while the server runs.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// `GET /api/cameras`: every camera's status, in configuration order.
+pub async fn cameras(state: web::Data<AppState>) -> HttpResponse {
+    match state.hub.send(ListCameras).await {
+        Ok(list) => HttpResponse::Ok().json(list.iter().map(|s| camera_json(s)).collect::<Vec<_>>()),
+        Err(_) => HttpResponse::ServiceUnavailable().json(json!({
+            "error": "the server is shutting down"
+        })),
+    }
+}
+
+fn camera_json(s: &CameraStatus) -> serde_json::Value {
+    json!({
+        "id": s.id.as_str(),
+        "name": s.name,
+        "state": s.state.to_string(),
+        "reason": s.reason,
+        "fps": (s.fps * 10.0).round() / 10.0,
+        "requested_fps": s.requested_fps,
+        "frames_captured": s.frames_captured,
+        "frames_dropped": s.frames_dropped,
+        "reconnects": s.reconnects,
+        "last_frame_seq": s.last_frame_seq,
+        "width": s.format.map(|f| f.width),
+        "height": s.format.map(|f| f.height),
+        "pixel_format": s.format.map(|f| f.fourcc.to_string()),
+        "controls": s.controls.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "control_problems": s.control_problems.iter().map(|p| json!({
+            "control": p.name, "desired": p.desired, "actual": p.actual, "message": p.message,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,55 @@
+//! HTTP: the routes, and the checks every request passes first.
+//!
+//! - `GET /ws`: the WebSocket session ([`ws`]), protobuf over binary messages
+//! - `GET /api/cameras`: every camera's status as JSON ([`api`])
+//! - `GET /healthz`: 200 while the server runs
+
+mod api;
+pub mod wire;
+pub mod ws;
+
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::hub::Hub;
+
+/// What every request handler can reach.
+pub struct AppState {
+    /// The hub, for status and commands.
+    pub hub: Addr<Hub>,
+    /// Largest client WebSocket message, in bytes.
+    pub max_message_bytes: u32,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(api::healthz))
+        .route("/api/cameras", web::get().to(api::cameras))
+        .service(
+            web::resource("/ws")
+                .guard(actix_web::guard::Get())
+                .to(websocket),
+        );
+}
+
+/// Refuses WebSockets opened by pages of other sites, which could otherwise drive the
+/// cameras from a user's browser; clients that are not browsers send no `Origin`.
+async fn websocket(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    if let Some(origin) = req.headers().get("origin").and_then(|o| o.to_str().ok()) {
+        let host = req.connection_info().host().to_string();
+        let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+        if origin_host != host {
+            return Ok(HttpResponse::Forbidden().json(serde_json::json!({
+                "error": format!(
+                    "WebSocket from another site ({origin}) refused; open the dashboard \
+                     from this server at http://{host}/"
+                )
+            })));
+        }
+    }
+    ws::route(req, payload, state).await
+}

@@ -1,0 +1,248 @@
+//! The WebSocket session actor at `/ws`: one per connected client.
+//!
+//! It speaks binary protobuf (`camfleet.v1.ClientMessage` in, `ServerMessage` out), sends
+//! `Hello` on connect, pings every [`HEARTBEAT_INTERVAL`] and drops a client that is silent
+//! for [`CLIENT_TIMEOUT`]. It registers with the hub in `started` and says goodbye in
+//! `stopping`, so the pair is always symmetric. This is the only module that uses
+//! `actix-web-actors`.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use tracing::{debug, warn};
+
+use super::wire::{self, Command, Rejection};
+use super::AppState;
+use crate::hub::{self, Hub, SessionEvent, SessionId};
+use crate::proto::{self, server_message::Kind as ServerKind};
+
+/// How often the server pings each client.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// A client that sends nothing, not even a pong, for this long is disconnected.
+pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Events the hub may queue for one session; past this it drops and counts them.
+pub const SESSION_QUEUE: usize = 64;
+/// Commands one session may have waiting on cameras at once.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// One client's connection.
+pub struct WsSession {
+    hub: Addr<Hub>,
+    id: Option<SessionId>,
+    last_heard: Instant,
+    in_flight: usize,
+    max_message_bytes: u32,
+}
+
+/// `GET /ws`: upgrades to a WebSocket session.
+pub async fn route(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let session = WsSession {
+        hub: state.hub.clone(),
+        id: None,
+        last_heard: Instant::now(),
+        in_flight: 0,
+        max_message_bytes: state.max_message_bytes,
+    };
+    ws::WsResponseBuilder::new(session, &req, payload)
+        .frame_size(state.max_message_bytes as usize)
+        .start()
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(SESSION_QUEUE);
+        self.send(ctx, wire::hello(self.max_message_bytes));
+        ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
+            if act.last_heard.elapsed() > CLIENT_TIMEOUT {
+                debug!(session = ?act.id, "client timed out");
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+        // Nothing else is handled until the hub has given this session its id.
+        self.hub
+            .send(hub::Connect {
+                events: ctx.address().recipient(),
+            })
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok(id) => act.id = Some(id),
+                Err(_) => ctx.stop(),
+            })
+            .wait(ctx);
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        if let Some(session) = self.id.take() {
+            self.hub.do_send(hub::Disconnect { session });
+        }
+        Running::Stop
+    }
+}
+
+impl WsSession {
+    fn send(&self, ctx: &mut ws::WebsocketContext<Self>, kind: ServerKind) {
+        ctx.binary(wire::encode(kind));
+    }
+
+    /// Sends `request` to the hub and the answer, shaped by `reply`, back to this client.
+    fn ask<M>(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        request_id: u64,
+        request: M,
+        reply: impl FnOnce(M::Result) -> ServerKind + 'static,
+    ) where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        Hub: Handler<M>,
+    {
+        if self.in_flight >= MAX_IN_FLIGHT {
+            let msg = format!(
+                "{MAX_IN_FLIGHT} commands are already waiting for an answer; \
+                 wait for their results before sending more"
+            );
+            return self.send(ctx, wire::result(request_id, Err(msg)));
+        }
+        self.in_flight += 1;
+        self.hub
+            .send(request)
+            .into_actor(self)
+            .map(move |answer, act, ctx| {
+                act.in_flight -= 1;
+                let kind = match answer {
+                    Ok(value) => reply(value),
+                    Err(_) => wire::result(request_id, Err("the server is shutting down".into())),
+                };
+                act.send(ctx, kind);
+            })
+            .spawn(ctx);
+    }
+
+    fn command(&mut self, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
+        let command = match wire::decode(bytes) {
+            Ok(c) => c,
+            Err(Rejection::Malformed(message)) => return self.send(ctx, wire::error(message)),
+            Err(Rejection::Refused { request_id, message }) => {
+                return self.send(ctx, wire::result(request_id, Err(message)))
+            }
+        };
+        let Some(session) = self.id else { return };
+        match command {
+            Command::ListCameras => self.ask(ctx, 0, hub::ListCameras, |list| {
+                ServerKind::CameraList(proto::CameraList {
+                    cameras: list.iter().map(|s| wire::status(s)).collect(),
+                })
+            }),
+            Command::Subscribe { request_id, cameras } => {
+                self.ask(ctx, request_id, hub::Subscribe { session, cameras }, move |r| {
+                    wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string()))
+                })
+            }
+            Command::Unsubscribe { request_id, cameras } => {
+                self.ask(ctx, request_id, hub::Unsubscribe { session, cameras }, move |r| {
+                    wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string()))
+                })
+            }
+            Command::SetControl {
+                request_id,
+                camera,
+                control,
+                value,
+            } => {
+                let msg = hub::SetControl {
+                    camera,
+                    control,
+                    value,
+                };
+                self.ask(ctx, request_id, msg, move |r| {
+                    wire::result(request_id, r.map(Some).map_err(|e| e.to_string()))
+                })
+            }
+            Command::GetControls { request_id, camera } => {
+                let camera_id = camera.to_string();
+                self.ask(ctx, request_id, hub::GetControls { camera }, move |r| match r {
+                    Ok(controls) => ServerKind::ControlList(proto::ControlList {
+                        request_id,
+                        camera_id,
+                        controls: controls.iter().map(wire::control).collect(),
+                    }),
+                    Err(e) => wire::result(request_id, Err(e.to_string())),
+                })
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(ws::Message::Binary(bytes)) => self.command(&bytes, ctx),
+            Ok(ws::Message::Text(_)) => self.send(
+                ctx,
+                wire::error(
+                    "text messages are not understood; send each camfleet.v1.ClientMessage \
+                     as a binary WebSocket message"
+                        .into(),
+                ),
+            ),
+            Ok(ws::Message::Continuation(_)) => self.send(
+                ctx,
+                wire::error(
+                    "fragmented messages are not supported; send each ClientMessage in one \
+                     WebSocket frame"
+                        .into(),
+                ),
+            ),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Err(ws::ProtocolError::Overflow) => {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Size,
+                    description: Some(format!(
+                        "message larger than {} bytes; split it into smaller commands",
+                        self.max_message_bytes
+                    )),
+                }));
+                ctx.stop();
+            }
+            Err(e) => {
+                warn!(session = ?self.id, "WebSocket protocol error: {e}");
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Protocol,
+                    description: Some(e.to_string()),
+                }));
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<SessionEvent> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, event: SessionEvent, ctx: &mut Self::Context) {
+        let kind = match event {
+            SessionEvent::Status(status) => ServerKind::CameraStatus(wire::status(&status)),
+            SessionEvent::Dropped(n) => ServerKind::SessionStats(proto::SessionStats {
+                messages_dropped: n,
+                frames_replaced: 0,
+            }),
+        };
+        self.send(ctx, kind);
+    }
+}
