@@ -71,11 +71,22 @@ fn check(path: &std::path::Path) -> ExitCode {
     let Some(config) = load(path) else {
         return ExitCode::FAILURE;
     };
-    println!("{}: {} camera(s), listening on {}", path.display(), config.cameras.len(), config.server.listen);
+    println!(
+        "{}: {} camera(s), listening on {}",
+        path.display(),
+        config.cameras.len(),
+        config.server.listen
+    );
     for cam in &config.cameras {
         let source = match &cam.source {
             SourceConfig::Synthetic(s) => {
-                format!("synthetic {}x{} @ {} fps, pattern {}", s.width, s.height, s.fps, s.pattern.name())
+                format!(
+                    "synthetic {}x{} @ {} fps, pattern {}",
+                    s.width,
+                    s.height,
+                    s.fps,
+                    s.pattern.name()
+                )
             }
             SourceConfig::V4l2(v) => {
                 let size = v.size.map(|(w, h)| format!(" {w}x{h}")).unwrap_or_default();
@@ -106,8 +117,12 @@ fn serve(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
         config.server.listen = addr;
     }
     let result = actix_web::rt::System::new().block_on(async move {
-        let listener = std::net::TcpListener::bind(config.server.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; pass another address with --listen", config.server.listen))?;
+        let listener = std::net::TcpListener::bind(config.server.listen).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; pass another address with --listen",
+                config.server.listen
+            )
+        })?;
         let server = camfleet::server::start(config, listener)?;
         tracing::info!("camfleet serving on http://{}/", server.local_addr);
         let handle = server.http.handle();

@@ -88,7 +88,11 @@ impl Actor for CameraActor {
 }
 
 /// Starts a camera on a thread of its own and returns its address.
-pub fn start(cfg: CameraConfig, hub: Recipient<StatusUpdate>, frames: FramePublisher) -> Addr<CameraActor> {
+pub fn start(
+    cfg: CameraConfig,
+    hub: Recipient<StatusUpdate>,
+    frames: FramePublisher,
+) -> Addr<CameraActor> {
     let thread_name = format!("camera-{}", cfg.id);
     SyncArbiter::start_with_thread_builder(
         1,
@@ -101,11 +105,16 @@ impl CameraActor {
     fn new(cfg: &CameraConfig, hub: Recipient<StatusUpdate>, frames: FramePublisher) -> Self {
         let (opener, requested_fps): (Box<dyn Opener>, f64) = match &cfg.source {
             SourceConfig::Synthetic(s) => (
-                Box::new(source::synthetic::SyntheticOpener::new(s.clone(), &cfg.name)),
+                Box::new(source::synthetic::SyntheticOpener::new(
+                    s.clone(),
+                    &cfg.name,
+                )),
                 f64::from(s.fps),
             ),
             SourceConfig::V4l2(v) => (
-                Box::new(source::Unsupported("V4L2 capture is not built into this version")),
+                Box::new(source::Unsupported(
+                    "V4L2 capture is not built into this version",
+                )),
                 v.fps.map(f64::from).unwrap_or(0.0),
             ),
         };
@@ -120,7 +129,11 @@ impl CameraActor {
             device: None,
             controls: Vec::new(),
             problems: Vec::new(),
-            phase: if cfg.enabled { Phase::Opening } else { Phase::Stopped },
+            phase: if cfg.enabled {
+                Phase::Opening
+            } else {
+                Phase::Stopped
+            },
             failures_in_a_row: 0,
             has_failed: false,
             frames,
@@ -176,7 +189,10 @@ impl CameraActor {
     /// Applies the configuration's controls, automatic modes first, then the values set
     /// live; reads each back and records what did not take.
     fn apply_desired(&mut self) -> Result<(), SourceError> {
-        let device = self.device.as_mut().expect("apply_desired runs on an open device");
+        let device = self
+            .device
+            .as_mut()
+            .expect("apply_desired runs on an open device");
         self.controls = device.controls()?;
         self.problems.clear();
         let live = self.overrides.iter().map(|(name, value)| DesiredControl {
@@ -215,7 +231,10 @@ impl CameraActor {
     }
 
     fn capture(&mut self) {
-        let device = self.device.as_mut().expect("a streaming camera has a device");
+        let device = self
+            .device
+            .as_mut()
+            .expect("a streaming camera has a device");
         let format = device.format();
         let captured = match device.next_frame(CAPTURE_WAIT) {
             Ok(Some(c)) => c,

@@ -318,7 +318,10 @@ mod tests {
             normalize_name("White Balance Temperature, Auto"),
             "white_balance_temperature_auto"
         );
-        assert_eq!(normalize_name("  Power Line Frequency "), "power_line_frequency");
+        assert_eq!(
+            normalize_name("  Power Line Frequency "),
+            "power_line_frequency"
+        );
         assert_eq!(normalize_name("Exposure (Absolute)"), "exposure_absolute");
     }
 
@@ -349,7 +352,10 @@ mod tests {
             value: DesiredValue::Int(1),
         };
         let desired = vec![d("exposure_time_absolute"), d("auto_exposure"), d("gain")];
-        let order: Vec<&str> = apply_order(&desired).iter().map(|d| d.name.as_str()).collect();
+        let order: Vec<&str> = apply_order(&desired)
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
         assert_eq!(order, ["auto_exposure", "exposure_time_absolute", "gain"]);
     }
 }

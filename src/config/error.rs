@@ -104,7 +104,7 @@ fn explain(message: &str) -> String {
         } else {
             "value"
         };
-        let mut out = format!("{message}");
+        let mut out = message.to_string();
         match closest(name, expected) {
             Some(best) => out.push_str(&format!("; did you mean `{best}`?")),
             None => out.push_str(&format!("; remove it or use a known {what}")),
@@ -162,9 +162,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn locate(text: &str, path: &[Seg<'_>]) -> Option<(usize, usize)> {
     let de = serde_yaml::Deserializer::from_str(text);
     match Seek(path).deserialize(de) {
-        Err(e) if e.to_string().contains(SEEK_MARK) => {
-            e.location().map(|l| (l.line(), l.column()))
-        }
+        Err(e) if e.to_string().contains(SEEK_MARK) => e.location().map(|l| (l.line(), l.column())),
         _ => None,
     }
 }

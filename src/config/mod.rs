@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors};
 use error::{locate, path_string, Seg};
+pub use error::{ConfigError, ConfigErrors};
 pub use raw::{DesiredValue, Pattern};
 
 use crate::camera::CameraId;
@@ -244,9 +244,7 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
     if !(1024..=16 * 1024 * 1024).contains(&max_message_bytes) {
         issues.at(
             &[Seg::Key("server"), Seg::Key("max_message_bytes")],
-            format!(
-                "{max_message_bytes} is out of range; use a size from 1024 to 16777216 bytes"
-            ),
+            format!("{max_message_bytes} is out of range; use a size from 1024 to 16777216 bytes"),
         );
     }
     Some(ServerConfig {
@@ -299,7 +297,14 @@ fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option
 }
 
 fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Option<SourceConfig> {
-    let path = |key: &'static str| [Seg::Key("cameras"), Seg::Index(i), Seg::Key("source"), Seg::Key(key)];
+    let path = |key: &'static str| {
+        [
+            Seg::Key("cameras"),
+            Seg::Index(i),
+            Seg::Key("source"),
+            Seg::Key(key),
+        ]
+    };
     let before = issues.found.borrow().len();
     let check_range = |key: &'static str, value: Option<u32>, min: u32, max: u32, what: &str| {
         if let Some(v) = value {
@@ -326,7 +331,8 @@ fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Optio
     };
     let source = match kind {
         raw::SourceKind::Synthetic => {
-            let hint = "synthetic sources take width, height, fps, pattern, prerender and test_controls";
+            let hint =
+                "synthetic sources take width, height, fps, pattern, prerender and test_controls";
             refuse("device", raw.device.is_some(), hint);
             refuse("card", raw.card.is_some(), hint);
             refuse("bus_info", raw.bus_info.is_some(), hint);
@@ -350,7 +356,8 @@ fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Optio
             let device = v4l2_device(raw, &path("kind"), issues);
             let pixel_format = raw.pixel_format.as_deref().and_then(|f| {
                 let bytes = f.as_bytes();
-                let ok = bytes.len() == 4 && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+                let ok =
+                    bytes.len() == 4 && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
                 if !ok {
                     issues.at(
                         &path("pixel_format"),
@@ -367,7 +374,11 @@ fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Optio
                 (Some(w), Some(h)) => Some((w, h)),
                 (None, None) => None,
                 (Some(_), None) | (None, Some(_)) => {
-                    let key = if raw.width.is_some() { "width" } else { "height" };
+                    let key = if raw.width.is_some() {
+                        "width"
+                    } else {
+                        "height"
+                    };
                     issues.at(
                         &path(key),
                         "set both width and height, or neither to take the device's default size",
@@ -386,7 +397,11 @@ fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Optio
     (issues.found.borrow().len() == before).then_some(source)
 }
 
-fn v4l2_device(raw: &raw::RawSource, kind_path: &[Seg<'_>], issues: &Issues<'_>) -> Option<DeviceMatch> {
+fn v4l2_device(
+    raw: &raw::RawSource,
+    kind_path: &[Seg<'_>],
+    issues: &Issues<'_>,
+) -> Option<DeviceMatch> {
     let mut given = Vec::new();
     if let Some(d) = &raw.device {
         given.push(DeviceMatch::Path(PathBuf::from(d)));

@@ -153,12 +153,16 @@ impl<'de> Deserialize<'de> for DesiredValue {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<DesiredValue, E> {
                 if v.is_empty() {
-                    return Err(E::custom(format!("the value is empty; {CONTROL_VALUE_HINT}")));
+                    return Err(E::custom(format!(
+                        "the value is empty; {CONTROL_VALUE_HINT}"
+                    )));
                 }
                 Ok(DesiredValue::MenuItem(v.to_string()))
             }
             fn visit_unit<E: de::Error>(self) -> Result<DesiredValue, E> {
-                Err(E::custom(format!("the value is missing; {CONTROL_VALUE_HINT}")))
+                Err(E::custom(format!(
+                    "the value is missing; {CONTROL_VALUE_HINT}"
+                )))
             }
         }
         d.deserialize_any(V)

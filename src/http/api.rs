@@ -15,7 +15,9 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /api/cameras`: every camera's status, in configuration order.
 pub async fn cameras(state: web::Data<AppState>) -> HttpResponse {
     match state.hub.send(ListCameras).await {
-        Ok(list) => HttpResponse::Ok().json(list.iter().map(|s| camera_json(s)).collect::<Vec<_>>()),
+        Ok(list) => {
+            HttpResponse::Ok().json(list.iter().map(|s| camera_json(s)).collect::<Vec<_>>())
+        }
         Err(_) => HttpResponse::ServiceUnavailable().json(json!({
             "error": "the server is shutting down"
         })),

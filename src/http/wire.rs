@@ -238,7 +238,10 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed() {
-        assert!(matches!(decode(b"\xff\xff\xff"), Err(Rejection::Malformed(_))));
+        assert!(matches!(
+            decode(b"\xff\xff\xff"),
+            Err(Rejection::Malformed(_))
+        ));
         assert!(matches!(decode(b""), Err(Rejection::Malformed(_))));
     }
 
@@ -253,7 +256,10 @@ mod tests {
             })),
         };
         match decode(&msg.encode_to_vec()) {
-            Err(Rejection::Refused { request_id, message }) => {
+            Err(Rejection::Refused {
+                request_id,
+                message,
+            }) => {
                 assert_eq!(request_id, 7);
                 assert!(message.contains("no such/camera"), "{message}");
             }

@@ -132,9 +132,10 @@ impl WsSession {
         let command = match wire::decode(bytes) {
             Ok(c) => c,
             Err(Rejection::Malformed(message)) => return self.send(ctx, wire::error(message)),
-            Err(Rejection::Refused { request_id, message }) => {
-                return self.send(ctx, wire::result(request_id, Err(message)))
-            }
+            Err(Rejection::Refused {
+                request_id,
+                message,
+            }) => return self.send(ctx, wire::result(request_id, Err(message))),
         };
         let Some(session) = self.id else { return };
         match command {
@@ -143,16 +144,24 @@ impl WsSession {
                     cameras: list.iter().map(|s| wire::status(s)).collect(),
                 })
             }),
-            Command::Subscribe { request_id, cameras } => {
-                self.ask(ctx, request_id, hub::Subscribe { session, cameras }, move |r| {
-                    wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string()))
-                })
-            }
-            Command::Unsubscribe { request_id, cameras } => {
-                self.ask(ctx, request_id, hub::Unsubscribe { session, cameras }, move |r| {
-                    wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string()))
-                })
-            }
+            Command::Subscribe {
+                request_id,
+                cameras,
+            } => self.ask(
+                ctx,
+                request_id,
+                hub::Subscribe { session, cameras },
+                move |r| wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string())),
+            ),
+            Command::Unsubscribe {
+                request_id,
+                cameras,
+            } => self.ask(
+                ctx,
+                request_id,
+                hub::Unsubscribe { session, cameras },
+                move |r| wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string())),
+            ),
             Command::SetControl {
                 request_id,
                 camera,
@@ -170,14 +179,19 @@ impl WsSession {
             }
             Command::GetControls { request_id, camera } => {
                 let camera_id = camera.to_string();
-                self.ask(ctx, request_id, hub::GetControls { camera }, move |r| match r {
-                    Ok(controls) => ServerKind::ControlList(proto::ControlList {
-                        request_id,
-                        camera_id,
-                        controls: controls.iter().map(wire::control).collect(),
-                    }),
-                    Err(e) => wire::result(request_id, Err(e.to_string())),
-                })
+                self.ask(
+                    ctx,
+                    request_id,
+                    hub::GetControls { camera },
+                    move |r| match r {
+                        Ok(controls) => ServerKind::ControlList(proto::ControlList {
+                            request_id,
+                            camera_id,
+                            controls: controls.iter().map(wire::control).collect(),
+                        }),
+                        Err(e) => wire::result(request_id, Err(e.to_string())),
+                    },
+                )
             }
         }
     }

@@ -135,9 +135,9 @@ impl Actor for Hub {
         for cfg in std::mem::take(&mut self.configs) {
             let (publisher, frames) = frame_slot();
             let status = CameraStatus::initial(cfg.id.clone(), cfg.name.clone(), cfg.enabled);
-            let addr = cfg.enabled.then(|| {
-                actor::start(cfg.clone(), ctx.address().recipient(), publisher)
-            });
+            let addr = cfg
+                .enabled
+                .then(|| actor::start(cfg.clone(), ctx.address().recipient(), publisher));
             self.cameras.push(CameraEntry {
                 id: cfg.id,
                 addr,

@@ -181,15 +181,28 @@ impl SyntheticDevice {
                     })
                     .collect(),
                 ..with_kind(
-                    int(ID_PATTERN, "test_pattern", 0, 2, pattern_index(self.cfg.pattern), pattern_index(s.pattern)),
+                    int(
+                        ID_PATTERN,
+                        "test_pattern",
+                        0,
+                        2,
+                        pattern_index(self.cfg.pattern),
+                        pattern_index(s.pattern),
+                    ),
                     ControlType::Menu,
                 )
             },
         ];
         if self.cfg.test_controls {
             list.extend([
-                with_kind(int(ID_STALL, "stall", 0, 1, 0, i64::from(s.stall)), ControlType::Boolean),
-                with_kind(int(ID_DISCONNECT, "disconnect", 0, 0, 0, 0), ControlType::Button),
+                with_kind(
+                    int(ID_STALL, "stall", 0, 1, 0, i64::from(s.stall)),
+                    ControlType::Boolean,
+                ),
+                with_kind(
+                    int(ID_DISCONNECT, "disconnect", 0, 0, 0, 0),
+                    ControlType::Button,
+                ),
                 int(
                     ID_RECONNECT_DELAY,
                     "reconnect_delay_ms",
@@ -269,7 +282,8 @@ impl Device for SyntheticDevice {
             ID_STALL => s.stall = value != 0,
             ID_RECONNECT_DELAY => s.reconnect_delay_ms = value,
             ID_DISCONNECT => {
-                let until = self.plug.epoch.elapsed().as_millis() as u64 + s.reconnect_delay_ms as u64;
+                let until =
+                    self.plug.epoch.elapsed().as_millis() as u64 + s.reconnect_delay_ms as u64;
                 self.plug.absent_until_ms.store(until, Ordering::Relaxed);
                 self.vanished = true;
             }
@@ -295,7 +309,15 @@ impl Device for SyntheticDevice {
 }
 
 /// Fills `rgb` with `pattern` moved to frame `index`; the picture crosses in 4 seconds.
-fn draw_pattern(rgb: &mut [u8], w: usize, h: usize, pattern: Pattern, index: u64, fps: u32, flip: bool) {
+fn draw_pattern(
+    rgb: &mut [u8],
+    w: usize,
+    h: usize,
+    pattern: Pattern,
+    index: u64,
+    fps: u32,
+    flip: bool,
+) {
     const BARS: [[u8; 3]; 8] = [
         [235, 235, 235],
         [235, 235, 16],
@@ -476,7 +498,12 @@ mod tests {
     fn stall_delivers_nothing() {
         let mut opener = SyntheticOpener::new(config(0), "test");
         let mut dev = opener.open().unwrap();
-        let stall = dev.controls().unwrap().into_iter().find(|c| c.name == "stall").unwrap();
+        let stall = dev
+            .controls()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == "stall")
+            .unwrap();
         dev.set_control(&stall, 1).unwrap();
         for _ in 0..5 {
             assert!(dev.next_frame(Duration::from_millis(40)).unwrap().is_none());

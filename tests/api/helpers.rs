@@ -1,0 +1,248 @@
+//! A real camfleet on port 0 and a real WebSocket client speaking its protocol.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use awc::ws;
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+
+use camfleet::config::Config;
+use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S};
+
+/// How long a test waits for any one expected message.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A camfleet server running on its own thread and actix system.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts camfleet with this fleet (YAML text) on a free port.
+pub fn spawn(yaml: &str) -> TestServer {
+    let config = Config::parse(yaml, Path::new("test.yaml")).expect("test fleet is valid");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = camfleet::server::start(config, listener).unwrap();
+            tx.send(server.http.handle()).unwrap();
+            server.http.await.unwrap();
+        });
+    });
+    let handle = rx.recv().unwrap();
+    TestServer {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let mut resp = awc::Client::new().get(self.url(path)).send().await.unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().limit(1 << 20).await.unwrap()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stopping needs a runtime; the server's own thread has one.
+        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)))
+            .join()
+            .ok();
+        if let Some(t) = self.thread.take() {
+            t.join().ok();
+        }
+    }
+}
+
+/// A WebSocket client.
+pub struct Client {
+    framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+    pub hello: proto::Hello,
+    next_request: u64,
+}
+
+impl Client {
+    async fn connect(server: &TestServer) -> Client {
+        let (_, framed) = awc::Client::new()
+            .ws(format!("ws://{}/ws", server.addr))
+            .max_frame_size(16 << 20)
+            .connect()
+            .await
+            .expect("WebSocket connects");
+        let mut client = Client {
+            framed,
+            hello: proto::Hello::default(),
+            next_request: 1,
+        };
+        client.hello = client
+            .recv_until(|k| match k {
+                S::Hello(h) => Some(h.clone()),
+                _ => None,
+            })
+            .await;
+        client
+    }
+
+    pub fn request_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    pub async fn send(&mut self, kind: C) {
+        let bytes = proto::ClientMessage { kind: Some(kind) }.encode_to_vec();
+        self.send_raw(bytes).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        self.framed
+            .send(ws::Message::Binary(bytes.into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next server message, or `None` if the connection closed; panics after `WAIT`.
+    pub async fn next(&mut self) -> Option<Result<S, ws::Frame>> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.framed.next())
+                .await
+                .expect("server said something in time")?
+                .expect("WebSocket frame decodes");
+            match frame {
+                ws::Frame::Binary(b) => {
+                    let msg = proto::ServerMessage::decode(b).expect("server message decodes");
+                    return Some(Ok(msg.kind.expect("server message has a kind")));
+                }
+                ws::Frame::Ping(p) => {
+                    self.framed.send(ws::Message::Pong(p)).await.unwrap();
+                }
+                other => return Some(Err(other)),
+            }
+        }
+    }
+
+    /// Reads until `pick` returns something, within `WAIT`.
+    pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&S) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            match self.next().await {
+                Some(Ok(kind)) => {
+                    if let Some(t) = pick(&kind) {
+                        return t;
+                    }
+                }
+                Some(Err(frame)) => panic!("unexpected frame {frame:?}"),
+                None => panic!("connection closed"),
+            }
+        }
+        panic!("expected message did not arrive within {WAIT:?}");
+    }
+
+    /// The answer to the command with this request id.
+    pub async fn result(&mut self, request_id: u64) -> proto::CommandResult {
+        self.recv_until(|k| match k {
+            S::CommandResult(r) if r.request_id == request_id => Some(r.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn subscribe(&mut self, cameras: &[&str]) {
+        let request_id = self.request_id();
+        self.send(C::Subscribe(proto::Subscribe {
+            camera_ids: cameras.iter().map(|c| c.to_string()).collect(),
+            request_id,
+            ..Default::default()
+        }))
+        .await;
+        let r = self.result(request_id).await;
+        assert!(r.ok, "subscribe failed: {}", r.error);
+    }
+
+    pub async fn set_control(
+        &mut self,
+        camera: &str,
+        control: &str,
+        value: i64,
+    ) -> proto::CommandResult {
+        let request_id = self.request_id();
+        self.send(C::SetControl(proto::SetControl {
+            request_id,
+            camera_id: camera.into(),
+            control: control.into(),
+            value,
+        }))
+        .await;
+        self.result(request_id).await
+    }
+
+    pub async fn controls(&mut self, camera: &str) -> Vec<proto::ControlInfo> {
+        let request_id = self.request_id();
+        self.send(C::GetControls(proto::GetControls {
+            request_id,
+            camera_id: camera.into(),
+        }))
+        .await;
+        self.recv_until(|k| match k {
+            S::ControlList(l) if l.request_id == request_id => Some(l.controls.clone()),
+            S::CommandResult(r) if r.request_id == request_id => {
+                panic!("GetControls failed: {}", r.error)
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next status of `camera` for which `pick` says yes.
+    pub async fn status_where(
+        &mut self,
+        camera: &str,
+        mut pick: impl FnMut(&proto::CameraStatus) -> bool,
+    ) -> proto::CameraStatus {
+        self.recv_until(|k| match k {
+            S::CameraStatus(s) if s.camera_id == camera && pick(s) => Some(s.clone()),
+            _ => None,
+        })
+        .await
+    }
+}
+
+pub fn control_value(status: &proto::CameraStatus, name: &str) -> Option<i64> {
+    status
+        .controls
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.value)
+}
+
+pub fn state(s: &proto::CameraStatus) -> proto::CameraState {
+    proto::CameraState::try_from(s.state).unwrap()
+}
+
+/// A fleet of synthetic cameras with test controls, `ids` in order.
+pub fn fleet(ids: &[&str]) -> String {
+    let mut yaml = String::from("cameras:\n");
+    for id in ids {
+        yaml.push_str(&format!(
+            "  - id: {id}\n    source: {{kind: synthetic, width: 160, height: 120, fps: 20, test_controls: true}}\n"
+        ));
+    }
+    yaml
+}

@@ -1,0 +1,5 @@
+//! camfleet over real sockets: a server on port 0, a real WebSocket client.
+
+mod helpers;
+mod protocol;
+mod recovery;

@@ -1,0 +1,249 @@
+//! The WebSocket protocol and the HTTP API, as a client uses them.
+
+use std::time::{Duration, Instant};
+
+use awc::ws;
+use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S, CameraState};
+
+use crate::helpers::*;
+
+#[actix_rt::test]
+async fn status_for_every_camera_arrives_within_two_seconds() {
+    let server = spawn(&fleet(&["a", "b", "c"]));
+    let mut client = server.client().await;
+    assert_eq!(client.hello.protocol_version, 1);
+    let start = Instant::now();
+    client.subscribe(&[]).await;
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 3 {
+        let s = client
+            .recv_until(|k| match k {
+                S::CameraStatus(s) => Some(s.clone()),
+                _ => None,
+            })
+            .await;
+        seen.insert(s.camera_id);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[actix_rt::test]
+async fn set_control_applies_and_status_shows_it() {
+    let server = spawn(&fleet(&["a"]));
+    let mut client = server.client().await;
+    client.subscribe(&["a"]).await;
+    client
+        .status_where("a", |s| state(s) == CameraState::Streaming)
+        .await;
+    let r = client.set_control("a", "brightness", 200).await;
+    assert!(r.ok, "{}", r.error);
+    assert_eq!(r.value, Some(200));
+    client
+        .status_where("a", |s| control_value(s, "brightness") == Some(200))
+        .await;
+}
+
+#[actix_rt::test]
+async fn bad_control_values_and_names_are_refused_and_change_nothing() {
+    let server = spawn(&fleet(&["a"]));
+    let mut client = server.client().await;
+    client.subscribe(&["a"]).await;
+    client
+        .status_where("a", |s| state(s) == CameraState::Streaming)
+        .await;
+
+    let r = client.set_control("a", "brightness", 300).await;
+    assert!(!r.ok);
+    assert!(
+        r.error.contains("300") && r.error.contains("from 0 to 255"),
+        "{}",
+        r.error
+    );
+
+    let r = client.set_control("a", "zoom", 1).await;
+    assert!(!r.ok);
+    assert!(
+        r.error.contains("no control `zoom`") && r.error.contains("brightness"),
+        "{}",
+        r.error
+    );
+
+    let r = client.set_control("a", "horizontal_flip", 2).await;
+    assert!(!r.ok);
+    assert!(r.error.contains("0 (off) or 1 (on)"), "{}", r.error);
+
+    let controls = client.controls("a").await;
+    let brightness = controls.iter().find(|c| c.name == "brightness").unwrap();
+    assert_eq!(brightness.value, Some(128));
+    assert_eq!(
+        (brightness.min, brightness.max, brightness.step),
+        (0, 255, 1)
+    );
+    let pattern = controls.iter().find(|c| c.name == "test_pattern").unwrap();
+    assert_eq!(pattern.r#type, proto::ControlType::Menu as i32);
+    assert_eq!(pattern.menu_items.len(), 3);
+}
+
+#[actix_rt::test]
+async fn commands_for_unknown_cameras_name_the_camera() {
+    let server = spawn(&fleet(&["a"]));
+    let mut client = server.client().await;
+    let r = client.set_control("nope", "brightness", 1).await;
+    assert!(!r.ok);
+    assert!(
+        r.error.contains("`nope`") && r.error.contains("a"),
+        "{}",
+        r.error
+    );
+
+    let request_id = client.request_id();
+    client
+        .send(C::Subscribe(proto::Subscribe {
+            camera_ids: vec!["a".into(), "ghost".into()],
+            request_id,
+            ..Default::default()
+        }))
+        .await;
+    let r = client.result(request_id).await;
+    assert!(!r.ok && r.error.contains("`ghost`"), "{}", r.error);
+}
+
+#[actix_rt::test]
+async fn two_sessions_both_get_status_until_one_unsubscribes() {
+    let server = spawn(&fleet(&["a"]));
+    let mut one = server.client().await;
+    let mut two = server.client().await;
+    one.subscribe(&["a"]).await;
+    two.subscribe(&[]).await;
+    one.status_where("a", |_| true).await;
+    two.status_where("a", |_| true).await;
+
+    let request_id = one.request_id();
+    one.send(C::Unsubscribe(proto::Unsubscribe {
+        camera_ids: vec![],
+        request_id,
+    }))
+    .await;
+    assert!(one.result(request_id).await.ok);
+
+    // Status comes at least once a second while streaming: two of them reach the
+    // subscribed session while the unsubscribed one hears nothing.
+    let first = two.status_where("a", |_| true).await.frames_captured;
+    two.status_where("a", |s| s.frames_captured > first).await;
+    one.send(C::ListCameras(proto::ListCameras {})).await;
+    match one.next().await {
+        Some(Ok(S::CameraList(list))) => assert_eq!(list.cameras.len(), 1),
+        other => panic!("expected only the camera list, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn garbage_gets_an_error_and_the_session_goes_on() {
+    let server = spawn(&fleet(&["a", "b"]));
+    let mut client = server.client().await;
+    client.send_raw(vec![0xff, 0xff, 0xff, 0x01]).await;
+    let error = client
+        .recv_until(|k| match k {
+            S::Error(e) => Some(e.message.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(error.contains("not a camfleet.v1.ClientMessage"), "{error}");
+
+    client.send_raw(vec![]).await;
+    let error = client
+        .recv_until(|k| match k {
+            S::Error(e) => Some(e.message.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(error.contains("no command"), "{error}");
+
+    client.send(C::ListCameras(proto::ListCameras {})).await;
+    let list = client
+        .recv_until(|k| match k {
+            S::CameraList(l) => Some(l.clone()),
+            _ => None,
+        })
+        .await;
+    let ids: Vec<_> = list.cameras.iter().map(|c| c.camera_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+}
+
+#[actix_rt::test]
+async fn an_oversized_message_closes_with_1009_and_others_carry_on() {
+    let server = spawn(&fleet(&["a"]));
+    let mut bystander = server.client().await;
+    let mut client = server.client().await;
+    let limit = client.hello.max_message_bytes as usize;
+    assert_eq!(limit, 64 * 1024);
+    client.send_raw(vec![0u8; limit + 1]).await;
+    loop {
+        match client.next().await {
+            Some(Ok(_)) => continue,
+            Some(Err(ws::Frame::Close(Some(reason)))) => {
+                assert_eq!(reason.code, ws::CloseCode::Size);
+                break;
+            }
+            other => panic!("expected close 1009, got {other:?}"),
+        }
+    }
+    bystander.send(C::ListCameras(proto::ListCameras {})).await;
+    bystander
+        .recv_until(|k| matches!(k, S::CameraList(_)).then_some(()))
+        .await;
+}
+
+#[actix_rt::test]
+async fn http_api_lists_cameras_and_health() {
+    let server = spawn(&fleet(&["a", "b"]));
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    client
+        .status_where("b", |s| {
+            state(s) == CameraState::Streaming && s.frames_captured > 0
+        })
+        .await;
+    client
+        .status_where("a", |s| {
+            state(s) == CameraState::Streaming && s.frames_captured > 0
+        })
+        .await;
+    let list = server.get_json("/api/cameras").await;
+    let cams = list.as_array().unwrap();
+    assert_eq!(cams.len(), 2);
+    assert_eq!(cams[0]["id"], "a");
+    assert_eq!(cams[0]["state"], "Streaming");
+    assert_eq!(cams[0]["width"], 160);
+    assert!(cams[1]["frames_captured"].as_u64().unwrap() > 0);
+    let health = awc::Client::new()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[actix_rt::test]
+async fn websockets_from_other_sites_are_refused() {
+    let server = spawn(&fleet(&["a"]));
+    let refused = awc::Client::new()
+        .ws(format!("ws://{}/ws", server.addr))
+        .origin("http://evil.example")
+        .connect()
+        .await;
+    match refused {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => assert_eq!(status, 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    let same_site = awc::Client::new()
+        .ws(format!("ws://{}/ws", server.addr))
+        .origin(format!("http://{}", server.addr))
+        .connect()
+        .await;
+    assert!(same_site.is_ok());
+}

@@ -1,0 +1,110 @@
+//! Failure is a state: a camera that vanishes, panics or stalls comes back by itself, with
+//! its controls re-applied, and the other cameras never notice.
+
+use camfleet::proto::{server_message::Kind as S, CameraState};
+
+use crate::helpers::*;
+
+const FLEET: &str = "\
+cameras:
+  - id: a
+    source: {kind: synthetic, width: 160, height: 120, fps: 20, test_controls: true}
+    controls:
+      brightness: 150
+  - id: b
+    source: {kind: synthetic, width: 160, height: 120, fps: 20}
+";
+
+/// Reads statuses until camera `a` is back to Streaming after a fault, checking that
+/// camera `b` keeps capturing meanwhile. Returns `a`'s status when it is back.
+async fn until_a_recovers(client: &mut Client, reason_has: &str) -> camfleet::proto::CameraStatus {
+    let down = client
+        .status_where("a", |s| state(s) == CameraState::Reconnecting)
+        .await;
+    assert!(down.reason.contains(reason_has), "reason: {}", down.reason);
+    let mut b_counts = Vec::new();
+    let up = client
+        .recv_until(|k| match k {
+            S::CameraStatus(s) if s.camera_id == "b" => {
+                b_counts.push(s.frames_captured);
+                None
+            }
+            S::CameraStatus(s) if s.camera_id == "a" && state(s) == CameraState::Streaming => {
+                Some(s.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(
+        b_counts.windows(2).all(|w| w[0] < w[1]),
+        "camera b stalled while a was down: {b_counts:?}"
+    );
+    up
+}
+
+#[actix_rt::test]
+async fn an_unplugged_camera_comes_back_with_its_controls() {
+    let server = spawn(FLEET);
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    client
+        .status_where("a", |s| state(s) == CameraState::Streaming)
+        .await;
+    assert!(client.set_control("a", "contrast", 90).await.ok);
+    assert!(client.set_control("a", "reconnect_delay_ms", 1500).await.ok);
+    let b_before = client.status_where("b", |_| true).await.frames_captured;
+
+    assert!(client.set_control("a", "disconnect", 1).await.ok);
+    let up = until_a_recovers(&mut client, "unplugged").await;
+    assert_eq!(up.reconnects, 1);
+    // Re-applied after the reopen: the file's value and the live change alike.
+    assert_eq!(control_value(&up, "brightness"), Some(150));
+    assert_eq!(control_value(&up, "contrast"), Some(90));
+    let b_after = client.status_where("b", |_| true).await.frames_captured;
+    assert!(
+        b_after > b_before + 20,
+        "b went from {b_before} to {b_after}"
+    );
+    // And frames flow again.
+    let seq = up.frames_captured;
+    client.status_where("a", |s| s.frames_captured > seq).await;
+}
+
+#[actix_rt::test]
+async fn a_panicking_camera_recovers_and_the_process_survives() {
+    let server = spawn(FLEET);
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    client
+        .status_where("a", |s| state(s) == CameraState::Streaming)
+        .await;
+    assert!(client.set_control("a", "panic", 1).await.ok);
+    let up = until_a_recovers(&mut client, "panicked").await;
+    assert_eq!(control_value(&up, "brightness"), Some(150));
+    let health = awc::Client::new()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    // The camera answers commands again.
+    assert!(client.set_control("a", "brightness", 10).await.ok);
+}
+
+#[actix_rt::test]
+async fn a_stalled_camera_is_reopened() {
+    let server = spawn(FLEET);
+    let mut client = server.client().await;
+    client.subscribe(&["a", "b"]).await;
+    client
+        .status_where("a", |s| state(s) == CameraState::Streaming)
+        .await;
+    assert!(client.set_control("a", "stall", 1).await.ok);
+    until_a_recovers(&mut client, "no frame for").await;
+    // The stall was a live change, so it sticks across the reopen until it is undone.
+    assert!(client.set_control("a", "stall", 0).await.ok);
+    let now = client.status_where("a", |_| true).await.frames_captured;
+    client
+        .status_where("a", |s| s.frames_captured > now + 5)
+        .await;
+}
