@@ -38,6 +38,8 @@ pub mod config;
 pub mod http;
 pub mod hub;
 pub mod server;
+pub mod shutdown;
+pub mod stats;
 
 /// The wire contract, generated from `proto/camfleet/v1/camfleet.proto`.
 #[allow(missing_docs)]

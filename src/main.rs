@@ -109,6 +109,22 @@ fn check(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_requested() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 fn serve(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
     let Some(mut config) = load(path) else {
         return ExitCode::FAILURE;
@@ -126,9 +142,11 @@ fn serve(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
         let server = camfleet::server::start(config, listener)?;
         tracing::info!("camfleet serving on http://{}/", server.local_addr);
         let handle = server.http.handle();
+        let shutdown = server.shutdown.clone();
         actix_web::rt::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            stop_requested().await;
             tracing::info!("stopping");
+            shutdown.trigger();
             handle.stop(true).await;
         });
         server.http.await?;

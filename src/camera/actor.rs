@@ -12,16 +12,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Handler, Message, Recipient, SyncArbiter, SyncContext};
-use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::control::{self, ControlError, ControlInfo, ControlProblem, ControlType};
 use super::frame::{Frame, FramePublisher};
+use super::jpeg;
 use super::source::{self, Device, FrameData, Opener, SourceError};
 use super::status::{CameraState, CameraStatus};
 use super::CameraId;
-use crate::config::{CameraConfig, DesiredControl, SourceConfig};
-use crate::hub::{CommandError, GetControls, SetControl, StatusUpdate, StopCamera};
+use crate::config::{CameraConfig, CaptureMode, DesiredControl, SourceConfig};
+use crate::hub::{CommandError, GetControls, SetControl, StatusUpdate, StopCamera, ViewerCount};
+use crate::stats::{HistogramSnapshot, LatencyHistogram};
 
 /// Longest a camera thread blocks waiting for a frame before it serves queued commands.
 pub const CAPTURE_WAIT: Duration = Duration::from_millis(100);
@@ -41,6 +42,7 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 struct Capture;
 
 enum Phase {
+    Idle,
     Opening,
     Streaming,
     Reconnecting { reason: String, retry_at: Instant },
@@ -55,6 +57,12 @@ pub struct CameraActor {
     /// Values set live since start, re-applied after the desired ones on every open.
     overrides: Vec<(String, i64)>,
     requested_fps: f64,
+    capture: CaptureMode,
+    idle_timeout: Duration,
+    /// When the last viewer left, while the device is open and unwatched.
+    unwatched_since: Option<Instant>,
+    viewers: usize,
+    jpeg_quality: u8,
     opener: Box<dyn Opener>,
     device: Option<Box<dyn Device>>,
     controls: Vec<ControlInfo>,
@@ -67,7 +75,12 @@ pub struct CameraActor {
     seq: u64,
     captured: u64,
     dropped: u64,
+    corrupt: u64,
+    encoded: u64,
+    encode_time: Duration,
     reconnects: u64,
+    latency: Arc<LatencyHistogram>,
+    latency_seen: HistogramSnapshot,
     last_frame_at: Instant,
     meter_start: Instant,
     meter_frames: u64,
@@ -87,22 +100,30 @@ impl Actor for CameraActor {
     }
 }
 
-/// Starts a camera on a thread of its own and returns its address.
+/// Starts a camera on a thread of its own and returns its address. It publishes frames
+/// into `frames`, its status to `hub`, and reads its viewers' delivery delays from
+/// `latency` for its status.
 pub fn start(
     cfg: CameraConfig,
     hub: Recipient<StatusUpdate>,
     frames: FramePublisher,
+    latency: Arc<LatencyHistogram>,
 ) -> Addr<CameraActor> {
     let thread_name = format!("camera-{}", cfg.id);
     SyncArbiter::start_with_thread_builder(
         1,
         move || std::thread::Builder::new().name(thread_name.clone()),
-        move || CameraActor::new(&cfg, hub.clone(), Arc::clone(&frames)),
+        move || CameraActor::new(&cfg, hub.clone(), Arc::clone(&frames), Arc::clone(&latency)),
     )
 }
 
 impl CameraActor {
-    fn new(cfg: &CameraConfig, hub: Recipient<StatusUpdate>, frames: FramePublisher) -> Self {
+    fn new(
+        cfg: &CameraConfig,
+        hub: Recipient<StatusUpdate>,
+        frames: FramePublisher,
+        latency: Arc<LatencyHistogram>,
+    ) -> Self {
         let (opener, requested_fps): (Box<dyn Opener>, f64) = match &cfg.source {
             SourceConfig::Synthetic(s) => (
                 Box::new(source::synthetic::SyntheticOpener::new(
@@ -125,14 +146,19 @@ impl CameraActor {
             desired: cfg.controls.clone(),
             overrides: Vec::new(),
             requested_fps,
+            capture: cfg.capture,
+            idle_timeout: cfg.idle_timeout,
+            unwatched_since: None,
+            viewers: 0,
+            jpeg_quality: cfg.jpeg_quality,
             opener,
             device: None,
             controls: Vec::new(),
             problems: Vec::new(),
-            phase: if cfg.enabled {
-                Phase::Opening
-            } else {
-                Phase::Stopped
+            phase: match (cfg.enabled, cfg.capture) {
+                (false, _) => Phase::Stopped,
+                (true, CaptureMode::OnDemand) => Phase::Idle,
+                (true, CaptureMode::Always) => Phase::Opening,
             },
             failures_in_a_row: 0,
             has_failed: false,
@@ -141,7 +167,12 @@ impl CameraActor {
             seq: 0,
             captured: 0,
             dropped: 0,
+            corrupt: 0,
+            encoded: 0,
+            encode_time: Duration::ZERO,
             reconnects: 0,
+            latency_seen: latency.snapshot(),
+            latency,
             last_frame_at: now,
             meter_start: now,
             meter_frames: 0,
@@ -151,11 +182,30 @@ impl CameraActor {
         }
     }
 
-    /// One step: capture a frame, or (re)open the device when its time has come.
+    /// One step: capture a frame, or (re)open the device when its time has come, or, for
+    /// an on-demand camera, close it once it has been unwatched for its idle timeout.
     fn step(&mut self) {
+        if self.capture == CaptureMode::OnDemand {
+            let idle_for = self
+                .unwatched_since
+                .map(|t| t.elapsed())
+                .unwrap_or_default();
+            match self.phase {
+                Phase::Idle if self.viewers > 0 => self.set_phase(Phase::Opening),
+                Phase::Idle => return std::thread::sleep(CAPTURE_WAIT),
+                Phase::Streaming | Phase::Reconnecting { .. } | Phase::Opening
+                    if self.viewers == 0 && idle_for >= self.idle_timeout =>
+                {
+                    drop_quietly(self.device.take());
+                    self.frames.send_replace(None);
+                    return self.set_phase(Phase::Idle);
+                }
+                _ => {}
+            }
+        }
         let retry_at = match &self.phase {
             Phase::Streaming => return self.capture(),
-            Phase::Stopped => return,
+            Phase::Stopped | Phase::Idle => return,
             Phase::Opening => Instant::now(),
             Phase::Reconnecting { retry_at, .. } => *retry_at,
         };
@@ -248,26 +298,54 @@ impl CameraActor {
             }
             Err(e) => return self.fail(&e),
         };
-        let jpeg = match captured.data {
-            FrameData::Jpeg(b) => b,
-            FrameData::JpegBorrowed(s) => Bytes::copy_from_slice(s),
-            FrameData::Raw(_) => {
-                let reason = format!("pixel format {} cannot be encoded yet", format.fourcc);
-                return self.fail(&SourceError::Failed(reason));
-            }
-        };
-        self.seq += 1;
         self.captured += 1;
         self.dropped += captured.lost_before;
+        let captured_at = captured.captured_at;
+        self.last_frame_at = Instant::now();
+        self.meter_frames += 1;
+        let jpeg = match captured.data {
+            // The source made this JPEG itself; it is complete by construction.
+            FrameData::Jpeg(b) => Some(b),
+            FrameData::JpegBorrowed(data) => {
+                let jpeg = jpeg::normalize(data);
+                if jpeg.is_none() {
+                    self.corrupt += 1;
+                }
+                jpeg
+            }
+            // Raw frames are encoded once each, and only while someone watches.
+            FrameData::Raw(_) if self.viewers == 0 => None,
+            FrameData::Raw(data) => {
+                let started = Instant::now();
+                let f = format;
+                match jpeg::encode_raw(f.fourcc, f.width, f.height, data, self.jpeg_quality) {
+                    Ok(jpeg) => {
+                        self.encoded += 1;
+                        self.encode_time += started.elapsed();
+                        Some(jpeg)
+                    }
+                    Err(e) => {
+                        warn!(camera = %self.id, "dropping a frame: {e}");
+                        self.corrupt += 1;
+                        None
+                    }
+                }
+            }
+        };
+        self.update_fps();
+        let Some(jpeg) = jpeg else { return };
+        self.seq += 1;
         self.frames.send_replace(Some(Frame {
             seq: self.seq,
-            captured_at: captured.captured_at,
+            captured_at,
             jpeg,
             width: format.width,
             height: format.height,
+            encoded: Default::default(),
         }));
-        self.last_frame_at = Instant::now();
-        self.meter_frames += 1;
+    }
+
+    fn update_fps(&mut self) {
         let window = self.meter_start.elapsed();
         if window >= STATUS_INTERVAL {
             self.fps = self.meter_frames as f64 / window.as_secs_f64();
@@ -310,6 +388,7 @@ impl CameraActor {
         match &self.phase {
             Phase::Reconnecting { reason, .. } => reason.clone(),
             Phase::Stopped => "stopped".into(),
+            Phase::Idle => "no viewer; opens when someone watches".into(),
             _ => String::new(),
         }
     }
@@ -321,6 +400,9 @@ impl CameraActor {
         self.status_due = false;
         self.last_status_at = Instant::now();
         let streaming = matches!(self.phase, Phase::Streaming);
+        let latency = self.latency.snapshot();
+        let recent = latency.since(&self.latency_seen);
+        self.latency_seen = latency;
         let status = CameraStatus {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -340,6 +422,13 @@ impl CameraActor {
                 .filter_map(|c| c.value.map(|v| (c.name.clone(), v)))
                 .collect(),
             control_problems: self.problems.clone(),
+            capture: self.capture,
+            viewers: self.viewers,
+            frames_corrupt: self.corrupt,
+            frames_encoded: self.encoded,
+            encode_seconds: self.encode_time.as_secs_f64(),
+            send_latency_p50_ms: recent.quantile_ms(0.5).unwrap_or(0.0),
+            send_latency_p99_ms: recent.quantile_ms(0.99).unwrap_or(0.0),
         };
         // The hub's mailbox is unbounded; a camera sends a few small messages a second.
         self.hub.do_send(StatusUpdate(Arc::new(status)));
@@ -403,6 +492,7 @@ impl CameraActor {
 
 fn state_of(phase: &Phase) -> CameraState {
     match phase {
+        Phase::Idle => CameraState::Idle,
         Phase::Opening => CameraState::Opening,
         Phase::Streaming => CameraState::Streaming,
         Phase::Reconnecting { .. } => CameraState::Reconnecting,
@@ -466,6 +556,21 @@ impl Handler<GetControls> for CameraActor {
             }
             _ => Err(self.unavailable()),
         }
+    }
+}
+
+impl Handler<ViewerCount> for CameraActor {
+    type Result = ();
+
+    fn handle(&mut self, ViewerCount(n): ViewerCount, _: &mut SyncContext<Self>) {
+        self.unwatched_since = match (n, self.unwatched_since) {
+            (0, None) => Some(Instant::now()),
+            (0, since) => since,
+            _ => None,
+        };
+        self.viewers = n;
+        self.status_due = true;
+        self.publish_status();
     }
 }
 

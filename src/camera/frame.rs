@@ -24,6 +24,9 @@ pub struct Frame {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// The frame as a WebSocket message, encoded by the first session that sends it and
+    /// reused by the others, so a frame is framed once however many clients get it.
+    pub encoded: Arc<std::sync::OnceLock<Bytes>>,
 }
 
 impl Frame {

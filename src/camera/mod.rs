@@ -5,8 +5,10 @@
 
 pub mod actor;
 pub mod control;
+mod draw;
 pub mod frame;
 mod id;
+pub mod jpeg;
 pub mod source;
 pub mod status;
 

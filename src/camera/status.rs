@@ -5,6 +5,7 @@ use std::fmt;
 use super::control::ControlProblem;
 use super::source::StreamFormat;
 use super::CameraId;
+use crate::config::{CameraConfig, CaptureMode};
 
 /// Where a camera is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub enum CameraState {
     Reconnecting,
     /// Disabled, or the server is stopping.
     Stopped,
+    /// On-demand and unwatched: the device is closed until a viewer comes.
+    Idle,
 }
 
 impl fmt::Display for CameraState {
@@ -26,6 +29,7 @@ impl fmt::Display for CameraState {
             CameraState::Streaming => "Streaming",
             CameraState::Reconnecting => "Reconnecting",
             CameraState::Stopped => "Stopped",
+            CameraState::Idle => "Idle",
         })
     }
 }
@@ -59,18 +63,34 @@ pub struct CameraStatus {
     pub controls: Vec<(String, i64)>,
     /// Desired control values that are not in effect.
     pub control_problems: Vec<ControlProblem>,
+    /// Whether the camera captures always or only while watched.
+    pub capture: CaptureMode,
+    /// Viewers watching its frames now.
+    pub viewers: usize,
+    /// Frames dropped because they were truncated or corrupt JPEG.
+    pub frames_corrupt: u64,
+    /// Frames camfleet encoded from a raw format.
+    pub frames_encoded: u64,
+    /// Time spent encoding them, in seconds.
+    pub encode_seconds: f64,
+    /// Capture-to-send delay over the last status interval, median, in milliseconds
+    /// (bucket upper bound; 0 when nothing was sent).
+    pub send_latency_p50_ms: f64,
+    /// The same, 99th percentile.
+    pub send_latency_p99_ms: f64,
 }
 
 impl CameraStatus {
     /// The status of a camera that has not reported yet.
-    pub fn initial(id: CameraId, name: String, enabled: bool) -> Self {
+    pub fn initial(cfg: &CameraConfig) -> Self {
+        let enabled = cfg.enabled;
         CameraStatus {
-            id,
-            name,
-            state: if enabled {
-                CameraState::Opening
-            } else {
-                CameraState::Stopped
+            id: cfg.id.clone(),
+            name: cfg.name.clone(),
+            state: match (enabled, cfg.capture) {
+                (false, _) => CameraState::Stopped,
+                (true, CaptureMode::OnDemand) => CameraState::Idle,
+                (true, CaptureMode::Always) => CameraState::Opening,
             },
             reason: if enabled {
                 String::new()
@@ -86,6 +106,13 @@ impl CameraStatus {
             format: None,
             controls: Vec::new(),
             control_problems: Vec::new(),
+            capture: cfg.capture,
+            viewers: 0,
+            frames_corrupt: 0,
+            frames_encoded: 0,
+            encode_seconds: 0.0,
+            send_latency_p50_ms: 0.0,
+            send_latency_p99_ms: 0.0,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use error::{locate, path_string, Seg};
 pub use error::{ConfigError, ConfigErrors};
-pub use raw::{DesiredValue, Pattern};
+pub use raw::{CaptureMode, DesiredValue, Pattern};
 
 use crate::camera::CameraId;
 
@@ -23,6 +23,16 @@ use crate::camera::CameraId;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Largest client WebSocket message accepted unless the file says otherwise.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 64 * 1024;
+/// MJPEG streams served at once, in all, unless the file says otherwise.
+pub const DEFAULT_MAX_STREAMS: u32 = 64;
+/// MJPEG streams of one camera served at once unless the file says otherwise.
+pub const DEFAULT_MAX_STREAMS_PER_CAMERA: u32 = 16;
+/// WebSocket sessions served at once unless the file says otherwise.
+pub const DEFAULT_MAX_SESSIONS: u32 = 64;
+/// How long an on-demand camera stays open after its last viewer leaves, unless set.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 10;
+/// JPEG quality for cameras whose frames camfleet encodes, unless set.
+pub const DEFAULT_JPEG_QUALITY: u8 = 80;
 
 /// A validated fleet.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +50,12 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest client WebSocket message, in bytes; larger ones close with code 1009.
     pub max_message_bytes: u32,
+    /// MJPEG streams served at once, in all.
+    pub max_streams: u32,
+    /// MJPEG streams of one camera served at once.
+    pub max_streams_per_camera: u32,
+    /// WebSocket sessions served at once.
+    pub max_sessions: u32,
 }
 
 /// One camera as declared.
@@ -51,6 +67,12 @@ pub struct CameraConfig {
     pub name: String,
     /// Disabled cameras are listed but never opened.
     pub enabled: bool,
+    /// Whether the camera captures always or only while watched.
+    pub capture: CaptureMode,
+    /// For on-demand capture: how long the device stays open after the last viewer left.
+    pub idle_timeout: std::time::Duration,
+    /// Quality (1 to 100) of the JPEGs camfleet encodes from raw formats.
+    pub jpeg_quality: u8,
     /// Where frames come from.
     pub source: SourceConfig,
     /// Control values to apply after every open, in file order.
@@ -247,7 +269,24 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
             format!("{max_message_bytes} is out of range; use a size from 1024 to 16777216 bytes"),
         );
     }
+    let limit = |key: &'static str, value: Option<u32>, default: u32| {
+        let v = value.unwrap_or(default);
+        if !(1..=10_000).contains(&v) {
+            issues.at(
+                &[Seg::Key("server"), Seg::Key(key)],
+                format!("{v} is out of range; use a number from 1 to 10000"),
+            );
+        }
+        v
+    };
     Some(ServerConfig {
+        max_streams: limit("max_streams", raw.max_streams, DEFAULT_MAX_STREAMS),
+        max_streams_per_camera: limit(
+            "max_streams_per_camera",
+            raw.max_streams_per_camera,
+            DEFAULT_MAX_STREAMS_PER_CAMERA,
+        ),
+        max_sessions: limit("max_sessions", raw.max_sessions, DEFAULT_MAX_SESSIONS),
         listen: listen?,
         max_message_bytes,
     })
@@ -265,6 +304,29 @@ fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option
         }
     };
     let source = validate_source(i, &raw.source, issues);
+    let jpeg_quality = raw.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY);
+    if !(1..=100).contains(&jpeg_quality) {
+        at(
+            "jpeg_quality",
+            format!(
+                "{jpeg_quality} is out of range; use a quality from 1 to 100 (80 is a good start)"
+            ),
+        );
+    }
+    let idle = raw.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS);
+    if !(1..=86_400).contains(&idle) {
+        at(
+            "idle_timeout_secs",
+            format!("{idle} is out of range; use from 1 to 86400 seconds"),
+        );
+    }
+    if raw.idle_timeout_secs.is_some() && raw.capture != Some(CaptureMode::OnDemand) {
+        at(
+            "idle_timeout_secs",
+            "only on-demand cameras have an idle timeout; add `capture: on_demand` or remove it"
+                .into(),
+        );
+    }
     let mut controls = Vec::new();
     for (name, value) in raw.controls.0 {
         let valid = !name.is_empty()
@@ -291,6 +353,9 @@ fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option
         name: raw.name.unwrap_or_else(|| raw.id.clone()),
         id: id?,
         enabled: raw.enabled.unwrap_or(true),
+        capture: raw.capture.unwrap_or(CaptureMode::Always),
+        idle_timeout: std::time::Duration::from_secs(u64::from(idle)),
+        jpeg_quality,
         source: source?,
         controls,
     })

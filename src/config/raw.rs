@@ -19,6 +19,9 @@ pub(super) struct RawConfig {
 pub(super) struct RawServer {
     pub listen: Option<String>,
     pub max_message_bytes: Option<u32>,
+    pub max_streams: Option<u32>,
+    pub max_streams_per_camera: Option<u32>,
+    pub max_sessions: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +30,9 @@ pub(super) struct RawCamera {
     pub id: String,
     pub name: Option<String>,
     pub enabled: Option<bool>,
+    pub capture: Option<CaptureMode>,
+    pub idle_timeout_secs: Option<u32>,
+    pub jpeg_quality: Option<u8>,
     pub source: RawSource,
     #[serde(default)]
     pub controls: ControlSettings,
@@ -66,6 +72,17 @@ impl fmt::Display for SourceKind {
     }
 }
 
+/// When a camera captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMode {
+    /// From start to stop.
+    Always,
+    /// Only while someone watches: opened for the first viewer, closed an idle timeout
+    /// after the last one leaves.
+    OnDemand,
+}
+
 /// The picture a synthetic source draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,11 +93,18 @@ pub enum Pattern {
     Gradient,
     /// A moving checkerboard.
     Checkers,
+    /// Moving bars under fine noise: hard to compress, like a real scene.
+    Noise,
 }
 
 impl Pattern {
     /// Every pattern, in menu order.
-    pub const ALL: [Pattern; 3] = [Pattern::Bars, Pattern::Gradient, Pattern::Checkers];
+    pub const ALL: [Pattern; 4] = [
+        Pattern::Bars,
+        Pattern::Gradient,
+        Pattern::Checkers,
+        Pattern::Noise,
+    ];
 
     /// The pattern's name as written in YAML.
     pub fn name(self) -> &'static str {
@@ -88,6 +112,7 @@ impl Pattern {
             Pattern::Bars => "bars",
             Pattern::Gradient => "gradient",
             Pattern::Checkers => "checkers",
+            Pattern::Noise => "noise",
         }
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::camera::status::CameraStatus;
-use crate::hub::ListCameras;
+use crate::hub::{ListCameras, ListViewers};
 
 /// `GET /healthz`: 200 while the server runs.
 pub async fn healthz() -> HttpResponse {
@@ -18,6 +18,30 @@ pub async fn cameras(state: web::Data<AppState>) -> HttpResponse {
         Ok(list) => {
             HttpResponse::Ok().json(list.iter().map(|s| camera_json(s)).collect::<Vec<_>>())
         }
+        Err(_) => HttpResponse::ServiceUnavailable().json(json!({
+            "error": "the server is shutting down"
+        })),
+    }
+}
+
+/// `GET /api/viewers`: every viewer of every camera with what it was sent and skipped.
+pub async fn viewers(state: web::Data<AppState>) -> HttpResponse {
+    match state.hub.send(ListViewers).await {
+        Ok(list) => HttpResponse::Ok().json(
+            list.iter()
+                .map(|v| {
+                    json!({
+                        "id": v.id,
+                        "camera": v.camera.as_str(),
+                        "kind": v.kind.name(),
+                        "since_unix_ms": v.since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+                        "frames_sent": v.sent,
+                        "frames_skipped": v.skipped,
+                        "bytes_sent": v.bytes,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
         Err(_) => HttpResponse::ServiceUnavailable().json(json!({
             "error": "the server is shutting down"
         })),
@@ -40,6 +64,13 @@ fn camera_json(s: &CameraStatus) -> serde_json::Value {
         "height": s.format.map(|f| f.height),
         "pixel_format": s.format.map(|f| f.fourcc.to_string()),
         "controls": s.controls.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "capture": crate::http::wire::capture_mode(s.capture),
+        "viewers": s.viewers,
+        "frames_corrupt": s.frames_corrupt,
+        "frames_encoded": s.frames_encoded,
+        "encode_seconds": s.encode_seconds,
+        "send_latency_p50_ms": s.send_latency_p50_ms,
+        "send_latency_p99_ms": s.send_latency_p99_ms,
         "control_problems": s.control_problems.iter().map(|p| json!({
             "control": p.name, "desired": p.desired, "actual": p.actual, "message": p.message,
         })).collect::<Vec<_>>(),

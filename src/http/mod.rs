@@ -2,9 +2,14 @@
 //!
 //! - `GET /ws`: the WebSocket session ([`ws`]), protobuf over binary messages
 //! - `GET /api/cameras`: every camera's status as JSON ([`api`])
+//! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
+//! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
+//! - `GET /api/viewers`: every viewer with its delivery counters, as JSON
 //! - `GET /healthz`: 200 while the server runs
 
 mod api;
+pub mod feed;
+mod mjpeg;
 pub mod wire;
 pub mod ws;
 
@@ -12,6 +17,7 @@ use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::hub::Hub;
+use crate::shutdown::ShutdownSignal;
 
 /// What every request handler can reach.
 pub struct AppState {
@@ -19,12 +25,17 @@ pub struct AppState {
     pub hub: Addr<Hub>,
     /// Largest client WebSocket message, in bytes.
     pub max_message_bytes: u32,
+    /// Raised when the server stops; long-lived responses end on it.
+    pub shutdown: ShutdownSignal,
 }
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(api::healthz))
         .route("/api/cameras", web::get().to(api::cameras))
+        .route("/api/viewers", web::get().to(api::viewers))
+        .route("/cameras/{id}/stream.mjpg", web::get().to(mjpeg::stream))
+        .route("/cameras/{id}/snapshot.jpg", web::get().to(mjpeg::snapshot))
         .service(
             web::resource("/ws")
                 .guard(actix_web::guard::Get())

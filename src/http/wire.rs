@@ -7,7 +7,8 @@ use prost::Message as _;
 
 use crate::camera::control::{ControlInfo, ControlType};
 use crate::camera::status::{CameraState, CameraStatus};
-use crate::camera::CameraId;
+use crate::camera::{CameraId, Frame};
+use crate::config::CaptureMode;
 use crate::proto::{self, client_message::Kind as ClientKind, server_message::Kind as ServerKind};
 
 /// The wire protocol's version.
@@ -24,6 +25,10 @@ pub enum Command {
         request_id: u64,
         /// The cameras.
         cameras: Vec<CameraId>,
+        /// Whether frames are wanted too.
+        frames: bool,
+        /// Frames per second at most, per camera (0: the camera's rate).
+        max_fps: u32,
     },
     /// Unsubscribe from cameras (empty: all).
     Unsubscribe {
@@ -86,6 +91,8 @@ pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
         ClientKind::Subscribe(s) => Command::Subscribe {
             request_id: s.request_id,
             cameras: ids(s.request_id, &s.camera_ids)?,
+            frames: s.frames,
+            max_fps: s.max_fps,
         },
         ClientKind::Unsubscribe(u) => Command::Unsubscribe {
             request_id: u.request_id,
@@ -161,6 +168,7 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
             CameraState::Streaming => proto::CameraState::Streaming,
             CameraState::Reconnecting => proto::CameraState::Reconnecting,
             CameraState::Stopped => proto::CameraState::Stopped,
+            CameraState::Idle => proto::CameraState::Idle,
         } as i32,
         reason: s.reason.clone(),
         fps: s.fps,
@@ -191,7 +199,36 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
             .collect(),
         last_frame_seq: s.last_frame_seq,
         requested_fps: s.requested_fps,
+        capture_mode: capture_mode(s.capture).to_string(),
+        viewers: s.viewers as u32,
+        frames_corrupt: s.frames_corrupt,
+        frames_encoded: s.frames_encoded,
+        encode_seconds: s.encode_seconds,
+        send_latency_p50_ms: s.send_latency_p50_ms,
+        send_latency_p99_ms: s.send_latency_p99_ms,
     }
+}
+
+/// The capture mode's name, as in `cameras.yaml`.
+pub fn capture_mode(mode: CaptureMode) -> &'static str {
+    match mode {
+        CaptureMode::Always => "always",
+        CaptureMode::OnDemand => "on_demand",
+    }
+}
+
+/// A frame as a complete `ServerMessage`, encoded once and shared by every session.
+pub fn frame(camera: &CameraId, f: &Frame) -> bytes::Bytes {
+    f.encoded
+        .get_or_init(|| {
+            bytes::Bytes::from(encode(ServerKind::Frame(proto::Frame {
+                camera_id: camera.to_string(),
+                seq: f.seq,
+                capture_timestamp: f.timestamp_micros(),
+                jpeg: f.jpeg.clone(),
+            })))
+        })
+        .clone()
 }
 
 /// A control on the wire.

@@ -6,6 +6,8 @@
 //! `stopping`, so the pair is always symmetric. This is the only module that uses
 //! `actix-web-actors`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -13,10 +15,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use tracing::{debug, warn};
 
+use super::feed::FrameFeed;
 use super::wire::{self, Command, Rejection};
 use super::AppState;
-use crate::hub::{self, Hub, SessionEvent, SessionId};
+use crate::camera::{CameraId, Frame};
+use crate::hub::{self, Hub, SessionEvent, SessionId, Viewer};
 use crate::proto::{self, server_message::Kind as ServerKind};
+use crate::stats::ViewerCounters;
 
 /// How often the server pings each client.
 pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -26,6 +31,20 @@ pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 pub const SESSION_QUEUE: usize = 64;
 /// Commands one session may have waiting on cameras at once.
 pub const MAX_IN_FLIGHT: usize = 32;
+/// How often a session with subscriptions gets its own delivery counters.
+pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A camera's frames being sent to this client.
+struct FrameSubscription {
+    handle: SpawnHandle,
+    counters: Arc<ViewerCounters>,
+}
+
+/// One frame on its way to the client.
+struct OutgoingFrame {
+    camera: CameraId,
+    frame: Frame,
+}
 
 /// One client's connection.
 pub struct WsSession {
@@ -34,6 +53,11 @@ pub struct WsSession {
     last_heard: Instant,
     in_flight: usize,
     max_message_bytes: u32,
+    frames: HashMap<CameraId, FrameSubscription>,
+    /// Frames replaced on cameras this session no longer watches.
+    replaced_before: u64,
+    /// Status events the hub could not queue for this session.
+    dropped_by_hub: u64,
 }
 
 /// `GET /ws`: upgrades to a WebSocket session.
@@ -48,6 +72,9 @@ pub async fn route(
         last_heard: Instant::now(),
         in_flight: 0,
         max_message_bytes: state.max_message_bytes,
+        frames: HashMap::new(),
+        replaced_before: 0,
+        dropped_by_hub: 0,
     };
     ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(state.max_message_bytes as usize)
@@ -75,10 +102,23 @@ impl Actor for WsSession {
             })
             .into_actor(self)
             .map(|res, act, ctx| match res {
-                Ok(id) => act.id = Some(id),
+                Ok(Ok(id)) => act.id = Some(id),
+                Ok(Err(refused)) => {
+                    ctx.close(Some(ws::CloseReason {
+                        code: ws::CloseCode::Again,
+                        description: Some(refused.to_string()),
+                    }));
+                    ctx.stop();
+                }
                 Err(_) => ctx.stop(),
             })
             .wait(ctx);
+        ctx.run_interval(STATS_INTERVAL, |act, ctx| {
+            if !act.frames.is_empty() || act.dropped_by_hub > 0 {
+                let stats = act.stats();
+                act.send(ctx, stats);
+            }
+        });
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
@@ -90,6 +130,49 @@ impl Actor for WsSession {
 }
 
 impl WsSession {
+    fn stats(&self) -> ServerKind {
+        let replaced: u64 = self
+            .frames
+            .values()
+            .map(|f| ViewerCounters::get(&f.counters.skipped))
+            .sum();
+        ServerKind::SessionStats(proto::SessionStats {
+            messages_dropped: self.dropped_by_hub,
+            frames_replaced: self.replaced_before + replaced,
+        })
+    }
+
+    /// Starts sending frames from these viewers, replacing earlier feeds of the same cameras.
+    fn add_feeds(
+        &mut self,
+        viewers: Vec<Viewer>,
+        max_fps: u32,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        for viewer in viewers {
+            let camera = viewer.camera.clone();
+            self.stop_feed(&camera, ctx);
+            let counters = Arc::clone(&viewer.counters);
+            let feed = FrameFeed::new(viewer, Some(max_fps));
+            let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+                let frame = feed.next().await?;
+                feed.sent(&frame);
+                let camera = feed.viewer().camera.clone();
+                Some((OutgoingFrame { camera, frame }, feed))
+            });
+            let handle = ctx.add_stream(stream);
+            self.frames
+                .insert(camera, FrameSubscription { handle, counters });
+        }
+    }
+
+    fn stop_feed(&mut self, camera: &CameraId, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(old) = self.frames.remove(camera) {
+            self.replaced_before += ViewerCounters::get(&old.counters.skipped);
+            ctx.cancel_future(old.handle);
+        }
+    }
+
     fn send(&self, ctx: &mut ws::WebsocketContext<Self>, kind: ServerKind) {
         ctx.binary(wire::encode(kind));
     }
@@ -128,6 +211,43 @@ impl WsSession {
             .spawn(ctx);
     }
 
+    fn subscribe(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        session: SessionId,
+        request_id: u64,
+        cameras: Vec<CameraId>,
+        frames: bool,
+        max_fps: u32,
+    ) {
+        if self.in_flight >= MAX_IN_FLIGHT {
+            let msg = "too many commands are waiting for an answer; wait for their results".into();
+            return self.send(ctx, wire::result(request_id, Err(msg)));
+        }
+        self.in_flight += 1;
+        let msg = hub::Subscribe {
+            session,
+            cameras,
+            frames,
+        };
+        self.hub
+            .send(msg)
+            .into_actor(self)
+            .map(move |answer, act, ctx| {
+                act.in_flight -= 1;
+                let outcome = match answer {
+                    Ok(Ok(viewers)) => {
+                        act.add_feeds(viewers, max_fps, ctx);
+                        Ok(None)
+                    }
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("the server is shutting down".into()),
+                };
+                act.send(ctx, wire::result(request_id, outcome));
+            })
+            .spawn(ctx);
+    }
+
     fn command(&mut self, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
         let command = match wire::decode(bytes) {
             Ok(c) => c,
@@ -147,21 +267,28 @@ impl WsSession {
             Command::Subscribe {
                 request_id,
                 cameras,
-            } => self.ask(
-                ctx,
-                request_id,
-                hub::Subscribe { session, cameras },
-                move |r| wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string())),
-            ),
+                frames,
+                max_fps,
+            } => self.subscribe(ctx, session, request_id, cameras, frames, max_fps),
             Command::Unsubscribe {
                 request_id,
                 cameras,
-            } => self.ask(
-                ctx,
-                request_id,
-                hub::Unsubscribe { session, cameras },
-                move |r| wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string())),
-            ),
+            } => {
+                let stop: Vec<CameraId> = if cameras.is_empty() {
+                    self.frames.keys().cloned().collect()
+                } else {
+                    cameras.clone()
+                };
+                for camera in &stop {
+                    self.stop_feed(camera, ctx);
+                }
+                self.ask(
+                    ctx,
+                    request_id,
+                    hub::Unsubscribe { session, cameras },
+                    move |r| wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string())),
+                )
+            }
             Command::SetControl {
                 request_id,
                 camera,
@@ -246,16 +373,25 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     }
 }
 
+impl StreamHandler<OutgoingFrame> for WsSession {
+    fn handle(&mut self, out: OutgoingFrame, ctx: &mut Self::Context) {
+        ctx.binary(wire::frame(&out.camera, &out.frame));
+    }
+
+    /// A camera's feed ends when the camera is gone; the session goes on.
+    fn finished(&mut self, _: &mut Self::Context) {}
+}
+
 impl Handler<SessionEvent> for WsSession {
     type Result = ();
 
     fn handle(&mut self, event: SessionEvent, ctx: &mut Self::Context) {
         let kind = match event {
             SessionEvent::Status(status) => ServerKind::CameraStatus(wire::status(&status)),
-            SessionEvent::Dropped(n) => ServerKind::SessionStats(proto::SessionStats {
-                messages_dropped: n,
-                frames_replaced: 0,
-            }),
+            SessionEvent::Dropped(n) => {
+                self.dropped_by_hub = n;
+                self.stats()
+            }
         };
         self.send(ctx, kind);
     }

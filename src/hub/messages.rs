@@ -10,6 +10,7 @@ use actix::{Message, Recipient};
 use crate::camera::control::{ControlError, ControlInfo};
 use crate::camera::status::CameraStatus;
 use crate::camera::{CameraId, FrameWatch};
+use crate::stats::{LatencyHistogram, ViewerCounters};
 
 /// Identifies a client session inside the hub.
 pub type SessionId = u64;
@@ -31,6 +32,9 @@ pub enum CommandError {
     /// The camera did not answer in time.
     #[error("camera `{0}` did not answer within {1} s; try again")]
     Timeout(CameraId, u64),
+    /// A limit on viewers or clients is reached.
+    #[error("{0}")]
+    TooMany(String),
     /// The camera refused the control change or read.
     #[error("camera `{camera}`: {error}")]
     Control {
@@ -72,9 +76,10 @@ pub struct GetControls {
 #[rtype(result = "()")]
 pub struct StopCamera;
 
-/// A session introduces itself to the hub; the answer is its id.
+/// A session introduces itself to the hub; the answer is its id, or a refusal when the
+/// server has as many sessions as it takes.
 #[derive(Message)]
-#[rtype(result = "SessionId")]
+#[rtype(result = "Result<SessionId, CommandError>")]
 pub struct Connect {
     /// Where the hub sends the session's events.
     pub events: Recipient<SessionEvent>,
@@ -88,14 +93,17 @@ pub struct Disconnect {
     pub session: SessionId,
 }
 
-/// A session subscribes to cameras' status. Unknown ids refuse the whole command.
+/// A session subscribes to cameras' status, and frames if asked. Unknown ids refuse the
+/// whole command. The answer holds a [`Viewer`] per camera when frames are asked for.
 #[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
+#[rtype(result = "Result<Vec<Viewer>, CommandError>")]
 pub struct Subscribe {
     /// The session.
     pub session: SessionId,
-    /// The cameras; empty means all, including cameras added later.
+    /// The cameras; empty means all (for status, also cameras added later).
     pub cameras: Vec<CameraId>,
+    /// Whether the session wants frames too.
+    pub frames: bool,
 }
 
 /// A session unsubscribes from cameras.
@@ -113,13 +121,97 @@ pub struct Unsubscribe {
 #[rtype(result = "Vec<Arc<CameraStatus>>")]
 pub struct ListCameras;
 
-/// Asks for a camera's frame slot, to watch its frames.
+/// How a viewer watches a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViewerKind {
+    /// An MJPEG stream over HTTP.
+    Mjpeg,
+    /// Frames over a WebSocket session.
+    WebSocket,
+    /// One snapshot.
+    Snapshot,
+}
+
+impl ViewerKind {
+    /// Lower-case name, for the API and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewerKind::Mjpeg => "mjpeg",
+            ViewerKind::WebSocket => "websocket",
+            ViewerKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// Identifies a viewer inside the hub.
+pub type ViewerId = u64;
+
+/// Asks to watch a camera's frames. The hub counts viewers (so on-demand cameras open and
+/// raw frames are encoded only while someone watches) and enforces the stream limits.
 #[derive(Message)]
-#[rtype(result = "Result<FrameWatch, CommandError>")]
-pub struct WatchFrames {
+#[rtype(result = "Result<Viewer, CommandError>")]
+pub struct Watch {
     /// The camera.
     pub camera: CameraId,
+    /// How it is watched.
+    pub kind: ViewerKind,
 }
+
+/// A viewer stops watching; sent when its [`Viewer`] is dropped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unwatch {
+    /// The viewer.
+    pub viewer: ViewerId,
+}
+
+/// The right to watch one camera's frames, from [`Watch`]. Dropping it tells the hub.
+pub struct Viewer {
+    /// The camera.
+    pub camera: CameraId,
+    /// The camera's frame slot.
+    pub frames: FrameWatch,
+    /// This viewer's counters.
+    pub counters: Arc<ViewerCounters>,
+    /// The camera's capture-to-send latency, shared by all its viewers.
+    pub latency: Arc<LatencyHistogram>,
+    /// The camera's latest status when watching began.
+    pub status: Arc<CameraStatus>,
+    id: ViewerId,
+    hub: Recipient<Unwatch>,
+}
+
+impl Viewer {
+    pub(super) fn new(
+        id: ViewerId,
+        hub: Recipient<Unwatch>,
+        camera: CameraId,
+        frames: FrameWatch,
+        latency: Arc<LatencyHistogram>,
+        status: Arc<CameraStatus>,
+    ) -> Self {
+        Viewer {
+            camera,
+            frames,
+            counters: Arc::default(),
+            latency,
+            status,
+            id,
+            hub,
+        }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.hub.do_send(Unwatch { viewer: self.id });
+    }
+}
+
+/// Tells a camera how many viewers watch its frames.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ViewerCount(pub usize);
 
 /// What the hub sends to a session.
 #[derive(Message, Clone)]

@@ -19,7 +19,8 @@ use crate::camera::actor::{self, CameraActor};
 use crate::camera::frame::{frame_slot, FrameWatch};
 use crate::camera::status::CameraStatus;
 use crate::camera::CameraId;
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, ServerConfig};
+use crate::stats::{LatencyHistogram, ViewerCounters};
 pub use messages::*;
 
 /// Longest the hub waits for a camera to answer a command. A camera answers between two
@@ -34,7 +35,41 @@ struct CameraEntry {
     addr: Option<Addr<CameraActor>>,
     status: Arc<CameraStatus>,
     frames: FrameWatch,
+    latency: Arc<LatencyHistogram>,
+    /// Viewers told to the camera last.
+    viewers_told: usize,
 }
+
+struct ViewerEntry {
+    camera: CameraId,
+    kind: ViewerKind,
+    counters: Arc<ViewerCounters>,
+    since: std::time::SystemTime,
+}
+
+/// One viewer, as `/api/viewers` lists it.
+#[derive(Debug, Clone)]
+pub struct ViewerInfo {
+    /// The viewer's id.
+    pub id: ViewerId,
+    /// The camera watched.
+    pub camera: CameraId,
+    /// How it is watched.
+    pub kind: ViewerKind,
+    /// When watching began.
+    pub since: std::time::SystemTime,
+    /// Frames sent.
+    pub sent: u64,
+    /// Frames skipped because the viewer was behind.
+    pub skipped: u64,
+    /// JPEG bytes sent.
+    pub bytes: u64,
+}
+
+/// Asks for every viewer.
+#[derive(Message)]
+#[rtype(result = "Vec<ViewerInfo>")]
+pub struct ListViewers;
 
 struct SessionEntry {
     events: Recipient<SessionEvent>,
@@ -57,22 +92,97 @@ impl SessionEntry {
     }
 }
 
-/// The registry of cameras and sessions.
+/// The registry of cameras, sessions and viewers.
 pub struct Hub {
+    limits: ServerConfig,
     configs: Vec<CameraConfig>,
     cameras: Vec<CameraEntry>,
     sessions: HashMap<SessionId, SessionEntry>,
     next_session: SessionId,
+    viewers: HashMap<ViewerId, ViewerEntry>,
+    next_viewer: ViewerId,
 }
 
 impl Hub {
-    /// A hub that starts these cameras when it starts.
-    pub fn new(cameras: Vec<CameraConfig>) -> Self {
+    /// A hub that starts these cameras when it starts, with the server's limits.
+    pub fn new(limits: ServerConfig, cameras: Vec<CameraConfig>) -> Self {
         Hub {
+            limits,
             configs: cameras,
             cameras: Vec::new(),
             sessions: HashMap::new(),
             next_session: 1,
+            viewers: HashMap::new(),
+            next_viewer: 1,
+        }
+    }
+
+    /// Registers a viewer of `camera`, within the stream limits for MJPEG.
+    fn watch(
+        &mut self,
+        camera: &CameraId,
+        kind: ViewerKind,
+        ctx: &mut Context<Self>,
+    ) -> Result<Viewer, CommandError> {
+        let entry = self.camera(camera)?;
+        if kind == ViewerKind::Mjpeg {
+            let mjpeg = |v: &&ViewerEntry| v.kind == ViewerKind::Mjpeg;
+            let all = self.viewers.values().filter(mjpeg).count();
+            let here = self
+                .viewers
+                .values()
+                .filter(mjpeg)
+                .filter(|v| v.camera == *camera)
+                .count();
+            if here >= self.limits.max_streams_per_camera as usize {
+                return Err(CommandError::TooMany(format!(
+                    "camera `{camera}` already serves {here} MJPEG streams, its limit \
+                     (server.max_streams_per_camera); close one or raise the limit"
+                )));
+            }
+            if all >= self.limits.max_streams as usize {
+                return Err(CommandError::TooMany(format!(
+                    "the server already serves {all} MJPEG streams, its limit \
+                     (server.max_streams); close one or raise the limit"
+                )));
+            }
+        }
+        let (frames, latency, status) = (
+            entry.frames.clone(),
+            Arc::clone(&entry.latency),
+            Arc::clone(&entry.status),
+        );
+        let id = self.next_viewer;
+        self.next_viewer += 1;
+        let hub = ctx.address().recipient();
+        let viewer = Viewer::new(id, hub, camera.clone(), frames, latency, status);
+        self.viewers.insert(
+            id,
+            ViewerEntry {
+                camera: camera.clone(),
+                kind,
+                counters: Arc::clone(&viewer.counters),
+                since: std::time::SystemTime::now(),
+            },
+        );
+        self.tell_viewer_count(camera);
+        Ok(viewer)
+    }
+
+    /// Tells a camera its number of viewers when it changed.
+    fn tell_viewer_count(&mut self, camera: &CameraId) {
+        let n = self
+            .viewers
+            .values()
+            .filter(|v| v.camera == *camera)
+            .count();
+        if let Some(entry) = self.cameras.iter_mut().find(|c| c.id == *camera) {
+            if entry.viewers_told != n {
+                entry.viewers_told = n;
+                if let Some(addr) = &entry.addr {
+                    addr.do_send(ViewerCount(n));
+                }
+            }
         }
     }
 
@@ -134,15 +244,19 @@ impl Actor for Hub {
         ctx.set_mailbox_capacity(1024);
         for cfg in std::mem::take(&mut self.configs) {
             let (publisher, frames) = frame_slot();
-            let status = CameraStatus::initial(cfg.id.clone(), cfg.name.clone(), cfg.enabled);
-            let addr = cfg
-                .enabled
-                .then(|| actor::start(cfg.clone(), ctx.address().recipient(), publisher));
+            let latency = Arc::new(LatencyHistogram::default());
+            let status = CameraStatus::initial(&cfg);
+            let addr = cfg.enabled.then(|| {
+                let hub = ctx.address().recipient();
+                actor::start(cfg.clone(), hub, publisher, Arc::clone(&latency))
+            });
             self.cameras.push(CameraEntry {
                 id: cfg.id,
                 addr,
                 status: Arc::new(status),
                 frames,
+                latency,
+                viewers_told: 0,
             });
         }
         ctx.run_interval(DROP_REPORT_INTERVAL, |hub, _| {
@@ -182,9 +296,16 @@ impl Handler<StatusUpdate> for Hub {
 }
 
 impl Handler<Connect> for Hub {
-    type Result = SessionId;
+    type Result = Result<SessionId, CommandError>;
 
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> SessionId {
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        if self.sessions.len() >= self.limits.max_sessions as usize {
+            return Err(CommandError::TooMany(format!(
+                "the server already has {} WebSocket clients, its limit (server.max_sessions); \
+                 close another client or raise the limit",
+                self.sessions.len()
+            )));
+        }
         let id = self.next_session;
         self.next_session += 1;
         self.sessions.insert(
@@ -198,7 +319,7 @@ impl Handler<Connect> for Hub {
             },
         );
         debug!(session = id, "session connected");
-        id
+        Ok(id)
     }
 }
 
@@ -212,12 +333,28 @@ impl Handler<Disconnect> for Hub {
 }
 
 impl Handler<Subscribe> for Hub {
-    type Result = Result<(), CommandError>;
+    type Result = MessageResult<Subscribe>;
 
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
-        self.check_known(&msg.cameras)?;
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.check_known(&msg.cameras) {
+            return MessageResult(Err(e));
+        }
+        let targets: Vec<CameraId> = if msg.cameras.is_empty() {
+            self.cameras.iter().map(|c| c.id.clone()).collect()
+        } else {
+            msg.cameras.clone()
+        };
+        let mut viewers = Vec::new();
+        if msg.frames {
+            for camera in &targets {
+                match self.watch(camera, ViewerKind::WebSocket, ctx) {
+                    Ok(v) => viewers.push(v),
+                    Err(e) => return MessageResult(Err(e)),
+                }
+            }
+        }
         let Some(session) = self.sessions.get_mut(&msg.session) else {
-            return Ok(());
+            return MessageResult(Ok(Vec::new()));
         };
         if msg.cameras.is_empty() {
             session.all_cameras = true;
@@ -230,7 +367,7 @@ impl Handler<Subscribe> for Hub {
                 session.offer(SessionEvent::Status(Arc::clone(&camera.status)));
             }
         }
-        Ok(())
+        MessageResult(Ok(viewers))
     }
 }
 
@@ -268,11 +405,43 @@ impl Handler<ListCameras> for Hub {
     }
 }
 
-impl Handler<WatchFrames> for Hub {
-    type Result = Result<FrameWatch, CommandError>;
+impl Handler<Watch> for Hub {
+    type Result = MessageResult<Watch>;
 
-    fn handle(&mut self, msg: WatchFrames, _: &mut Context<Self>) -> Self::Result {
-        self.camera(&msg.camera).map(|c| c.frames.clone())
+    fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.watch(&msg.camera, msg.kind, ctx))
+    }
+}
+
+impl Handler<Unwatch> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
+        if let Some(v) = self.viewers.remove(&msg.viewer) {
+            self.tell_viewer_count(&v.camera);
+        }
+    }
+}
+
+impl Handler<ListViewers> for Hub {
+    type Result = MessageResult<ListViewers>;
+
+    fn handle(&mut self, _: ListViewers, _: &mut Context<Self>) -> Self::Result {
+        let mut list: Vec<ViewerInfo> = self
+            .viewers
+            .iter()
+            .map(|(id, v)| ViewerInfo {
+                id: *id,
+                camera: v.camera.clone(),
+                kind: v.kind,
+                since: v.since,
+                sent: ViewerCounters::get(&v.counters.sent),
+                skipped: ViewerCounters::get(&v.counters.skipped),
+                bytes: ViewerCounters::get(&v.counters.bytes),
+            })
+            .collect();
+        list.sort_by_key(|v| v.id);
+        MessageResult(list)
     }
 }
 

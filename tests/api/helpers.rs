@@ -19,6 +19,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     handle: ServerHandle,
+    shutdown: camfleet::shutdown::Shutdown,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -31,14 +32,16 @@ pub fn spawn(yaml: &str) -> TestServer {
     let thread = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             let server = camfleet::server::start(config, listener).unwrap();
-            tx.send(server.http.handle()).unwrap();
+            tx.send((server.http.handle(), server.shutdown.clone()))
+                .unwrap();
             server.http.await.unwrap();
         });
     });
-    let handle = rx.recv().unwrap();
+    let (handle, shutdown) = rx.recv().unwrap();
     TestServer {
         addr,
         handle,
+        shutdown,
         thread: Some(thread),
     }
 }
@@ -61,6 +64,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        self.shutdown.trigger();
         let handle = self.handle.clone();
         // Stopping needs a runtime; the server's own thread has one.
         std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)))
@@ -77,6 +81,8 @@ pub struct Client {
     framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
     pub hello: proto::Hello,
     next_request: u64,
+    /// Messages read while looking for a command's answer, in arrival order.
+    backlog: std::collections::VecDeque<S>,
 }
 
 impl Client {
@@ -91,9 +97,10 @@ impl Client {
             framed,
             hello: proto::Hello::default(),
             next_request: 1,
+            backlog: Default::default(),
         };
         client.hello = client
-            .recv_until(|k| match k {
+            .take_where(|k| match k {
                 S::Hello(h) => Some(h.clone()),
                 _ => None,
             })
@@ -120,6 +127,13 @@ impl Client {
 
     /// The next server message, or `None` if the connection closed; panics after `WAIT`.
     pub async fn next(&mut self) -> Option<Result<S, ws::Frame>> {
+        if let Some(kind) = self.backlog.pop_front() {
+            return Some(Ok(kind));
+        }
+        self.next_from_socket().await
+    }
+
+    async fn next_from_socket(&mut self) -> Option<Result<S, ws::Frame>> {
         loop {
             let frame = tokio::time::timeout(WAIT, self.framed.next())
                 .await
@@ -138,14 +152,42 @@ impl Client {
         }
     }
 
-    /// Reads until `pick` returns something, within `WAIT`.
+    /// Forgets messages kept back while waiting for answers.
+    pub fn forget_backlog(&mut self) {
+        self.backlog.clear();
+    }
+
+    /// Reads messages in order, skipping them, until `pick` returns something.
     pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&S) -> Option<T>) -> T {
+        while let Some(kind) = self.backlog.pop_front() {
+            if let Some(t) = pick(&kind) {
+                return t;
+            }
+        }
+        self.read_until(pick, false).await
+    }
+
+    /// Takes the first message `pick` wants, leaving every other one to be read later.
+    pub async fn take_where<T>(&mut self, mut pick: impl FnMut(&S) -> Option<T>) -> T {
+        for i in 0..self.backlog.len() {
+            if let Some(t) = pick(&self.backlog[i]) {
+                self.backlog.remove(i);
+                return t;
+            }
+        }
+        self.read_until(pick, true).await
+    }
+
+    async fn read_until<T>(&mut self, mut pick: impl FnMut(&S) -> Option<T>, keep: bool) -> T {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
-            match self.next().await {
+            match self.next_from_socket().await {
                 Some(Ok(kind)) => {
                     if let Some(t) = pick(&kind) {
                         return t;
+                    }
+                    if keep {
+                        self.backlog.push_back(kind);
                     }
                 }
                 Some(Err(frame)) => panic!("unexpected frame {frame:?}"),
@@ -157,7 +199,7 @@ impl Client {
 
     /// The answer to the command with this request id.
     pub async fn result(&mut self, request_id: u64) -> proto::CommandResult {
-        self.recv_until(|k| match k {
+        self.take_where(|k| match k {
             S::CommandResult(r) if r.request_id == request_id => Some(r.clone()),
             _ => None,
         })
@@ -200,7 +242,7 @@ impl Client {
             camera_id: camera.into(),
         }))
         .await;
-        self.recv_until(|k| match k {
+        self.take_where(|k| match k {
             S::ControlList(l) if l.request_id == request_id => Some(l.controls.clone()),
             S::CommandResult(r) if r.request_id == request_id => {
                 panic!("GetControls failed: {}", r.error)

@@ -85,7 +85,7 @@ async fn bad_control_values_and_names_are_refused_and_change_nothing() {
     );
     let pattern = controls.iter().find(|c| c.name == "test_pattern").unwrap();
     assert_eq!(pattern.r#type, proto::ControlType::Menu as i32);
-    assert_eq!(pattern.menu_items.len(), 3);
+    assert_eq!(pattern.menu_items.len(), 4);
 }
 
 #[actix_rt::test]
@@ -129,6 +129,8 @@ async fn two_sessions_both_get_status_until_one_unsubscribes() {
     }))
     .await;
     assert!(one.result(request_id).await.ok);
+    // What came before the answer was sent before the unsubscribe took effect.
+    one.forget_backlog();
 
     // Status comes at least once a second while streaming: two of them reach the
     // subscribed session while the unsubscribed one hears nothing.

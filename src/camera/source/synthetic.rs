@@ -138,7 +138,7 @@ impl SyntheticDevice {
             utc_text(SystemTime::now()),
             format!("brightness {} contrast {}", s.brightness, s.contrast),
         ];
-        draw_text(&mut self.rgb, w, h, &lines);
+        crate::camera::draw::text(&mut self.rgb, w, h, &lines);
         let mut out = Vec::with_capacity(w * h / 4);
         jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY)
             .encode(&self.rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
@@ -337,6 +337,20 @@ fn draw_pattern(
             let c = match pattern {
                 Pattern::Bars => BARS[px * 8 / w],
                 Pattern::Gradient => [(px * 255 / w) as u8, (y * 255 / h) as u8, 128],
+                Pattern::Noise => {
+                    // Bars under noise that changes every frame, so frames compress
+                    // about as badly as a real scene.
+                    let mut n = (x as u64 ^ (y as u64) << 20 ^ index << 40)
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    n ^= n >> 29;
+                    let bar = BARS[px * 8 / w];
+                    let jitter = (n & 0x3F) as u8;
+                    [
+                        bar[0].saturating_sub(jitter),
+                        bar[1].saturating_sub(jitter >> 1),
+                        bar[2].saturating_sub(jitter),
+                    ]
+                }
                 Pattern::Checkers => {
                     let on = ((px / 40) + ((y + shift) / 40)) % 2 == 0;
                     if on {
@@ -361,44 +375,6 @@ fn adjust(rgb: &mut [u8], brightness: i64, contrast: i64) {
         .collect();
     for v in rgb.iter_mut() {
         *v = lut[*v as usize];
-    }
-}
-
-/// Draws text lines in white on a dark box in the top-left corner.
-fn draw_text(rgb: &mut [u8], w: usize, h: usize, lines: &[String]) {
-    let scale = (h / 240).max(1);
-    let glyph = 8 * scale;
-    let longest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    let box_w = ((longest * glyph) + 2 * scale).min(w);
-    let box_h = ((lines.len() * (glyph + scale)) + 2 * scale).min(h);
-    for y in 0..box_h {
-        for v in &mut rgb[y * w * 3..(y * w + box_w) * 3] {
-            *v /= 4;
-        }
-    }
-    for (row, line) in lines.iter().enumerate() {
-        for (col, ch) in line.chars().enumerate() {
-            let bitmap = font8x8::legacy::BASIC_LEGACY
-                .get(ch as usize)
-                .copied()
-                .unwrap_or(font8x8::legacy::BASIC_LEGACY[b'?' as usize]);
-            let (x0, y0) = (scale + col * glyph, scale + row * (glyph + scale));
-            for (gy, bits) in bitmap.iter().enumerate() {
-                for gx in 0..8 {
-                    if bits & (1 << gx) == 0 {
-                        continue;
-                    }
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            let (x, y) = (x0 + gx * scale + dx, y0 + gy * scale + dy);
-                            if x < w && y < h {
-                                rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].fill(255);
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -1,0 +1,327 @@
+//! JPEG on the camera side: checking frames a device hands over as JPEG, encoding raw
+//! formats, and the NO SIGNAL placeholder.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType};
+
+use super::source::FourCc;
+
+/// Length of the complete JPEG at the start of `data`, up to and including its end
+/// marker, or `None` if it is truncated or not a JPEG. Devices may report a buffer larger
+/// than the picture; the bytes after the end marker are not part of it.
+pub fn complete_len(data: &[u8]) -> Option<usize> {
+    if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+        return None;
+    }
+    let mut i = 2;
+    loop {
+        if i + 1 >= data.len() || data[i] != 0xFF {
+            return None;
+        }
+        let marker = data[i + 1];
+        match marker {
+            0xFF => i += 1,
+            0xD9 => return Some(i + 2),
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                let len = usize::from(u16::from_be_bytes([*data.get(i + 2)?, *data.get(i + 3)?]));
+                if len < 2 {
+                    return None;
+                }
+                i += 2 + len;
+                if marker == 0xDA {
+                    i = end_of_entropy_data(data, i)?;
+                }
+            }
+        }
+    }
+}
+
+/// Skips entropy-coded data, where 0xFF is followed by 0x00 (a stuffed byte) or a restart
+/// marker; returns the position of the next real marker.
+fn end_of_entropy_data(data: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let j = i + data.get(i..)?.iter().position(|b| *b == 0xFF)?;
+        match *data.get(j + 1)? {
+            0x00 | 0xD0..=0xD7 => i = j + 2,
+            0xFF => i = j + 1,
+            _ => return Some(j),
+        }
+    }
+}
+
+/// Whether the JPEG carries its Huffman tables. Many USB cameras leave them out of MJPEG
+/// frames and rely on the standard ones, which browsers do not assume.
+fn has_huffman_tables(jpeg: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 3 < jpeg.len() && jpeg[i] == 0xFF {
+        match jpeg[i + 1] {
+            0xC4 => return true,
+            0xDA => return false,
+            _ => i += 2 + usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]])),
+        }
+    }
+    false
+}
+
+/// The standard Huffman tables (JPEG Annex K) as DHT segments, taken from the encoder,
+/// which uses exactly these.
+fn standard_huffman_segments() -> &'static [u8] {
+    static SEGMENTS: OnceLock<Vec<u8>> = OnceLock::new();
+    SEGMENTS.get_or_init(|| {
+        let mut tiny = Vec::new();
+        Encoder::new(&mut tiny, 50)
+            .encode(&[0u8; 8 * 8 * 3], 8, 8, ColorType::Rgb)
+            .expect("an 8x8 picture encodes");
+        let mut out = Vec::new();
+        let mut i = 2;
+        while i + 3 < tiny.len() && tiny[1] == 0xD8 {
+            let len = usize::from(u16::from_be_bytes([tiny[i + 2], tiny[i + 3]]));
+            match tiny[i + 1] {
+                0xC4 => out.extend_from_slice(&tiny[i..i + 2 + len]),
+                0xDA => break,
+                _ => {}
+            }
+            i += 2 + len;
+        }
+        out
+    })
+}
+
+/// Turns a device's JPEG into one every decoder takes: cut at its end marker, with the
+/// standard Huffman tables added if it lacks them. `None` if it is truncated or corrupt.
+pub fn normalize(data: &[u8]) -> Option<Bytes> {
+    let len = complete_len(data)?;
+    let jpeg = &data[..len];
+    if has_huffman_tables(jpeg) {
+        return Some(Bytes::copy_from_slice(jpeg));
+    }
+    let tables = standard_huffman_segments();
+    let mut out = Vec::with_capacity(len + tables.len());
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(tables);
+    out.extend_from_slice(&jpeg[2..]);
+    Some(Bytes::from(out))
+}
+
+/// Whether camfleet can encode this raw pixel format.
+pub fn can_encode(fourcc: FourCc) -> bool {
+    matches!(
+        &fourcc.0,
+        b"YUYV" | b"UYVY" | b"NV12" | b"RGB3" | b"BGR3" | b"GREY"
+    )
+}
+
+/// Bytes one frame of a raw format takes, if camfleet knows the format.
+pub fn raw_frame_len(fourcc: FourCc, width: u32, height: u32) -> Option<usize> {
+    let px = width as usize * height as usize;
+    Some(match &fourcc.0 {
+        b"YUYV" | b"UYVY" => px * 2,
+        b"NV12" => px * 3 / 2,
+        b"RGB3" | b"BGR3" => px * 3,
+        b"GREY" => px,
+        _ => return None,
+    })
+}
+
+/// Packed 4:2:2 YCbCr, two pixels in four bytes; `y0` is the offset of the first luma
+/// byte (0 for YUYV, 1 for UYVY).
+struct Packed422<'a> {
+    data: &'a [u8],
+    width: u16,
+    height: u16,
+    y0: usize,
+}
+
+impl ImageBuffer for Packed422<'_> {
+    fn get_jpeg_color_type(&self) -> JpegColorType {
+        JpegColorType::Ycbcr
+    }
+    fn width(&self) -> u16 {
+        self.width
+    }
+    fn height(&self) -> u16 {
+        self.height
+    }
+    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+        let w = usize::from(self.width);
+        let row = &self.data[usize::from(y) * w * 2..][..w * 2];
+        let (c0, c1) = if self.y0 == 0 { (1, 3) } else { (0, 2) };
+        for pair in row.chunks_exact(4) {
+            let (cb, cr) = (pair[c0], pair[c1]);
+            buffers[0].push(pair[self.y0]);
+            buffers[0].push(pair[self.y0 + 2]);
+            buffers[1].extend_from_slice(&[cb, cb]);
+            buffers[2].extend_from_slice(&[cr, cr]);
+        }
+    }
+}
+
+/// NV12: a luma plane, then one plane of interleaved Cb, Cr at half size both ways.
+struct Nv12<'a> {
+    data: &'a [u8],
+    width: u16,
+    height: u16,
+}
+
+impl ImageBuffer for Nv12<'_> {
+    fn get_jpeg_color_type(&self) -> JpegColorType {
+        JpegColorType::Ycbcr
+    }
+    fn width(&self) -> u16 {
+        self.width
+    }
+    fn height(&self) -> u16 {
+        self.height
+    }
+    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+        let (w, h) = (usize::from(self.width), usize::from(self.height));
+        let y = usize::from(y);
+        buffers[0].extend_from_slice(&self.data[y * w..][..w]);
+        let chroma = &self.data[w * h + (y / 2) * w..][..w];
+        for pair in chroma.chunks_exact(2) {
+            buffers[1].extend_from_slice(&[pair[0], pair[0]]);
+            buffers[2].extend_from_slice(&[pair[1], pair[1]]);
+        }
+    }
+}
+
+/// Encodes one raw frame as JPEG at `quality` (1 to 100).
+pub fn encode_raw(
+    fourcc: FourCc,
+    width: u32,
+    height: u32,
+    data: &[u8],
+    quality: u8,
+) -> Result<Bytes, String> {
+    let need = raw_frame_len(fourcc, width, height)
+        .ok_or_else(|| format!("pixel format {fourcc} cannot be encoded"))?;
+    if data.len() < need {
+        return Err(format!(
+            "a {width}x{height} {fourcc} frame needs {need} bytes, the device gave {}",
+            data.len()
+        ));
+    }
+    let (w, h) = (width as u16, height as u16);
+    let mut out = Vec::with_capacity(need / 8);
+    let encoder = Encoder::new(&mut out, quality);
+    let done = match &fourcc.0 {
+        b"YUYV" => encoder.encode_image(Packed422 {
+            data,
+            width: w,
+            height: h,
+            y0: 0,
+        }),
+        b"UYVY" => encoder.encode_image(Packed422 {
+            data,
+            width: w,
+            height: h,
+            y0: 1,
+        }),
+        b"NV12" => encoder.encode_image(Nv12 {
+            data,
+            width: w,
+            height: h,
+        }),
+        b"RGB3" => encoder.encode(data, w, h, ColorType::Rgb),
+        b"BGR3" => encoder.encode(data, w, h, ColorType::Bgr),
+        _ => encoder.encode(data, w, h, ColorType::Luma),
+    };
+    done.map_err(|e| format!("encoding a {fourcc} frame failed: {e}"))?;
+    Ok(Bytes::from(out))
+}
+
+/// A grey picture saying NO SIGNAL, the camera's name and the reason.
+pub fn placeholder(width: u32, height: u32, name: &str, reason: &str) -> Bytes {
+    let (w, h) = (
+        width.clamp(160, 1920) as usize,
+        height.clamp(120, 1080) as usize,
+    );
+    let mut rgb = vec![48u8; w * h * 3];
+    let mut lines = vec!["NO SIGNAL".to_string(), name.to_string()];
+    let per_line = (w / (8 * (h / 240).max(1))).saturating_sub(1).max(8);
+    let chars: Vec<char> = reason.chars().collect();
+    lines.extend(chars.chunks(per_line).map(|c| c.iter().collect::<String>()));
+    super::draw::text(&mut rgb, w, h, &lines);
+    let mut out = Vec::new();
+    Encoder::new(&mut out, 75)
+        .encode(&rgb, w as u16, h as u16, ColorType::Rgb)
+        .expect("the placeholder's size is valid");
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
+        let mut d = zune_jpeg::JpegDecoder::new(jpeg);
+        let px = d.decode().expect("decodes");
+        let (w, h) = d.dimensions().unwrap();
+        (w, h, px)
+    }
+
+    #[test]
+    fn yuyv_encodes_to_the_right_picture() {
+        // Left half black, right half white, no colour.
+        let (w, h) = (64usize, 16usize);
+        let mut yuyv = Vec::new();
+        for _ in 0..h {
+            for x in (0..w).step_by(2) {
+                let y = if x < w / 2 { 16 } else { 235 };
+                yuyv.extend_from_slice(&[y, 128, y, 128]);
+            }
+        }
+        let jpeg = encode_raw(FourCc(*b"YUYV"), w as u32, h as u32, &yuyv, 90).unwrap();
+        let (dw, dh, px) = decode(&jpeg);
+        assert_eq!((dw, dh), (w, h));
+        let at = |x: usize| px[(8 * w + x) * 3] as i32;
+        assert!(at(4) < 40 && at(60) > 215, "{} {}", at(4), at(60));
+    }
+
+    #[test]
+    fn nv12_and_short_buffers() {
+        let (w, h) = (32u32, 16u32);
+        let nv12 = vec![128u8; (w * h * 3 / 2) as usize];
+        assert!(encode_raw(FourCc(*b"NV12"), w, h, &nv12, 80).is_ok());
+        let err = encode_raw(FourCc(*b"YUYV"), w, h, &nv12[..10], 80).unwrap_err();
+        assert!(err.contains("needs 1024 bytes"), "{err}");
+        assert!(encode_raw(FourCc(*b"H264"), w, h, &nv12, 80).is_err());
+    }
+
+    #[test]
+    fn complete_len_finds_the_end_and_rejects_truncation() {
+        let jpeg = placeholder(160, 120, "cam", "device unplugged");
+        assert_eq!(complete_len(&jpeg), Some(jpeg.len()));
+        let mut padded = jpeg.to_vec();
+        padded.extend_from_slice(&[0u8; 5000]);
+        assert_eq!(complete_len(&padded), Some(jpeg.len()));
+        assert_eq!(complete_len(&jpeg[..jpeg.len() - 100]), None);
+        assert_eq!(complete_len(&[0u8; 100]), None);
+        assert_eq!(complete_len(&[]), None);
+    }
+
+    #[test]
+    fn missing_huffman_tables_are_added() {
+        let jpeg = placeholder(160, 120, "cam", "x");
+        // Cut the DHT segments out, as many webcams do.
+        let mut stripped = jpeg[..2].to_vec();
+        let mut i = 2;
+        loop {
+            let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+            if jpeg[i + 1] == 0xDA {
+                stripped.extend_from_slice(&jpeg[i..]);
+                break;
+            }
+            if jpeg[i + 1] != 0xC4 {
+                stripped.extend_from_slice(&jpeg[i..i + 2 + len]);
+            }
+            i += 2 + len;
+        }
+        assert!(!has_huffman_tables(&stripped));
+        let fixed = normalize(&stripped).unwrap();
+        assert_eq!(decode(&fixed).2, decode(&jpeg).2);
+    }
+}

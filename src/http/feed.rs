@@ -1,0 +1,88 @@
+//! A viewer's feed of frames: always the newest, at most at the viewer's rate, with the
+//! frames it skipped counted.
+//!
+//! The feed is pulled by its consumer (an HTTP body or a WebSocket session), and only when
+//! that consumer's connection has room. A viewer that falls behind therefore never builds
+//! a backlog: the next pull simply gets the newest frame, and the gap in sequence numbers
+//! is what it missed.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::camera::Frame;
+use crate::hub::Viewer;
+use crate::stats::ViewerCounters;
+
+/// The frames of one camera for one viewer.
+pub struct FrameFeed {
+    viewer: Viewer,
+    min_interval: Option<Duration>,
+    next_allowed: Instant,
+    last_seq: u64,
+    started: bool,
+}
+
+impl FrameFeed {
+    /// A feed for `viewer`, at most `max_fps` frames a second (0 or `None`: every frame).
+    pub fn new(viewer: Viewer, max_fps: Option<u32>) -> Self {
+        FrameFeed {
+            viewer,
+            min_interval: max_fps
+                .filter(|f| *f > 0)
+                .map(|f| Duration::from_secs_f64(1.0 / f64::from(f))),
+            next_allowed: Instant::now(),
+            last_seq: 0,
+            started: false,
+        }
+    }
+
+    /// The viewer this feed serves.
+    pub fn viewer(&self) -> &Viewer {
+        &self.viewer
+    }
+
+    /// The next frame to send; `None` once the camera is gone for good.
+    ///
+    /// The first call returns the frame the camera holds now, if any, so a new viewer
+    /// sees a picture at once.
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if self.started {
+                self.viewer.frames.changed().await.ok()?;
+            }
+            self.started = true;
+            // Frames published while waiting out the rate cap are skipped on purpose, so
+            // they are not counted as missed.
+            let mut capped = false;
+            if self.min_interval.is_some() && Instant::now() < self.next_allowed {
+                tokio::time::sleep_until(self.next_allowed.into()).await;
+                capped = true;
+            }
+            let Some(frame) = self.viewer.frames.borrow_and_update().clone() else {
+                continue;
+            };
+            if frame.seq <= self.last_seq {
+                continue;
+            }
+            if self.last_seq > 0 && !capped {
+                let missed = frame.seq - self.last_seq - 1;
+                ViewerCounters::add(&self.viewer.counters.skipped, missed);
+            }
+            self.last_seq = frame.seq;
+            if let Some(min) = self.min_interval {
+                self.next_allowed = (self.next_allowed + min).max(Instant::now());
+            }
+            return Some(frame);
+        }
+    }
+
+    /// Records that `frame` was handed to the connection.
+    pub fn sent(&self, frame: &Frame) {
+        let c = &self.viewer.counters;
+        ViewerCounters::add(&c.sent, 1);
+        ViewerCounters::add(&c.bytes, frame.jpeg.len() as u64);
+        let delay = SystemTime::now()
+            .duration_since(frame.captured_at)
+            .unwrap_or_default();
+        self.viewer.latency.observe(delay);
+    }
+}

@@ -1,0 +1,191 @@
+//! Plain HTTP video for VLC, ffmpeg, Home Assistant and OctoPrint: an MJPEG stream and a
+//! single JPEG snapshot per camera.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::feed::FrameFeed;
+use super::AppState;
+use crate::camera::status::CameraState;
+use crate::camera::{jpeg, CameraId, Frame};
+use crate::hub::{CommandError, ListCameras, Viewer, ViewerKind, Watch};
+
+/// Separates the parts of an MJPEG stream.
+pub const BOUNDARY: &str = "camfleetframe";
+/// Highest `?fps=` a client may ask for.
+pub const MAX_CLIENT_FPS: u32 = 240;
+/// How long a snapshot waits for a frame from a camera that is opening.
+pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+/// A frame older than this is not served as a snapshot; a newer one is awaited.
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    fps: Option<String>,
+}
+
+fn error(status: StatusCode, message: String) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message }))
+}
+
+/// Registers as a viewer of the camera named in the path, or says why not.
+async fn watch(state: &AppState, id: &str, kind: ViewerKind) -> Result<Viewer, HttpResponse> {
+    let camera = CameraId::parse(id).map_err(|why| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no camera has id `{id}`: {why}"),
+        )
+    })?;
+    match state.hub.send(Watch { camera, kind }).await {
+        Ok(Ok(viewer)) => Ok(viewer),
+        Ok(Err(e @ CommandError::UnknownCamera { .. })) => {
+            Err(error(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Ok(Err(e)) => Err(HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(json!({ "error": e.to_string() }))),
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down".into(),
+        )),
+    }
+}
+
+/// `GET /cameras/{id}/stream.mjpg[?fps=N]`: `multipart/x-mixed-replace`, one JPEG per part.
+pub async fn stream(
+    path: web::Path<String>,
+    query: web::Query<StreamQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let fps = match query.fps.as_deref().map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(f)) if (1..=MAX_CLIENT_FPS).contains(&f) => Some(f),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("fps must be a whole number from 1 to {MAX_CLIENT_FPS}, e.g. ?fps=5"),
+            )
+        }
+    };
+    let viewer = match watch(&state, &path, ViewerKind::Mjpeg).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let feed = FrameFeed::new(viewer, fps);
+    let shutdown = state.shutdown.clone();
+    let parts = futures_util::stream::unfold(
+        (feed, shutdown, VecDeque::<Bytes>::new()),
+        |(mut feed, mut shutdown, mut pending)| async move {
+            if pending.is_empty() {
+                let frame = tokio::select! {
+                    frame = feed.next() => frame?,
+                    _ = shutdown.wait() => return None,
+                };
+                feed.sent(&frame);
+                pending.extend(part(&frame));
+            }
+            let chunk = pending.pop_front()?;
+            Some((Ok::<_, actix_web::Error>(chunk), (feed, shutdown, pending)))
+        },
+    );
+    HttpResponse::Ok()
+        .content_type(format!("multipart/x-mixed-replace; boundary={BOUNDARY}"))
+        .insert_header(("Cache-Control", "no-cache, no-store"))
+        .streaming(parts)
+}
+
+/// One multipart part: its headers, the JPEG itself (shared, not copied), the line end.
+fn part(frame: &Frame) -> [Bytes; 3] {
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
+         X-Frame-Seq: {}\r\nX-Capture-Timestamp: {}\r\n\r\n",
+        frame.jpeg.len(),
+        frame.seq,
+        frame.timestamp_micros()
+    );
+    [
+        Bytes::from(head),
+        frame.jpeg.clone(),
+        Bytes::from_static(b"\r\n"),
+    ]
+}
+
+/// `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture.
+pub async fn snapshot(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let mut viewer = match watch(&state, &path, ViewerKind::Snapshot).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let fresh = |f: &Option<Frame>| {
+        f.as_ref().is_some_and(|f| {
+            SystemTime::now()
+                .duration_since(f.captured_at)
+                .is_ok_and(|age| age < SNAPSHOT_MAX_AGE)
+        })
+    };
+    let mut frame = viewer.frames.borrow_and_update().clone();
+    let may_come = matches!(
+        viewer.status.state,
+        CameraState::Opening | CameraState::Idle | CameraState::Streaming
+    );
+    if !fresh(&frame) && may_come {
+        let next = tokio::time::timeout(SNAPSHOT_WAIT, viewer.frames.wait_for(Option::is_some));
+        frame = match next.await {
+            Ok(Ok(f)) => f.clone(),
+            _ => None,
+        };
+    }
+    if let Some(frame) = frame {
+        return HttpResponse::Ok()
+            .content_type("image/jpeg")
+            .insert_header(("Cache-Control", "no-cache, no-store"))
+            .insert_header(("X-Frame-Seq", frame.seq.to_string()))
+            .insert_header(("X-Capture-Timestamp", frame.timestamp_micros().to_string()))
+            .body(frame.jpeg);
+    }
+    let camera = viewer.camera.clone();
+    drop(viewer);
+    let now = state.hub.send(ListCameras).await.unwrap_or_default();
+    let status = now.iter().find(|s| s.id == camera);
+    let (name, state_text, reason, size) = match status {
+        Some(s) => (
+            s.name.clone(),
+            s.state.to_string(),
+            if s.reason.is_empty() {
+                "no frame arrived in time".to_string()
+            } else {
+                s.reason.clone()
+            },
+            s.format.map(|f| (f.width, f.height)).unwrap_or((640, 480)),
+        ),
+        None => (
+            camera.to_string(),
+            "Stopped".into(),
+            "camera removed".into(),
+            (640, 480),
+        ),
+    };
+    let header_safe: String = reason
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    HttpResponse::ServiceUnavailable()
+        .content_type("image/jpeg")
+        .insert_header(("Cache-Control", "no-cache, no-store"))
+        .insert_header(("Retry-After", "1"))
+        .insert_header(("X-Camera-State", state_text))
+        .insert_header(("X-Camera-Reason", header_safe))
+        .body(jpeg::placeholder(size.0, size.1, &name, &reason))
+}

@@ -1,0 +1,132 @@
+//! Counters and histograms that many threads add to without locks: frame delivery per
+//! viewer, and capture-to-send latency per camera.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram's buckets, in milliseconds (the last bucket,
+/// past these, is unbounded).
+pub const LATENCY_BUCKETS_MS: [f64; 12] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 33.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
+];
+
+/// A histogram of durations with fixed buckets.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+/// A copy of a histogram's counts at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistogramSnapshot {
+    /// Count per bucket, the last one unbounded; not cumulative.
+    pub counts: Vec<u64>,
+    /// Sum of all observations, in seconds.
+    pub sum_seconds: f64,
+}
+
+impl LatencyHistogram {
+    /// Adds one observation.
+    pub fn observe(&self, d: Duration) {
+        let ms = d.as_secs_f64() * 1000.0;
+        let i = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+impl HistogramSnapshot {
+    /// Total observations.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The upper bound of the bucket holding quantile `q` (0..=1), in milliseconds;
+    /// `None` without observations.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(LATENCY_BUCKETS_MS.get(i).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        None
+    }
+
+    /// The counts gained since `earlier`.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self
+                .counts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c - earlier.counts.get(i).copied().unwrap_or(0))
+                .collect(),
+            sum_seconds: self.sum_seconds - earlier.sum_seconds,
+        }
+    }
+}
+
+/// What one viewer (an MJPEG stream or a WebSocket subscription) got from one camera.
+#[derive(Debug, Default)]
+pub struct ViewerCounters {
+    /// Frames sent.
+    pub sent: AtomicU64,
+    /// Frames that were replaced by a newer one before this viewer could take them.
+    pub skipped: AtomicU64,
+    /// Bytes of JPEG sent.
+    pub bytes: AtomicU64,
+}
+
+impl ViewerCounters {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_buckets() {
+        let h = LatencyHistogram::default();
+        for ms in [1, 3, 3, 3, 8, 8, 8, 8, 8, 400] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count(), 10);
+        assert_eq!(s.quantile_ms(0.5), Some(10.0));
+        assert_eq!(s.quantile_ms(0.99), Some(500.0));
+        assert_eq!(HistogramSnapshot::default().quantile_ms(0.5), None);
+    }
+}
