@@ -15,6 +15,33 @@ use crate::shutdown::{self, Shutdown};
 pub const HTTP_WORKERS: usize = 2;
 /// How long stopping waits for open connections before closing them.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
+/// Most bytes the kernel may hold unsent for one connection. Video goes stale while it
+/// waits in a buffer; with this cap a slow viewer pushes back after about one frame, so
+/// camfleet skips frames for it instead of queueing seconds of video.
+pub const UNSENT_BYTES_PER_CONNECTION: u32 = 64 * 1024;
+
+/// Caps the unsent bytes of a new connection (`TCP_NOTSENT_LOWAT`).
+fn limit_unsent(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    use std::os::fd::AsRawFd;
+    let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    let value: libc::c_int = UNSENT_BYTES_PER_CONNECTION as libc::c_int;
+    // SAFETY: the descriptor is an open TCP socket owned by `tcp` for this whole call,
+    // and the option value is a c_int that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!("TCP_NOTSENT_LOWAT not set: {}", io::Error::last_os_error());
+    }
+}
 
 /// A running camfleet.
 pub struct Server {
@@ -41,6 +68,7 @@ pub fn start(config: Config, listener: TcpListener) -> io::Result<Server> {
         shutdown: signal,
     });
     let http = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+        .on_connect(limit_unsent)
         .workers(HTTP_WORKERS)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)

@@ -65,6 +65,8 @@ pub struct CameraActor {
     jpeg_quality: u8,
     opener: Box<dyn Opener>,
     device: Option<Box<dyn Device>>,
+    /// What the device delivered when last open; kept while it is away.
+    format: Option<source::StreamFormat>,
     controls: Vec<ControlInfo>,
     problems: Vec<ControlProblem>,
     phase: Phase,
@@ -153,6 +155,7 @@ impl CameraActor {
             jpeg_quality: cfg.jpeg_quality,
             opener,
             device: None,
+            format: None,
             controls: Vec::new(),
             problems: Vec::new(),
             phase: match (cfg.enabled, cfg.capture) {
@@ -222,6 +225,7 @@ impl CameraActor {
             Ok(device) => device,
             Err(e) => return self.fail(&e),
         };
+        self.format = Some(device.format());
         self.device = Some(device);
         if let Err(e) = self.apply_desired() {
             return self.fail(&e);
@@ -414,7 +418,7 @@ impl CameraActor {
             frames_dropped: self.dropped,
             reconnects: self.reconnects,
             last_frame_seq: self.seq,
-            format: self.device.as_ref().map(|d| d.format()),
+            format: self.format,
             controls: self
                 .controls
                 .iter()

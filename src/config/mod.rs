@@ -105,6 +105,8 @@ pub struct SyntheticConfig {
     pub prerender: u32,
     /// Adds controls that make the source stall, vanish or panic, for testing recovery.
     pub test_controls: bool,
+    /// Delivers raw YUYV frames, which camfleet encodes, instead of JPEG.
+    pub raw: bool,
 }
 
 /// How a V4L2 device is found.
@@ -397,12 +399,22 @@ fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Optio
     let source = match kind {
         raw::SourceKind::Synthetic => {
             let hint =
-                "synthetic sources take width, height, fps, pattern, prerender and test_controls";
+                "synthetic sources take width, height, fps, pattern, pixel_format, prerender and test_controls";
             refuse("device", raw.device.is_some(), hint);
             refuse("card", raw.card.is_some(), hint);
             refuse("bus_info", raw.bus_info.is_some(), hint);
             refuse("serial", raw.serial.is_some(), hint);
-            refuse("pixel_format", raw.pixel_format.is_some(), hint);
+            let raw_output = match raw.pixel_format.as_deref() {
+                None | Some("MJPG") => false,
+                Some("YUYV") => true,
+                Some(other) => {
+                    issues.at(
+                        &path("pixel_format"),
+                        format!("a synthetic source delivers MJPG or YUYV, not `{other}`"),
+                    );
+                    false
+                }
+            };
             check_range("prerender", raw.prerender, 0, 300, "a number of frames");
             SourceConfig::Synthetic(SyntheticConfig {
                 width: raw.width.unwrap_or(640),
@@ -411,6 +423,7 @@ fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Optio
                 pattern: raw.pattern.unwrap_or(Pattern::Bars),
                 prerender: raw.prerender.unwrap_or(0),
                 test_controls: raw.test_controls.unwrap_or(false),
+                raw: raw_output,
             })
         }
         raw::SourceKind::V4l2 => {

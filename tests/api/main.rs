@@ -1,5 +1,7 @@
 //! camfleet over real sockets: a server on port 0, a real WebSocket client.
 
 mod helpers;
+mod mjpeg_client;
 mod protocol;
 mod recovery;
+mod video;

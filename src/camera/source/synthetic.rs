@@ -25,6 +25,7 @@ const ID_STALL: u32 = 0x100;
 const ID_DISCONNECT: u32 = 0x101;
 const ID_RECONNECT_DELAY: u32 = 0x102;
 const ID_PANIC: u32 = 0x103;
+const ID_CORRUPT: u32 = 0x104;
 
 /// Opens synthetic devices. Remembers, across reopens, until when the "device" is unplugged.
 pub struct SyntheticOpener {
@@ -79,6 +80,9 @@ impl Opener for SyntheticOpener {
             next_index: 0,
             vanished: false,
             panic_next: false,
+            corrupt_next: false,
+            scratch: Vec::new(),
+            current: Bytes::new(),
             ring: Vec::new(),
             rgb: vec![0; (self.cfg.width * self.cfg.height * 3) as usize],
         };
@@ -106,7 +110,12 @@ struct SyntheticDevice {
     next_index: u64,
     vanished: bool,
     panic_next: bool,
-    /// Pre-encoded frames, when `prerender` is set.
+    corrupt_next: bool,
+    /// A damaged copy of a frame, for the corrupt_frame control.
+    scratch: Vec<u8>,
+    /// The raw frame handed out last.
+    current: Bytes,
+    /// Pre-made frames (JPEG or YUYV), when `prerender` is set.
     ring: Vec<Bytes>,
     /// Scratch picture, reused for every render.
     rgb: Vec<u8>,
@@ -126,7 +135,7 @@ impl SyntheticDevice {
             .collect();
     }
 
-    /// Draws and encodes frame `index` with `counter` as its second text line.
+    /// Draws frame `index` with `counter` as its second text line, as JPEG or YUYV.
     fn render(&mut self, index: u64, counter: &str) -> Bytes {
         let s = &self.settings;
         let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
@@ -139,6 +148,9 @@ impl SyntheticDevice {
             format!("brightness {} contrast {}", s.brightness, s.contrast),
         ];
         crate::camera::draw::text(&mut self.rgb, w, h, &lines);
+        if self.cfg.raw {
+            return Bytes::from(rgb_to_yuyv(&self.rgb));
+        }
         let mut out = Vec::with_capacity(w * h / 4);
         jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY)
             .encode(&self.rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
@@ -212,6 +224,10 @@ impl SyntheticDevice {
                     s.reconnect_delay_ms,
                 ),
                 with_kind(int(ID_PANIC, "panic", 0, 0, 0, 0), ControlType::Button),
+                with_kind(
+                    int(ID_CORRUPT, "corrupt_frame", 0, 0, 0, 0),
+                    ControlType::Button,
+                ),
             ]);
         }
         list
@@ -225,7 +241,11 @@ fn pattern_index(p: Pattern) -> i64 {
 impl Device for SyntheticDevice {
     fn format(&self) -> StreamFormat {
         StreamFormat {
-            fourcc: FourCc::MJPG,
+            fourcc: if self.cfg.raw {
+                FourCc(*b"YUYV")
+            } else {
+                FourCc::MJPG
+            },
             width: self.cfg.width,
             height: self.cfg.height,
             fps: f64::from(self.cfg.fps),
@@ -256,13 +276,27 @@ impl Device for SyntheticDevice {
         self.next_index += lost;
         let index = self.next_index;
         self.next_index += 1;
-        let jpeg = if self.ring.is_empty() {
+        let bytes = if self.ring.is_empty() {
             self.render(index, &format!("frame {index}"))
         } else {
             self.ring[(index % self.ring.len() as u64) as usize].clone()
         };
+        let data = if self.corrupt_next {
+            self.corrupt_next = false;
+            self.scratch = bytes[..bytes.len() / 2].to_vec();
+            if self.cfg.raw {
+                FrameData::Raw(&self.scratch)
+            } else {
+                FrameData::JpegBorrowed(&self.scratch)
+            }
+        } else if self.cfg.raw {
+            self.current = bytes;
+            FrameData::Raw(&self.current)
+        } else {
+            FrameData::Jpeg(bytes)
+        };
         Ok(Some(Captured {
-            data: FrameData::Jpeg(jpeg),
+            data,
             captured_at: SystemTime::now(),
             lost_before: lost,
         }))
@@ -288,6 +322,7 @@ impl Device for SyntheticDevice {
                 self.vanished = true;
             }
             ID_PANIC => self.panic_next = true,
+            ID_CORRUPT => self.corrupt_next = true,
             _ => {
                 return Err(ControlError::Refused {
                     name: info.name.clone(),
@@ -365,6 +400,28 @@ fn draw_pattern(
     }
 }
 
+/// Converts RGB to packed YUYV (BT.601, studio range), as a webcam delivers it.
+fn rgb_to_yuyv(rgb: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rgb.len() / 3 * 2);
+    for pair in rgb.chunks_exact(6) {
+        let px = |i: usize| {
+            (
+                i32::from(pair[i]),
+                i32::from(pair[i + 1]),
+                i32::from(pair[i + 2]),
+            )
+        };
+        let (r0, g0, b0) = px(0);
+        let (r1, g1, b1) = px(3);
+        let y = |r: i32, g: i32, b: i32| (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
+        let (r, g, b) = ((r0 + r1) / 2, (g0 + g1) / 2, (b0 + b1) / 2);
+        let u = (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128) as u8;
+        let v = (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128) as u8;
+        out.extend_from_slice(&[y(r0, g0, b0), u, y(r1, g1, b1), v]);
+    }
+    out
+}
+
 /// Applies brightness and contrast (128 is neutral for both) through a lookup table.
 fn adjust(rgb: &mut [u8], brightness: i64, contrast: i64) {
     if brightness == 128 && contrast == 128 {
@@ -414,6 +471,7 @@ mod tests {
             pattern: Pattern::Bars,
             prerender,
             test_controls: true,
+            raw: false,
         }
     }
 

@@ -1,0 +1,323 @@
+//! Live video as viewers get it: MJPEG streams, snapshots and frames over the WebSocket.
+
+use std::time::{Duration, Instant};
+
+use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S, CameraState};
+
+use crate::helpers::*;
+use crate::mjpeg_client::{jpeg_size, MjpegClient};
+
+const FPS: u32 = 20;
+
+fn camera(id: &str, extra: &str) -> String {
+    format!(
+        "  - id: {id}\n    source: {{kind: synthetic, width: 320, height: 240, fps: {FPS}, test_controls: true{extra}}}\n"
+    )
+}
+
+/// Parts a reader gets in `secs` seconds, from the first one on.
+async fn parts_in(client: &mut MjpegClient, secs: f64) -> Vec<crate::mjpeg_client::Part> {
+    let first = client.next_part().await.expect("a first part");
+    let start = Instant::now();
+    let mut parts = vec![first];
+    while start.elapsed() < Duration::from_secs_f64(secs) {
+        parts.push(client.next_part().await.expect("the stream goes on"));
+    }
+    parts
+}
+
+#[actix_rt::test]
+async fn an_mjpeg_stream_delivers_the_camera_rate_of_whole_jpegs() {
+    let server = spawn(&format!("cameras:\n{}", camera("a", "")));
+    let mut client = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
+    assert_eq!(client.status, 200);
+    assert_eq!(
+        client.header("content-type"),
+        Some("multipart/x-mixed-replace; boundary=camfleetframe")
+    );
+    let parts = parts_in(&mut client, 3.0).await;
+    let want = (0.9 * f64::from(FPS) * 3.0) as usize;
+    assert!(
+        parts.len() >= want,
+        "{} parts in 3 s, want at least {want}",
+        parts.len()
+    );
+    for p in &parts {
+        assert_eq!(jpeg_size(&p.jpeg), (320, 240));
+    }
+    assert!(parts.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+#[actix_rt::test]
+async fn a_slow_viewer_skips_frames_and_never_slows_a_fast_one() {
+    let server = spawn(&format!(
+        "cameras:\n  - id: a\n    source: {{kind: synthetic, width: 640, height: 480, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n"
+    ));
+    // A tiny receive buffer makes the slow reader push back on the server at once.
+    let mut slow = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", Some(4096)).await;
+    let slow_reader = actix_rt::spawn(async move {
+        let mut seqs = Vec::new();
+        for _ in 0..5 {
+            seqs.push(slow.next_part().await.expect("slow stream goes on").seq);
+            actix_rt::time::sleep(Duration::from_secs(1)).await;
+        }
+        (seqs, slow)
+    });
+    let mut fast = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
+    let parts = parts_in(&mut fast, 3.0).await;
+    let want = (0.9 * f64::from(FPS) * 3.0) as usize;
+    assert!(
+        parts.len() >= want,
+        "fast viewer got {} parts in 3 s, want {want}",
+        parts.len()
+    );
+
+    let (seqs, _still_connected) = slow_reader.await.unwrap();
+    // One part a second from a 20 fps camera: the slow viewer gets the newest frame each
+    // time, not a backlog.
+    let late_gap = seqs[4] - seqs[3];
+    assert!(
+        late_gap >= 10,
+        "slow viewer's frames came from a backlog: {seqs:?}"
+    );
+    let viewers = server.get_json("/api/viewers").await;
+    let skipped: Vec<u64> = viewers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["frames_skipped"].as_u64().unwrap())
+        .collect();
+    assert!(
+        skipped.iter().any(|s| *s >= 40),
+        "skips per viewer: {skipped:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn snapshots_are_jpegs_and_a_faulted_camera_says_no_signal() {
+    let server = spawn(&format!("cameras:\n{}{}", camera("a", ""), camera("b", "")));
+    let snap = MjpegClient::get(server.addr, "/cameras/a/snapshot.jpg", None).await;
+    assert_eq!(snap.status, 200);
+    assert_eq!(snap.header("content-type"), Some("image/jpeg"));
+    assert_eq!(jpeg_size(&snap.body().await), (320, 240));
+
+    let mut client = server.client().await;
+    client.subscribe(&["b"]).await;
+    client
+        .status_where("b", |s| state(s) == CameraState::Streaming)
+        .await;
+    assert!(
+        client
+            .set_control("b", "reconnect_delay_ms", 60_000)
+            .await
+            .ok
+    );
+    assert!(client.set_control("b", "disconnect", 1).await.ok);
+    client
+        .status_where("b", |s| state(s) == CameraState::Reconnecting)
+        .await;
+    let snap = MjpegClient::get(server.addr, "/cameras/b/snapshot.jpg", None).await;
+    assert_eq!(snap.status, 503);
+    assert_eq!(snap.header("content-type"), Some("image/jpeg"));
+    assert_eq!(snap.header("x-camera-state"), Some("Reconnecting"));
+    assert!(snap
+        .header("x-camera-reason")
+        .unwrap()
+        .contains("unplugged"));
+    assert_eq!(jpeg_size(&snap.body().await), (320, 240));
+
+    let missing = MjpegClient::get(server.addr, "/cameras/zzz/snapshot.jpg", None).await;
+    assert_eq!(missing.status, 404);
+    let body = String::from_utf8(missing.body().await).unwrap();
+    assert!(body.contains("no camera has id `zzz`"), "{body}");
+}
+
+#[actix_rt::test]
+async fn websocket_frames_come_for_subscribed_cameras_only_within_max_fps() {
+    let server = spawn(&format!(
+        "cameras:\n{}{}{}",
+        camera("a", ""),
+        camera("b", ""),
+        camera("c", "")
+    ));
+    let mut client = server.client().await;
+    let request_id = client.request_id();
+    client
+        .send(C::Subscribe(proto::Subscribe {
+            camera_ids: vec!["a".into(), "b".into()],
+            request_id,
+            frames: true,
+            max_fps: 5,
+        }))
+        .await;
+    assert!(client.result(request_id).await.ok);
+    let mut counts = std::collections::HashMap::<String, u32>::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        match client.next().await {
+            Some(Ok(S::Frame(f))) => {
+                assert_eq!(jpeg_size(&f.jpeg), (320, 240));
+                *counts.entry(f.camera_id.clone()).or_default() += 1;
+            }
+            Some(Ok(S::CameraStatus(s))) => assert_ne!(s.camera_id, "c"),
+            _ => {}
+        }
+    }
+    assert_eq!(counts.get("c"), None);
+    for cam in ["a", "b"] {
+        let n = counts.get(cam).copied().unwrap_or(0);
+        // 5 fps for 3 s, plus the frame on hand at subscribe time.
+        assert!(
+            (10..=16).contains(&n),
+            "camera {cam}: {n} frames in 3 s at max 5 fps"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn on_demand_cameras_open_only_while_watched() {
+    let server = spawn(&format!(
+        "cameras:\n  - id: od\n    capture: on_demand\n    idle_timeout_secs: 1\n    source: {{kind: synthetic, width: 320, height: 240, fps: {FPS}}}\n"
+    ));
+    let mut client = server.client().await;
+    client.subscribe(&["od"]).await;
+    let idle = client.status_where("od", |_| true).await;
+    assert_eq!(state(&idle), CameraState::Idle);
+    assert_eq!(idle.capture_mode, "on_demand");
+    assert_eq!(idle.frames_captured, 0);
+
+    let mut viewer = MjpegClient::get(server.addr, "/cameras/od/stream.mjpg", None).await;
+    assert_eq!(
+        jpeg_size(&viewer.next_part().await.unwrap().jpeg),
+        (320, 240)
+    );
+    let watched = client
+        .status_where("od", |s| {
+            state(s) == CameraState::Streaming && s.viewers == 1
+        })
+        .await;
+    drop(viewer);
+    let closed = client
+        .status_where("od", |s| state(s) == CameraState::Idle)
+        .await;
+    assert_eq!(closed.viewers, 0);
+    assert!(closed.frames_captured > watched.frames_captured);
+    // Closed means closed: nothing is captured while idle (an idle camera still reports
+    // once a second).
+    for _ in 0..2 {
+        let s = client.status_where("od", |_| true).await;
+        assert_eq!(state(&s), CameraState::Idle);
+        assert_eq!(s.frames_captured, closed.frames_captured);
+    }
+}
+
+#[actix_rt::test]
+async fn stream_limits_unknown_cameras_and_rate_caps() {
+    let server = spawn(&format!(
+        "server:\n  max_streams_per_camera: 2\n  max_streams: 3\ncameras:\n{}{}",
+        camera("a", ""),
+        camera("b", "")
+    ));
+    let path = "/cameras/a/stream.mjpg";
+    let _one = MjpegClient::get(server.addr, path, None).await;
+    let _two = MjpegClient::get(server.addr, path, None).await;
+    let three = MjpegClient::get(server.addr, path, None).await;
+    assert_eq!(three.status, 503);
+    let body = String::from_utf8(three.body().await).unwrap();
+    assert!(body.contains("max_streams_per_camera"), "{body}");
+
+    let mut capped = MjpegClient::get(server.addr, "/cameras/b/stream.mjpg?fps=4", None).await;
+    assert_eq!(capped.status, 200);
+    let parts = parts_in(&mut capped, 2.0).await;
+    assert!(
+        (8..=11).contains(&parts.len()),
+        "{} parts in 2 s at fps=4",
+        parts.len()
+    );
+    let over = MjpegClient::get(server.addr, "/cameras/b/stream.mjpg", None).await;
+    assert_eq!(over.status, 503);
+    assert!(String::from_utf8(over.body().await)
+        .unwrap()
+        .contains("server.max_streams"));
+
+    let bad = MjpegClient::get(server.addr, "/cameras/b/stream.mjpg?fps=fast", None).await;
+    assert_eq!(bad.status, 400);
+    let missing = MjpegClient::get(server.addr, "/cameras/nope/stream.mjpg", None).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("content-type"), Some("application/json"));
+}
+
+#[actix_rt::test]
+async fn corrupt_frames_are_dropped_and_counted() {
+    let server = spawn(&format!("cameras:\n{}", camera("a", "")));
+    let mut client = server.client().await;
+    client.subscribe(&["a"]).await;
+    client
+        .status_where("a", |s| state(s) == CameraState::Streaming)
+        .await;
+    let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
+    for _ in 0..3 {
+        assert!(client.set_control("a", "corrupt_frame", 1).await.ok);
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.status_where("a", |s| s.frames_corrupt == 3).await;
+    for _ in 0..20 {
+        let part = viewer.next_part().await.unwrap();
+        assert_eq!(jpeg_size(&part.jpeg), (320, 240));
+    }
+}
+
+#[actix_rt::test]
+async fn raw_frames_are_encoded_once_per_frame_and_only_while_watched() {
+    let server = spawn(&format!(
+        "cameras:\n{}",
+        camera("raw", ", pixel_format: YUYV")
+    ));
+    let mut client = server.client().await;
+    client.subscribe(&["raw"]).await;
+    let unwatched = client
+        .status_where("raw", |s| {
+            state(s) == CameraState::Streaming && s.frames_captured > 10
+        })
+        .await;
+    assert_eq!(unwatched.pixel_format, "YUYV");
+    assert_eq!(unwatched.frames_encoded, 0, "encoded with nobody watching");
+
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        viewers.push(MjpegClient::get(server.addr, "/cameras/raw/stream.mjpg", None).await);
+    }
+    let start = client.status_where("raw", |s| s.viewers == 3).await;
+    for v in &mut viewers {
+        assert_eq!(jpeg_size(&v.next_part().await.unwrap().jpeg), (320, 240));
+    }
+    let end = client
+        .status_where("raw", |s| s.frames_captured >= start.frames_captured + 20)
+        .await;
+    let captured = end.frames_captured - start.frames_captured;
+    let encoded = end.frames_encoded - start.frames_encoded;
+    // Once per captured frame, not once per viewer.
+    assert!(
+        encoded <= captured + 1,
+        "{encoded} encodes for {captured} frames"
+    );
+    assert!(
+        encoded + 2 >= captured,
+        "{encoded} encodes for {captured} frames"
+    );
+}
+
+#[actix_rt::test]
+async fn stopping_the_server_ends_streams_at_once() {
+    let server = spawn(&format!("cameras:\n{}", camera("a", "")));
+    let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
+    viewer.next_part().await.unwrap();
+    let started = Instant::now();
+    drop(server);
+    while viewer.next_part().await.is_some() {}
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
