@@ -379,7 +379,7 @@ fn draw_pattern(
                         .wrapping_mul(0x9E37_79B9_7F4A_7C15);
                     n ^= n >> 29;
                     let bar = BARS[px * 8 / w];
-                    let jitter = (n & 0x3F) as u8;
+                    let jitter = (n & 0x0F) as u8;
                     [
                         bar[0].saturating_sub(jitter),
                         bar[1].saturating_sub(jitter >> 1),
