@@ -64,7 +64,11 @@ fn num_cores() -> usize {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -204,7 +208,10 @@ fn baseline_server(port: u16) {
 }
 
 fn now_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 // ---------------------------------------------------------------------------------------
@@ -245,14 +252,17 @@ async fn mjpeg_client(addr: SocketAddr, path: String, stats: Shared, window: (In
             return;
         }
         if chunked.is_none() {
-            let Some(end) = find(&raw, b"\r\n\r\n") else { continue };
+            let Some(end) = find(&raw, b"\r\n\r\n") else {
+                continue;
+            };
             let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
             chunked = Some(head.contains("transfer-encoding: chunked"));
             raw.advance(end + 4);
         }
         if chunked == Some(true) {
             while let Some(line) = find(&raw[..raw.len().min(16)], b"\r\n") {
-                let size = usize::from_str_radix(std::str::from_utf8(&raw[..line]).unwrap(), 16).unwrap();
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&raw[..line]).unwrap(), 16).unwrap();
                 if raw.len() < line + 2 + size + 2 {
                     break;
                 }
@@ -311,12 +321,16 @@ async fn ws_client(
         .await
         .unwrap();
     while Instant::now() < window.1 {
-        let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(1), ws.next()).await else {
+        let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(1), ws.next()).await
+        else {
             continue;
         };
         match frame {
             awc::ws::Frame::Binary(b) => {
-                if let Ok(proto::ServerMessage { kind: Some(S::Frame(f)) }) = proto::ServerMessage::decode(b) {
+                if let Ok(proto::ServerMessage {
+                    kind: Some(S::Frame(f)),
+                }) = proto::ServerMessage::decode(b)
+                {
                     let now = Instant::now();
                     if now >= window.0 && now <= window.1 {
                         let mut map = per_camera.borrow_mut();
@@ -408,7 +422,10 @@ fn run_case(server: &Server, via: Via, clients: usize) -> CaseResult {
         (all, (cpu1 - cpu0, rss))
     });
     let secs = MEASURE.as_secs_f64();
-    let mut fps: Vec<f64> = stats.iter().map(|s| s.borrow().frames as f64 / secs).collect();
+    let mut fps: Vec<f64> = stats
+        .iter()
+        .map(|s| s.borrow().frames as f64 / secs)
+        .collect();
     fps.sort_by(f64::total_cmp);
     let bytes: u64 = stats.iter().map(|s| s.borrow().bytes).sum();
     let mut lat: Vec<f64> = stats
@@ -449,7 +466,9 @@ fn encoder_cost() {
     let start = Instant::now();
     let mut size = 0;
     for _ in 0..runs {
-        size = camfleet::camera::jpeg::encode_raw(fourcc, WIDTH, HEIGHT, &yuyv, 80).unwrap().len();
+        size = camfleet::camera::jpeg::encode_raw(fourcc, WIDTH, HEIGHT, &yuyv, 80)
+            .unwrap()
+            .len();
     }
     let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(runs);
     println!("\n## Encoder\n");
@@ -474,12 +493,23 @@ fn fanout() {
         }
     };
     let baseline = Server::baseline();
-    println!("\n## Fan-out of one {WIDTH}x{HEIGHT} {FPS} fps camera (frames of about {frame_kb} KB)\n");
-    println!("camfleet idle RSS: {idle_rss:.1} MiB; warm-up {} s, measured {} s per case\n", WARMUP.as_secs(), MEASURE.as_secs());
+    println!(
+        "\n## Fan-out of one {WIDTH}x{HEIGHT} {FPS} fps camera (frames of about {frame_kb} KB)\n"
+    );
+    println!(
+        "camfleet idle RSS: {idle_rss:.1} MiB; warm-up {} s, measured {} s per case\n",
+        WARMUP.as_secs(),
+        MEASURE.as_secs()
+    );
     println!("| case | server | fps/client min | fps/client median | GB delivered | CPU s per GB | p50 ms | p99 ms | RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
-    for (via, clients) in [(Via::Mjpeg, 1), (Via::Mjpeg, 10), (Via::Mjpeg, 100), (Via::WebSocket, 100)] {
+    for (via, clients) in [
+        (Via::Mjpeg, 1),
+        (Via::Mjpeg, 10),
+        (Via::Mjpeg, 100),
+        (Via::WebSocket, 100),
+    ] {
         let name = match via {
             Via::Mjpeg => format!("{clients} MJPEG"),
             Via::WebSocket => format!("{clients} WebSocket"),
@@ -496,7 +526,10 @@ fn fanout() {
     println!("|---|---|---|");
     for (name, ratio, rss) in &ratios {
         let clients: f64 = name.split(' ').next().unwrap().parse().unwrap();
-        println!("| {name} | {ratio:.2} | {:.3} MiB |", (rss - idle_rss) / clients);
+        println!(
+            "| {name} | {ratio:.2} | {:.3} MiB |",
+            (rss - idle_rss) / clients
+        );
     }
 }
 
@@ -537,7 +570,10 @@ fn fleet() {
     let secs = MEASURE.as_secs_f64();
     let map = per_camera.borrow();
     let mut fps: Vec<f64> = (0..cameras)
-        .map(|i| map.get(&format!("cam{i:02}")).map_or(0.0, |s| s.frames as f64 / secs))
+        .map(|i| {
+            map.get(&format!("cam{i:02}"))
+                .map_or(0.0, |s| s.frames as f64 / secs)
+        })
         .collect();
     fps.sort_by(f64::total_cmp);
     let delivered: f64 = fps.iter().sum::<f64>() / (f64::from(FPS) * f64::from(cameras));
@@ -547,9 +583,24 @@ fn fleet() {
     println!("\n## Fleet: {cameras} synthetic 640x480 {FPS} fps cameras, one WebSocket client taking all frames\n");
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| delivered fps per camera, min / median | {:.1} / {:.1} |", fps[0], percentile(&fps, 0.5));
+    println!(
+        "| delivered fps per camera, min / median | {:.1} / {:.1} |",
+        fps[0],
+        percentile(&fps, 0.5)
+    );
     println!("| frames delivered | {:.1} % |", delivered * 100.0);
-    println!("| server CPU, all cameras, no viewer | {:.1} % of one core |", idle_cpu * 100.0);
-    println!("| server CPU, all cameras, one client | {:.1} % of one core ({:.2} % per camera) |", cpu_share * 100.0, cpu_share * 100.0 / f64::from(cameras));
-    println!("| capture-to-receive p50 / p99 | {:.1} / {:.1} ms |", percentile(&lat, 0.5), percentile(&lat, 0.99));
+    println!(
+        "| server CPU, all cameras, no viewer | {:.1} % of one core |",
+        idle_cpu * 100.0
+    );
+    println!(
+        "| server CPU, all cameras, one client | {:.1} % of one core ({:.2} % per camera) |",
+        cpu_share * 100.0,
+        cpu_share * 100.0 / f64::from(cameras)
+    );
+    println!(
+        "| capture-to-receive p50 / p99 | {:.1} / {:.1} ms |",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
 }

@@ -35,6 +35,7 @@
 
 pub mod camera;
 pub mod config;
+pub mod devices;
 pub mod http;
 pub mod hub;
 pub mod server;

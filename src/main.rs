@@ -34,6 +34,12 @@ enum Cmd {
         #[arg(long, default_value = "cameras.yaml")]
         config: PathBuf,
     },
+    /// List the V4L2 capture devices attached, with formats and controls.
+    Devices {
+        /// Print a `cameras:` section for cameras.yaml instead.
+        #[arg(long)]
+        yaml: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,14 @@ fn main() -> ExitCode {
     match command {
         Cmd::Serve { config, listen } => serve(&config, listen),
         Cmd::Check { config } => check(&config),
+        Cmd::Devices { yaml } => {
+            if yaml {
+                print!("{}", camfleet::devices::yaml());
+            } else {
+                print!("{}", camfleet::devices::report());
+            }
+            ExitCode::SUCCESS
+        }
     }
 }
 

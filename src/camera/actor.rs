@@ -67,6 +67,8 @@ pub struct CameraActor {
     device: Option<Box<dyn Device>>,
     /// What the device delivered when last open; kept while it is away.
     format: Option<source::StreamFormat>,
+    /// How that format differs from the configuration's request.
+    format_note: Option<String>,
     controls: Vec<ControlInfo>,
     problems: Vec<ControlProblem>,
     phase: Phase,
@@ -135,9 +137,7 @@ impl CameraActor {
                 f64::from(s.fps),
             ),
             SourceConfig::V4l2(v) => (
-                Box::new(source::Unsupported(
-                    "V4L2 capture is not built into this version",
-                )),
+                Box::new(source::v4l2::V4l2Opener::new(v.clone())),
                 v.fps.map(f64::from).unwrap_or(0.0),
             ),
         };
@@ -156,6 +156,7 @@ impl CameraActor {
             opener,
             device: None,
             format: None,
+            format_note: None,
             controls: Vec::new(),
             problems: Vec::new(),
             phase: match (cfg.enabled, cfg.capture) {
@@ -226,6 +227,7 @@ impl CameraActor {
             Err(e) => return self.fail(&e),
         };
         self.format = Some(device.format());
+        self.format_note = device.note();
         self.device = Some(device);
         if let Err(e) = self.apply_desired() {
             return self.fail(&e);
@@ -419,6 +421,7 @@ impl CameraActor {
             reconnects: self.reconnects,
             last_frame_seq: self.seq,
             format: self.format,
+            format_note: self.format_note.clone().unwrap_or_default(),
             controls: self
                 .controls
                 .iter()

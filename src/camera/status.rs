@@ -57,8 +57,10 @@ pub struct CameraStatus {
     pub reconnects: u64,
     /// Sequence number of the newest frame.
     pub last_frame_seq: u64,
-    /// What the open device delivers.
+    /// What the device delivers (when last open).
     pub format: Option<StreamFormat>,
+    /// How that differs from what the configuration asked for; empty when it does not.
+    pub format_note: String,
     /// Current control values, by name.
     pub controls: Vec<(String, i64)>,
     /// Desired control values that are not in effect.
@@ -104,6 +106,7 @@ impl CameraStatus {
             reconnects: 0,
             last_frame_seq: 0,
             format: None,
+            format_note: String::new(),
             controls: Vec::new(),
             control_problems: Vec::new(),
             capture: cfg.capture,

@@ -206,6 +206,7 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
         encode_seconds: s.encode_seconds,
         send_latency_p50_ms: s.send_latency_p50_ms,
         send_latency_p99_ms: s.send_latency_p99_ms,
+        format_note: s.format_note.clone(),
     }
 }
 

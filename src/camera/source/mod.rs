@@ -6,6 +6,7 @@
 //! fault: drop, then open again.
 
 pub mod synthetic;
+pub mod v4l2;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -94,6 +95,11 @@ pub trait Device: Send {
     /// What the device delivers.
     fn format(&self) -> StreamFormat;
 
+    /// How the format differs from what the configuration asked for, if it does.
+    fn note(&self) -> Option<String> {
+        None
+    }
+
     /// Waits at most `wait` for the next frame. `Ok(None)` means none came in time.
     fn next_frame(&mut self, wait: Duration) -> Result<Option<Captured<'_>>, SourceError>;
 
@@ -102,13 +108,4 @@ pub trait Device: Send {
 
     /// Sets a control already checked against `info`, and returns the value read back.
     fn set_control(&mut self, info: &ControlInfo, value: i64) -> Result<i64, ControlError>;
-}
-
-/// An opener for a source kind this build cannot capture from; always says why.
-pub struct Unsupported(pub &'static str);
-
-impl Opener for Unsupported {
-    fn open(&mut self) -> Result<Box<dyn Device>, SourceError> {
-        Err(SourceError::Failed(self.0.to_string()))
-    }
 }

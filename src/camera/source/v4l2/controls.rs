@@ -1,0 +1,120 @@
+//! Listing, reading and setting V4L2 controls. Types camfleet cannot set are listed as
+//! unsupported instead of failing (the `v4l` crate's own listing panics on them).
+
+use std::io;
+use std::os::raw::c_int;
+
+use v4l::v4l2;
+use v4l::v4l_sys::*;
+
+use super::ioctl::{self, call, zeroed};
+use crate::camera::control::{
+    normalize_name, ControlError, ControlFlags, ControlInfo, ControlType, MenuItem,
+};
+
+const CTRL_CLASS: u32 = 6;
+
+fn kind(t: u32) -> ControlType {
+    match t {
+        1 => ControlType::Integer,
+        2 => ControlType::Boolean,
+        3 => ControlType::Menu,
+        4 => ControlType::Button,
+        5 => ControlType::Integer64,
+        8 => ControlType::Bitmask,
+        9 => ControlType::IntegerMenu,
+        7 => ControlType::Unsupported("string".into()),
+        0x100 => ControlType::Unsupported("u8 array".into()),
+        0x101 => ControlType::Unsupported("u16 array".into()),
+        0x102 => ControlType::Unsupported("u32 array".into()),
+        0x106 => ControlType::Unsupported("area".into()),
+        other => ControlType::Unsupported(format!("type {other:#x}")),
+    }
+}
+
+fn is_wide(kind: &ControlType) -> bool {
+    *kind == ControlType::Integer64
+}
+
+/// Every control of the device, with menus and current values.
+pub fn list(fd: c_int) -> io::Result<Vec<ControlInfo>> {
+    let mut out = Vec::new();
+    let mut q: v4l2_query_ext_ctrl = zeroed();
+    q.id = V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND;
+    loop {
+        // SAFETY: VIDIOC_QUERY_EXT_CTRL takes a v4l2_query_ext_ctrl.
+        match unsafe { call(fd, v4l2::vidioc::VIDIOC_QUERY_EXT_CTRL, &mut q) } {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(e) => return Err(e),
+        }
+        if q.type_ != CTRL_CLASS {
+            out.push(describe(fd, &q));
+        }
+        q.id |= V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND;
+    }
+    Ok(out)
+}
+
+fn describe(fd: c_int, q: &v4l2_query_ext_ctrl) -> ControlInfo {
+    let kind = kind(q.type_);
+    let f = q.flags;
+    let flags = ControlFlags {
+        disabled: f & V4L2_CTRL_FLAG_DISABLED != 0,
+        inactive: f & V4L2_CTRL_FLAG_INACTIVE != 0,
+        read_only: f & V4L2_CTRL_FLAG_READ_ONLY != 0,
+        write_only: f & V4L2_CTRL_FLAG_WRITE_ONLY != 0,
+        grabbed: f & V4L2_CTRL_FLAG_GRABBED != 0,
+        volatile: f & V4L2_CTRL_FLAG_VOLATILE != 0,
+    };
+    let menu = match kind {
+        ControlType::Menu | ControlType::IntegerMenu => (q.minimum..=q.maximum)
+            .filter_map(|i| {
+                let name = ioctl::menu_item(fd, q.id, i as u32, kind == ControlType::IntegerMenu)?;
+                Some(MenuItem { index: i, name })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let readable =
+        !flags.write_only && !matches!(kind, ControlType::Button | ControlType::Unsupported(_));
+    let value = if readable {
+        ioctl::get_control(fd, q.id, is_wide(&kind)).ok()
+    } else {
+        None
+    };
+    ControlInfo {
+        id: q.id,
+        name: normalize_name(&ioctl::label(q)),
+        kind,
+        min: q.minimum,
+        max: q.maximum,
+        step: q.step as i64,
+        default: q.default_value,
+        value,
+        menu,
+        flags,
+    }
+}
+
+/// Sets a control and reads it back; the driver's refusal comes back as the error.
+pub fn set(fd: c_int, info: &ControlInfo, value: i64) -> Result<i64, ControlError> {
+    let wide = is_wide(&info.kind);
+    ioctl::set_control(fd, info.id, value, wide).map_err(|e| ControlError::Refused {
+        name: info.name.clone(),
+        value,
+        why: match e.raw_os_error() {
+            Some(libc::EBUSY) => "the control is locked while the camera streams".into(),
+            Some(libc::EACCES) => "the control cannot be written".into(),
+            _ => e.to_string(),
+        },
+    })?;
+    if info.kind == ControlType::Button || info.flags.write_only {
+        return Ok(value);
+    }
+    ioctl::get_control(fd, info.id, wide).map_err(|e| ControlError::Refused {
+        name: info.name.clone(),
+        value,
+        why: format!("set, but reading it back failed: {e}"),
+    })
+}

@@ -1,0 +1,339 @@
+//! The V4L2 tests, run one after another inside the VM.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use camfleet::config::Config;
+use camfleet::proto::{self, CameraState};
+
+use crate::helpers::*;
+use crate::loopback::{self, Feeder};
+use crate::mjpeg_client::{jpeg_size, MjpegClient};
+
+type Test = fn() -> Pin<Box<dyn Future<Output = ()>>>;
+
+macro_rules! tests {
+    ($($name:ident),* $(,)?) => {
+        pub const ALL: &[(&str, Test)] = &[$((stringify!($name), || Box::pin($name()))),*];
+    };
+}
+
+tests!(
+    two_devices_capture_at_their_rate,
+    control_list_matches_v4l2_ctl,
+    live_control_change_reaches_the_driver,
+    desired_controls_are_in_effect_after_start,
+    unplug_and_rebind_recover,
+    mjpeg_passes_through_from_a_real_driver,
+    device_errors_are_states_and_refusals,
+    devices_yaml_is_a_valid_fleet,
+);
+
+const VIVID: &str = "\
+cameras:
+  - id: cam0
+    source: {kind: v4l2, device: /dev/video0, pixel_format: YUYV, width: 320, height: 180, fps: 30}
+    controls:
+      brightness: 77
+      gain: 50
+      gain_automatic: false
+  - id: cam1
+    source: {kind: v4l2, device: /dev/video1, pixel_format: YUYV, width: 640, height: 360, fps: 25}
+";
+
+fn v4l2_ctl(args: &[&str]) -> String {
+    let out = Command::new("v4l2-ctl")
+        .args(args)
+        .output()
+        .expect("v4l2-ctl runs");
+    assert!(
+        out.status.success(),
+        "v4l2-ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn get_ctrl(device: &str, name: &str) -> i64 {
+    let out = v4l2_ctl(&["-d", device, "--get-ctrl", name]);
+    out.trim().rsplit(": ").next().unwrap().parse().unwrap()
+}
+
+fn sysfs_write(path: &str, value: &str) {
+    std::fs::write(path, value).unwrap_or_else(|e| panic!("writing {value} to {path}: {e}"));
+}
+
+async fn streaming(client: &mut Client, id: &str) -> proto::CameraStatus {
+    client
+        .status_where(id, |s| {
+            state(s) == CameraState::Streaming && s.frames_captured > 0
+        })
+        .await
+}
+
+/// Frames per second of `id` measured from its counters over at least `secs` seconds.
+async fn measured_fps(client: &mut Client, id: &str, secs: f64) -> f64 {
+    // Statuses kept back, or queued while the test did something else, are old: read until
+    // one has to be waited for, which is fresh.
+    client.forget_backlog();
+    let first = loop {
+        let waited = Instant::now();
+        let s = client.status_where(id, |_| true).await;
+        if waited.elapsed() > Duration::from_millis(300) {
+            break s;
+        }
+    };
+    let t0 = Instant::now();
+    let last = client
+        .status_where(id, |_| t0.elapsed().as_secs_f64() >= secs)
+        .await;
+    (last.frames_captured - first.frames_captured) as f64 / t0.elapsed().as_secs_f64()
+}
+
+async fn two_devices_capture_at_their_rate() {
+    let server = spawn(VIVID);
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    let s0 = streaming(&mut client, "cam0").await;
+    let s1 = streaming(&mut client, "cam1").await;
+    assert_eq!(
+        (s0.width, s0.height, s0.pixel_format.as_str()),
+        (320, 180, "YUYV")
+    );
+    assert_eq!((s1.width, s1.height), (640, 360));
+    assert!(s0.format_note.is_empty(), "{}", s0.format_note);
+    let (fps0, fps1) = (
+        measured_fps(&mut client, "cam0", 4.0).await,
+        measured_fps(&mut client, "cam1", 4.0).await,
+    );
+    assert!(
+        (fps0 - 30.0).abs() <= 3.0,
+        "cam0 at {fps0:.1} fps, asked 30"
+    );
+    assert!(
+        (fps1 - 25.0).abs() <= 2.5,
+        "cam1 at {fps1:.1} fps, asked 25"
+    );
+
+    // Raw frames are encoded for a viewer, and decode.
+    let mut viewer = MjpegClient::get(server.addr, "/cameras/cam1/stream.mjpg", None).await;
+    for _ in 0..5 {
+        assert_eq!(
+            jpeg_size(&viewer.next_part().await.unwrap().jpeg),
+            (640, 360)
+        );
+    }
+    let s = client.status_where("cam1", |s| s.frames_encoded > 0).await;
+    assert!(s.encode_seconds > 0.0);
+}
+
+async fn control_list_matches_v4l2_ctl() {
+    let server = spawn(VIVID);
+    let mut client = server.client().await;
+    client.subscribe(&["cam0"]).await;
+    streaming(&mut client, "cam0").await;
+    let ours = client.controls("cam0").await;
+    let listed = v4l2_ctl(&["-d", "/dev/video0", "-l"]);
+    let mut compared = 0;
+    // Control lines read `name 0xID (type) : min=... max=...`; class headings do not.
+    let is_control = |l: &&str| {
+        let t: Vec<&str> = l.split_whitespace().collect();
+        t.len() > 2 && t[1].starts_with("0x") && t[2].starts_with('(')
+    };
+    for line in listed.lines().filter(is_control) {
+        let name = line.split_whitespace().next().unwrap();
+        let c = ours
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("camfleet does not list `{name}`"));
+        let field = |key: &str| -> Option<i64> {
+            let at = line.find(&format!(" {key}="))? + key.len() + 2;
+            line[at..].split_whitespace().next()?.parse().ok()
+        };
+        for (key, ours) in [
+            ("min", c.min),
+            ("max", c.max),
+            ("step", c.step),
+            ("default", c.default),
+        ] {
+            if let Some(theirs) = field(key) {
+                assert_eq!(ours, theirs, "`{name}` {key}");
+            }
+        }
+        compared += 1;
+    }
+    let extra: Vec<&str> = ours
+        .iter()
+        .map(|c| c.name.as_str())
+        .filter(|n| {
+            !listed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(n))
+        })
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "camfleet lists controls v4l2-ctl does not: {extra:?}"
+    );
+    assert_eq!(compared, ours.len());
+    assert!(compared > 40, "only {compared} controls compared");
+    let unsupported = ours
+        .iter()
+        .filter(|c| c.r#type == proto::ControlType::Unsupported as i32)
+        .count();
+    assert!(
+        unsupported >= 5,
+        "vivid's compound controls are listed as unsupported"
+    );
+}
+
+async fn live_control_change_reaches_the_driver() {
+    let server = spawn(VIVID);
+    let mut client = server.client().await;
+    client.subscribe(&["cam0"]).await;
+    let before = streaming(&mut client, "cam0").await;
+    let r = client.set_control("cam0", "brightness", 200).await;
+    assert!(r.ok, "{}", r.error);
+    assert_eq!(r.value, Some(200));
+    assert_eq!(get_ctrl("/dev/video0", "brightness"), 200);
+    let after = client
+        .status_where("cam0", |s| s.frames_captured > before.frames_captured + 30)
+        .await;
+    assert_eq!(state(&after), CameraState::Streaming);
+    assert_eq!(after.reconnects, 0, "the stream restarted");
+    assert_eq!(control_value(&after, "brightness"), Some(200));
+}
+
+async fn desired_controls_are_in_effect_after_start() {
+    let server = spawn(VIVID);
+    let mut client = server.client().await;
+    client.subscribe(&["cam0"]).await;
+    let s = streaming(&mut client, "cam0").await;
+    assert!(s.control_problems.is_empty(), "{:?}", s.control_problems);
+    // gain is written before gain_automatic in the file; the automatic mode goes first,
+    // or the manual gain would not stick.
+    assert_eq!(get_ctrl("/dev/video0", "brightness"), 77);
+    assert_eq!(get_ctrl("/dev/video0", "gain_automatic"), 0);
+    assert_eq!(get_ctrl("/dev/video0", "gain"), 50);
+}
+
+async fn unplug_and_rebind_recover() {
+    let server = spawn(VIVID);
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    streaming(&mut client, "cam0").await;
+    streaming(&mut client, "cam1").await;
+
+    let pressed = Instant::now();
+    assert!(client.set_control("cam0", "disconnect", 1).await.ok);
+    let down = client
+        .status_where("cam0", |s| state(s) == CameraState::Reconnecting)
+        .await;
+    assert!(
+        pressed.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        pressed.elapsed()
+    );
+    assert!(down.reason.contains("unplugged"), "{}", down.reason);
+    // The other vivid device goes on alone.
+    let a = client.status_where("cam1", |_| true).await.frames_captured;
+    let b = client.status_where("cam1", |s| s.frames_captured > a).await;
+    let c = client
+        .status_where("cam1", |s| s.frames_captured > b.frames_captured)
+        .await;
+    assert_eq!(state(&c), CameraState::Streaming);
+
+    sysfs_write("/sys/bus/platform/drivers/vivid/unbind", "vivid.0");
+    sysfs_write("/sys/bus/platform/drivers/vivid/bind", "vivid.0");
+    let up = client
+        .status_where("cam0", |s| {
+            state(s) == CameraState::Streaming && s.reconnects >= 1
+        })
+        .await;
+    assert!(up.control_problems.is_empty(), "{:?}", up.control_problems);
+    assert_eq!(get_ctrl("/dev/video0", "brightness"), 77);
+    assert_eq!(get_ctrl("/dev/video0", "gain"), 50);
+    let seq = up.frames_captured;
+    client
+        .status_where("cam0", |s| s.frames_captured > seq + 10)
+        .await;
+    client
+        .status_where("cam1", |s| state(s) == CameraState::Streaming)
+        .await;
+}
+
+async fn mjpeg_passes_through_from_a_real_driver() {
+    let (w, h) = (1280, 720);
+    let written = loopback::frames(w, h, 30);
+    let _feeder = Feeder::start(written.clone(), w, h, 30);
+    let server = spawn(&format!(
+        "cameras:\n  - id: loop\n    source: {{kind: v4l2, device: {}, pixel_format: MJPG}}\n",
+        loopback::DEVICE
+    ));
+    let mut client = server.client().await;
+    client.subscribe(&["loop"]).await;
+    let s = streaming(&mut client, "loop").await;
+    assert_eq!((s.pixel_format.as_str(), s.width, s.height), ("MJPG", w, h));
+
+    let mut viewer = MjpegClient::get(server.addr, "/cameras/loop/stream.mjpg", None).await;
+    for _ in 0..40 {
+        let part = viewer.next_part().await.unwrap();
+        assert!(
+            written.iter().any(|j| j.as_ref() == part.jpeg.as_slice()),
+            "a served frame ({} bytes) is not one of the JPEGs written",
+            part.jpeg.len()
+        );
+    }
+    let fps = measured_fps(&mut client, "loop", 4.0).await;
+
+    assert!(
+        (fps - 30.0).abs() <= 3.0,
+        "loopback at {fps:.1} fps, fed 30"
+    );
+    let s = client.status_where("loop", |_| true).await;
+    assert_eq!(s.frames_encoded, 0, "MJPEG was re-encoded");
+}
+
+async fn device_errors_are_states_and_refusals() {
+    let server = spawn(&format!(
+        "{VIVID}  - id: ghost\n    source: {{kind: v4l2, device: /dev/video-missing}}\n"
+    ));
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    let ghost = client
+        .status_where("ghost", |s| state(s) == CameraState::Reconnecting)
+        .await;
+    assert!(
+        ghost.reason.contains("/dev/video-missing does not exist"),
+        "{}",
+        ghost.reason
+    );
+    streaming(&mut client, "cam0").await;
+
+    // vivid locks its cropping controls while streaming; the driver's own refusal comes back.
+    let r = client
+        .set_control("cam0", "enable_capture_cropping", 0)
+        .await;
+    assert!(!r.ok);
+    assert!(
+        r.error.contains("refused") && r.error.contains("locked"),
+        "{}",
+        r.error
+    );
+    assert_eq!(get_ctrl("/dev/video0", "enable_capture_cropping"), 1);
+    // A value out of range is refused before it reaches the driver, naming the range.
+    let r = client.set_control("cam0", "brightness", 999).await;
+    assert!(!r.ok && r.error.contains("from 0 to 255"), "{}", r.error);
+}
+
+async fn devices_yaml_is_a_valid_fleet() {
+    let yaml = camfleet::devices::yaml();
+    let config = Config::parse(&yaml, std::path::Path::new("devices.yaml"))
+        .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert!(config.cameras.len() >= 2, "{yaml}");
+    let report = camfleet::devices::report();
+    assert!(report.contains("/dev/video0: vivid"), "{report}");
+    assert!(report.contains("control brightness"), "{report}");
+}
