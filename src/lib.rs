@@ -43,7 +43,7 @@ pub mod shutdown;
 pub mod stats;
 
 /// The wire contract, generated from `proto/camfleet/v1/camfleet.proto`.
-#[allow(missing_docs)]
+#[allow(missing_docs, clippy::large_enum_variant)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/camfleet.v1.rs"));
 }
