@@ -1,5 +1,6 @@
 //! HTTP: the routes, and the checks every request passes first.
 //!
+//! - `GET /`: the dashboard, and its files ([`assets`])
 //! - `GET /ws`: the WebSocket session ([`ws`]), protobuf over binary messages
 //! - `GET /api/cameras`: every camera's status as JSON ([`api`])
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
@@ -8,6 +9,7 @@
 //! - `GET /healthz`: 200 while the server runs
 
 mod api;
+mod assets;
 pub mod feed;
 mod mjpeg;
 pub mod wire;
@@ -31,7 +33,8 @@ pub struct AppState {
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(api::healthz))
+    cfg.configure(assets::routes)
+        .route("/healthz", web::get().to(api::healthz))
         .route("/api/cameras", web::get().to(api::cameras))
         .route("/api/viewers", web::get().to(api::viewers))
         .route("/cameras/{id}/stream.mjpg", web::get().to(mjpeg::stream))

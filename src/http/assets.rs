@@ -1,0 +1,65 @@
+//! The dashboard's files, built into the binary: it needs no Node to build or run and
+//! loads nothing from elsewhere.
+
+use actix_web::{web, HttpResponse};
+
+/// What the page may load: only this server's own files, frames as blob URLs, and this
+/// server's WebSocket.
+const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../../web/index.html"),
+    },
+    Asset {
+        path: "/app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/app.js"),
+    },
+    Asset {
+        path: "/proto.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/proto.js"),
+    },
+    Asset {
+        path: "/style.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../web/style.css"),
+    },
+    Asset {
+        path: "/schema.json",
+        content_type: "application/json",
+        body: include_str!(concat!(env!("OUT_DIR"), "/schema.json")),
+    },
+    Asset {
+        path: "/camfleet.proto",
+        content_type: "text/plain; charset=utf-8",
+        body: include_str!("../../proto/camfleet/v1/camfleet.proto"),
+    },
+];
+
+/// Registers a route for every file.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for asset in ASSETS {
+        cfg.route(
+            asset.path,
+            web::get().to(move || async move {
+                HttpResponse::Ok()
+                    .content_type(asset.content_type)
+                    .insert_header(("Content-Security-Policy", CSP))
+                    .insert_header(("X-Content-Type-Options", "nosniff"))
+                    .insert_header(("Cache-Control", "no-cache"))
+                    .body(asset.body)
+            }),
+        );
+    }
+}

@@ -1,0 +1,352 @@
+// The camfleet dashboard: every camera live over one WebSocket, every control at hand.
+import { Codec } from "/proto.js";
+
+const CLIENT = "camfleet.v1.ClientMessage";
+const SERVER = "camfleet.v1.ServerMessage";
+const RECONNECT_FIRST_MS = 500;
+const RECONNECT_MAX_MS = 8000;
+
+const codec = await Codec.load();
+const grid = document.getElementById("grid");
+const connection = document.getElementById("connection");
+const statsLine = document.getElementById("stats");
+const panel = document.getElementById("panel");
+const form = document.getElementById("controls");
+const tileTemplate = document.getElementById("tile-template");
+
+const tiles = new Map(); // camera id -> { el, status, watching, wantsFrames, next, decoding }
+const pending = new Map(); // request id -> callback(result)
+let socket = null;
+let nextRequest = 1;
+let retryMs = RECONNECT_FIRST_MS;
+let panelCamera = null;
+const lastResults = new Map(); // "camera/control" -> { state, text }, kept across re-renders
+
+form.addEventListener("submit", (e) => e.preventDefault());
+
+function send(message) {
+  if (socket?.readyState === WebSocket.OPEN) socket.send(codec.encode(CLIENT, message));
+}
+
+function request(kind, body, onResult) {
+  const request_id = nextRequest++;
+  if (onResult) pending.set(request_id, onResult);
+  send({ [kind]: { ...body, request_id } });
+  return request_id;
+}
+
+function setConnection(state, text) {
+  connection.dataset.state = state;
+  connection.textContent = text;
+}
+
+function connect() {
+  setConnection("connecting", "Connecting…");
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws`);
+  socket.binaryType = "arraybuffer";
+  socket.onopen = () => {
+    retryMs = RECONNECT_FIRST_MS;
+    setConnection("connected", "Connected");
+    send({ list_cameras: {} });
+    request("subscribe", { camera_ids: [], frames: false, max_fps: 0 });
+  };
+  socket.onmessage = (event) => receive(codec.decode(SERVER, new Uint8Array(event.data)));
+  socket.onclose = () => {
+    socket = null;
+    for (const t of tiles.values()) t.watching = false;
+    for (const [, callback] of pending) callback({ ok: false, error: "connection lost" });
+    pending.clear();
+    const wait = retryMs * (0.75 + Math.random() / 2);
+    retryMs = Math.min(retryMs * 2, RECONNECT_MAX_MS);
+    setConnection("disconnected", `Disconnected; retrying in ${(wait / 1000).toFixed(1)} s`);
+    setTimeout(connect, wait);
+  };
+}
+
+function receive(msg) {
+  switch (msg.$kind) {
+    case "camera_list":
+      syncFleet(msg.camera_list.cameras);
+      break;
+    case "camera_status":
+      updateTile(msg.camera_status);
+      break;
+    case "frame":
+      showFrame(msg.frame);
+      break;
+    case "control_list":
+    case "command_result": {
+      const body = msg[msg.$kind];
+      const callback = pending.get(body.request_id);
+      pending.delete(body.request_id);
+      callback?.(body);
+      break;
+    }
+    case "session_stats":
+      statsLine.textContent =
+        `${msg.session_stats.frames_replaced} frames skipped, ` +
+        `${msg.session_stats.messages_dropped} updates dropped by this page`;
+      break;
+    case "error":
+      setConnection("connected", `Connected; server said: ${msg.error.message}`);
+      break;
+  }
+}
+
+// The fleet as the server lists it: tiles appear and disappear with cameras.
+function syncFleet(cameras) {
+  const ids = new Set(cameras.map((c) => c.camera_id));
+  for (const [id, t] of tiles) {
+    if (!ids.has(id)) {
+      t.el.remove();
+      tiles.delete(id);
+    }
+  }
+  for (const status of cameras) updateTile(status);
+  document.getElementById("empty").hidden = cameras.length > 0;
+}
+
+function tileFor(status) {
+  let t = tiles.get(status.camera_id);
+  if (t) return t;
+  const el = tileTemplate.content.firstElementChild.cloneNode(true);
+  el.dataset.cameraId = status.camera_id;
+  el.dataset.seq = "0";
+  el.setAttribute("aria-label", status.name || status.camera_id);
+  const enlarge = el.querySelector(".enlarge");
+  enlarge.addEventListener("click", () => {
+    const on = el.classList.toggle("enlarged");
+    enlarge.setAttribute("aria-pressed", String(on));
+    enlarge.textContent = on ? "Shrink" : "Enlarge";
+    el.scrollIntoView({ block: "nearest" });
+  });
+  el.querySelector(".open-controls").addEventListener("click", () => openPanel(status.camera_id));
+  t = { el, status, watching: false, wantsFrames: false, next: null, decoding: false };
+  tiles.set(status.camera_id, t);
+  grid.append(el);
+  return t;
+}
+
+function updateTile(status) {
+  const t = tileFor(status);
+  t.status = status;
+  const el = t.el;
+  const state = codec.enumName("camfleet.v1.CameraState", status.state).replace("CAMERA_STATE_", "");
+  const label = state.charAt(0) + state.slice(1).toLowerCase();
+  el.dataset.state = label;
+  el.querySelector(".name").textContent = status.name || status.camera_id;
+  const badge = el.querySelector(".state");
+  badge.dataset.state = label;
+  badge.textContent = status.capture_mode === "on_demand" ? `${label} · on demand` : label;
+  el.querySelector(".reason").textContent = label === "Streaming" ? "" : status.reason;
+  el.querySelector(".live").setAttribute("aria-label", `Live picture of ${status.name || status.camera_id}`);
+  const size = status.width ? `${status.width}×${status.height} ${status.pixel_format}` : "no format yet";
+  el.querySelector(".meta").textContent =
+    `${status.fps.toFixed(1)} fps · ${size} · ${status.frames_dropped} dropped` +
+    (status.viewers ? ` · ${status.viewers} watching` : "");
+  // On-demand cameras are opened only when someone asks to watch them here.
+  const buttons = el.querySelector(".buttons");
+  let watch = buttons.querySelector(".watch");
+  if (status.capture_mode === "on_demand" && !watch) {
+    watch = document.createElement("button");
+    watch.type = "button";
+    watch.className = "watch";
+    watch.addEventListener("click", () => setWatching(t, !t.wantsFrames));
+    buttons.prepend(watch);
+  }
+  if (watch) watch.textContent = t.wantsFrames ? "Stop watching" : "Watch";
+  if (status.capture_mode !== "on_demand") t.wantsFrames = true;
+  if (t.wantsFrames && !t.watching) setWatching(t, true);
+  if (panelCamera === status.camera_id) {
+    document.getElementById("panel-note").textContent =
+      label === "Streaming" ? "" : `${label}: ${status.reason}`;
+  }
+}
+
+function setWatching(t, on) {
+  t.wantsFrames = on;
+  t.watching = on;
+  const camera_ids = [t.status.camera_id];
+  if (on) request("subscribe", { camera_ids, frames: true, max_fps: 0 });
+  else {
+    // Unsubscribing drops status too; ask for status again without frames.
+    request("unsubscribe", { camera_ids });
+    request("subscribe", { camera_ids, frames: false, max_fps: 0 });
+  }
+  const watch = t.el.querySelector(".watch");
+  if (watch) watch.textContent = on ? "Stop watching" : "Watch";
+}
+
+// Frames are decoded off the main thread and drawn newest-first: while one decodes, a
+// newer frame replaces any that waits, so a busy page skips frames instead of falling
+// behind. `data-seq` is the newest frame received, `data-shown` counts frames drawn.
+function showFrame(frame) {
+  const t = tiles.get(frame.camera_id);
+  if (!t) return;
+  t.el.dataset.seq = String(frame.seq);
+  t.next = frame;
+  if (!t.decoding) drawFrames(t);
+}
+
+async function drawFrames(t) {
+  t.decoding = true;
+  const canvas = t.el.querySelector(".live");
+  const context = canvas.getContext("2d");
+  while (t.next) {
+    const frame = t.next;
+    t.next = null;
+    try {
+      const picture = await createImageBitmap(new Blob([frame.jpeg], { type: "image/jpeg" }));
+      if (canvas.width !== picture.width || canvas.height !== picture.height) {
+        canvas.width = picture.width;
+        canvas.height = picture.height;
+      }
+      context.drawImage(picture, 0, 0);
+      picture.close();
+      t.el.dataset.shown = String(Number(t.el.dataset.shown || 0) + 1);
+    } catch {
+      // A frame the browser cannot decode is skipped; the next one will do.
+    }
+  }
+  t.decoding = false;
+}
+
+// ---- controls panel ----
+
+function openPanel(cameraId) {
+  panelCamera = cameraId;
+  const t = tiles.get(cameraId);
+  document.getElementById("panel-title").textContent = `Controls: ${t?.status.name || cameraId}`;
+  panel.hidden = false;
+  panel.dataset.cameraId = cameraId;
+  form.replaceChildren(Object.assign(document.createElement("p"), { textContent: "Loading…" }));
+  loadControls(cameraId, true);
+}
+
+function loadControls(cameraId, focus) {
+  request("get_controls", { camera_id: cameraId }, (answer) => {
+    if (panelCamera !== cameraId) return;
+    if (answer.controls === undefined) {
+      form.replaceChildren(Object.assign(document.createElement("p"), { className: "note", textContent: answer.error }));
+      return;
+    }
+    renderControls(cameraId, answer.controls);
+    if (focus) form.querySelector("input, select, button")?.focus();
+  });
+}
+
+document.getElementById("panel-close").addEventListener("click", () => {
+  const id = panelCamera;
+  panel.hidden = true;
+  panelCamera = null;
+  tiles.get(id)?.el.querySelector(".open-controls").focus();
+});
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && !panel.hidden) document.getElementById("panel-close").click();
+});
+
+function controlKind(c) {
+  return codec.enumName("camfleet.v1.ControlType", c.type).replace("CONTROL_TYPE_", "");
+}
+
+function renderControls(cameraId, controls) {
+  const rows = controls.map((c) => controlRow(cameraId, c));
+  form.replaceChildren(...rows);
+}
+
+function controlRow(cameraId, c) {
+  const kind = controlKind(c);
+  const row = document.createElement("div");
+  row.className = "control";
+  row.dataset.control = c.name;
+  const id = `ctl-${c.name}`;
+  const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: c.name.replaceAll("_", " ") });
+  const result = Object.assign(document.createElement("p"), { className: "result" });
+  result.setAttribute("role", "status");
+  result.setAttribute("aria-live", "polite");
+  const flags = [];
+  if (c.read_only) flags.push("read-only");
+  if (c.inactive) flags.push("inactive (an automatic mode is on)");
+  if (c.disabled) flags.push("disabled");
+  if (c.grabbed) flags.push("locked while streaming");
+  if (kind === "UNSUPPORTED") flags.push(`not supported (${c.unsupported_type})`);
+  const locked = c.read_only || c.disabled || kind === "UNSUPPORTED";
+  const inputs = [];
+  const line = document.createElement("div");
+  line.className = "row";
+  const apply = (value) => setControl(cameraId, c, value, row, result);
+
+  if (kind === "INTEGER" || kind === "INTEGER64" || kind === "BITMASK") {
+    const number = Object.assign(document.createElement("input"), { type: "number", id, value: c.value ?? c.default });
+    if (kind !== "BITMASK") {
+      const slider = Object.assign(document.createElement("input"), {
+        type: "range", min: c.min, max: c.max, step: c.step || 1, value: c.value ?? c.default,
+      });
+      slider.setAttribute("aria-label", `${c.name.replaceAll("_", " ")} slider`);
+      slider.addEventListener("input", () => (number.value = slider.value));
+      slider.addEventListener("change", () => apply(Number(slider.value)));
+      inputs.push(slider);
+      line.append(slider);
+      // Ranges are shown, not enforced here: the server checks and explains.
+      number.setAttribute("aria-describedby", `${id}-range`);
+    }
+    number.addEventListener("change", () => apply(Number(number.value)));
+    inputs.push(number);
+    line.append(number);
+    const range = Object.assign(document.createElement("span"), {
+      id: `${id}-range`, className: "flags",
+      textContent: kind === "BITMASK" ? `bits within 0x${c.max.toString(16)}` : `${c.min} to ${c.max}${c.step > 1 ? `, step ${c.step}` : ""}`,
+    });
+    line.append(range);
+  } else if (kind === "BOOLEAN") {
+    const box = Object.assign(document.createElement("input"), { type: "checkbox", id, checked: Boolean(c.value) });
+    box.setAttribute("role", "switch");
+    box.addEventListener("change", () => apply(box.checked ? 1 : 0));
+    inputs.push(box);
+    line.append(box);
+  } else if (kind === "MENU" || kind === "INTEGER_MENU") {
+    const select = Object.assign(document.createElement("select"), { id });
+    for (const item of c.menu_items) {
+      select.append(new Option(item.name, String(item.index), false, item.index === c.value));
+    }
+    select.addEventListener("change", () => apply(Number(select.value)));
+    inputs.push(select);
+    line.append(select);
+  } else if (kind === "BUTTON") {
+    const button = Object.assign(document.createElement("button"), { type: "button", id, textContent: "Press" });
+    button.addEventListener("click", () => apply(1));
+    inputs.push(button);
+    line.append(button);
+  } else {
+    line.append(Object.assign(document.createElement("span"), { id, textContent: String(c.value ?? "") }));
+  }
+  for (const input of inputs) input.disabled = locked;
+  row.append(label, line);
+  if (flags.length) row.append(Object.assign(document.createElement("span"), { className: "flags", textContent: flags.join(", ") }));
+  const last = lastResults.get(`${cameraId}/${c.name}`);
+  if (last) Object.assign(result, { textContent: last.text }).dataset.state = last.state;
+  row.append(result);
+  return row;
+}
+
+function setControl(cameraId, c, value, row, result) {
+  const show = (state, text) => {
+    lastResults.set(`${cameraId}/${c.name}`, { state, text });
+    const current = form.querySelector(`.control[data-control="${c.name}"] .result`) ?? result;
+    current.dataset.state = state;
+    current.textContent = text;
+  };
+  show("pending", `Setting ${value}…`);
+  request("set_control", { camera_id: cameraId, control: c.name, value }, (answer) => {
+    if (answer.ok) {
+      show("applied", `Applied: ${answer.value ?? value}`);
+      // Other controls may have changed with this one (automatic modes gate manual ones).
+      if (panelCamera === cameraId) setTimeout(() => loadControls(cameraId, false), 300);
+    } else {
+      show("error", answer.error);
+    }
+  });
+}
+
+connect();

@@ -1,0 +1,252 @@
+// The dashboard in real headless Chromium, against a real camfleet process.
+//
+// Run by `cargo test --test browser`, which installs Chromium and playwright-core and sets
+// CAMFLEET_BIN (the camfleet binary) and CAMFLEET_REPO (the repository).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const BIN = process.env.CAMFLEET_BIN;
+const REPO = process.env.CAMFLEET_REPO;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+class Camfleet {
+  constructor(configPath, port) {
+    this.configPath = configPath;
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  static async withConfig(yaml) {
+    const dir = mkdtempSync(join(tmpdir(), "camfleet-browser-"));
+    const path = join(dir, "cameras.yaml");
+    writeFileSync(path, yaml);
+    const server = new Camfleet(path, await freePort());
+    await server.start();
+    return server;
+  }
+
+  async start() {
+    this.child = spawn(BIN, ["serve", "--config", this.configPath, "--listen", `127.0.0.1:${this.port}`], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, RUST_LOG: "warn" },
+    });
+    for (let i = 0; i < 200; i++) {
+      try {
+        if ((await fetch(`${this.url}/healthz`)).ok) return;
+      } catch {}
+      await sleep(50);
+    }
+    throw new Error("camfleet did not start");
+  }
+
+  async stop() {
+    const exited = new Promise((r) => this.child.once("exit", r));
+    this.child.kill("SIGTERM");
+    await exited;
+  }
+
+  async cameras() {
+    return (await fetch(`${this.url}/api/cameras`)).json();
+  }
+}
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+after(async () => browser?.close());
+
+async function open(server, viewport = { width: 1280, height: 800 }) {
+  const page = await browser.newPage({ viewport });
+  const errors = [];
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(server.url);
+  return { page, errors };
+}
+
+const seqs = (page) =>
+  page.$$eval(".tile", (els) => Object.fromEntries(els.map((e) => [e.dataset.cameraId, Number(e.dataset.seq)])));
+
+async function waitAllAdvance(page, ids, timeout = 10000) {
+  const first = await seqs(page);
+  await page.waitForFunction(
+    ({ ids, first }) =>
+      ids.every((id) => {
+        const el = document.querySelector(`.tile[data-camera-id="${id}"]`);
+        return el && Number(el.dataset.seq) > (first[id] ?? 0);
+      }),
+    { ids, first },
+    { timeout },
+  );
+}
+
+async function openControls(page, cameraId) {
+  await page.click(`.tile[data-camera-id="${cameraId}"] .open-controls`);
+  await page.waitForSelector('#panel:not([hidden]) .control[data-control="brightness"]');
+}
+
+test("the default fleet: a live tile per camera, no console errors", async () => {
+  const server = await Camfleet.withConfig(
+    (await import("node:fs")).readFileSync(join(REPO, "cameras.yaml"), "utf8"),
+  );
+  try {
+    const { page, errors } = await open(server);
+    const listed = (await server.cameras()).map((c) => c.id);
+    await page.waitForFunction((n) => document.querySelectorAll(".tile").length === n, listed.length);
+    const shown = Object.keys(await seqs(page));
+    assert.deepEqual(shown.sort(), [...listed].sort());
+    await waitAllAdvance(page, listed);
+    await waitAllAdvance(page, listed);
+    const states = await page.$$eval(".tile", (els) => els.map((e) => e.dataset.state));
+    assert.ok(states.every((s) => s === "Streaming"), states.join(","));
+    if (process.env.SCREENSHOT) {
+      await page.waitForFunction(() =>
+        [...document.querySelectorAll(".tile .meta")].every((m) => !m.textContent.startsWith("0.0 fps")),
+      );
+      mkdirSync(join(REPO, "docs"), { recursive: true });
+      await page.screenshot({ path: process.env.SCREENSHOT });
+    }
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("controls: brightness reaches the server, a bad value shows the server's error", async () => {
+  const server = await Camfleet.withConfig(
+    "cameras:\n  - id: desk\n    name: Desk\n    source: {kind: synthetic, width: 320, height: 240, fps: 15}\n",
+  );
+  try {
+    const { page, errors } = await open(server);
+    await page.waitForSelector('.tile[data-camera-id="desk"][data-state="Streaming"]');
+    await openControls(page, "desk");
+    const row = '.control[data-control="brightness"]';
+    await page.fill(`${row} input[type="number"]`, "200");
+    await page.press(`${row} input[type="number"]`, "Enter");
+    await page.waitForSelector(`${row} .result[data-state="applied"]`);
+    assert.match(await page.textContent(`${row} .result`), /Applied: 200/);
+    const desk = (await server.cameras()).find((c) => c.id === "desk");
+    assert.equal(desk.controls.brightness, 200);
+
+    await page.fill(`${row} input[type="number"]`, "999");
+    await page.press(`${row} input[type="number"]`, "Enter");
+    await page.waitForSelector(`${row} .result[data-state="error"]`);
+    const message = await page.textContent(`${row} .result`);
+    assert.match(message, /999/);
+    assert.match(message, /from 0 to 255/);
+    assert.equal((await server.cameras()).find((c) => c.id === "desk").controls.brightness, 200);
+
+    // Every kind of control the synthetic camera has is rendered with its widget.
+    assert.ok(await page.$('.control[data-control="horizontal_flip"] input[type="checkbox"][role="switch"]'));
+    assert.ok(await page.$('.control[data-control="test_pattern"] select'));
+    assert.equal(await page.$$eval('.control[data-control="test_pattern"] option', (o) => o.length), 4);
+    await page.selectOption('.control[data-control="test_pattern"] select', "2");
+    await page.waitForSelector('.control[data-control="test_pattern"] .result[data-state="applied"]');
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("usable from the keyboard, at phone width, with labels", async () => {
+  const server = await Camfleet.withConfig(
+    "cameras:\n  - id: a\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n" +
+      "  - id: b\n    capture: on_demand\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n",
+  );
+  try {
+    const { page, errors } = await open(server, { width: 390, height: 844 });
+    await page.waitForSelector('.tile[data-camera-id="a"][data-state="Streaming"]');
+    // The on-demand camera stays idle until someone asks to watch it.
+    await page.waitForSelector('.tile[data-camera-id="b"][data-state="Idle"]');
+    assert.match(await page.textContent('.tile[data-camera-id="b"] .state'), /on demand/);
+    await page.click('.tile[data-camera-id="b"] .watch');
+    await page.waitForSelector('.tile[data-camera-id="b"][data-state="Streaming"]');
+    await waitAllAdvance(page, ["b"]);
+
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone`);
+    await page.focus('.tile[data-camera-id="a"] .open-controls');
+    await page.keyboard.press("Enter");
+    await page.waitForSelector('#panel:not([hidden]) .control[data-control="brightness"]');
+    const unlabeled = await page.$$eval("#panel input, #panel select", (els) =>
+      els.filter((e) => !(e.labels?.length || e.getAttribute("aria-label"))).map((e) => e.outerHTML),
+    );
+    assert.deepEqual(unlabeled, []);
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#panel[hidden]", { state: "attached" });
+    assert.equal(await page.evaluate(() => document.activeElement.className), "open-controls");
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("the page shows a lost server and recovers by itself", async () => {
+  const server = await Camfleet.withConfig(
+    "cameras:\n  - id: a\n    source: {kind: synthetic, width: 320, height: 240, fps: 15}\n",
+  );
+  try {
+    const { page } = await open(server);
+    await page.waitForSelector('#connection[data-state="connected"]');
+    await waitAllAdvance(page, ["a"]);
+    await server.stop();
+    await page.waitForSelector('#connection[data-state="disconnected"]');
+    await server.start();
+    await page.waitForSelector('#connection[data-state="connected"]', { timeout: 20000 });
+    await waitAllAdvance(page, ["a"]);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("measure: frames per second per tile, 8 cameras at 30 fps", async () => {
+  let yaml = "cameras:\n";
+  for (let i = 0; i < 8; i++) {
+    yaml += `  - id: cam${i}\n    source: {kind: synthetic, width: 640, height: 360, fps: 30, prerender: 30}\n`;
+  }
+  const server = await Camfleet.withConfig(yaml);
+  try {
+    const { page } = await open(server);
+    await page.waitForFunction(() => document.querySelectorAll('.tile[data-state="Streaming"]').length === 8);
+    await sleep(2000);
+    const count = () =>
+      page.$$eval(".tile", (els) => Object.fromEntries(els.map((e) => [e.dataset.cameraId, Number(e.dataset.shown || 0)])));
+    const a = await count();
+    const t0 = Date.now();
+    await sleep(5000);
+    const b = await count();
+    const secs = (Date.now() - t0) / 1000;
+    const fps = Object.keys(b).map((id) => (b[id] - a[id]) / secs).sort((x, y) => x - y);
+    const median = fps[Math.floor(fps.length / 2)];
+    console.log(`dashboard: 8 cameras at 30 fps, pictures drawn per tile per second: min ${fps[0].toFixed(1)}, median ${median.toFixed(1)}`);
+    assert.ok(fps[0] > 0, "every tile shows pictures");
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
