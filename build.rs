@@ -53,7 +53,10 @@ fn schema(set: &FileDescriptorSet) -> Value {
                     })
                 })
                 .collect();
-            messages.insert(format!("{package}.{}", m.name()), json!({ "fields": fields }));
+            messages.insert(
+                format!("{package}.{}", m.name()),
+                json!({ "fields": fields }),
+            );
         }
     }
     json!({ "messages": messages, "enums": enums })
@@ -72,6 +75,8 @@ fn type_name(t: Type) -> &'static str {
         Type::Bytes => "bytes",
         Type::Message => "message",
         Type::Enum => "enum",
-        other => panic!("the dashboard's codec does not handle {other:?} fields; extend web/proto.js"),
+        other => {
+            panic!("the dashboard's codec does not handle {other:?} fields; extend web/proto.js")
+        }
     }
 }

@@ -39,7 +39,9 @@ pub mod devices;
 pub mod http;
 pub mod hub;
 pub mod server;
+pub mod service;
 pub mod shutdown;
+pub mod state;
 pub mod stats;
 
 /// The wire contract, generated from `proto/camfleet/v1/camfleet.proto`.

@@ -21,12 +21,16 @@ struct Cli {
 enum Cmd {
     /// Serve the fleet (the default when no command is given).
     Serve {
-        /// The fleet's configuration file.
+        /// The fleet's configuration file; reloaded on SIGHUP and when it changes.
         #[arg(long, default_value = "cameras.yaml")]
         config: PathBuf,
         /// Address to listen on; overrides the file's `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Where control changes are kept across restarts [default: $STATE_DIRECTORY,
+        /// else ~/.local/state/camfleet].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Validate a configuration file and summarize each camera.
     Check {
@@ -51,9 +55,14 @@ fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Cmd::Serve {
         config: PathBuf::from("cameras.yaml"),
         listen: None,
+        state_dir: None,
     });
     match command {
-        Cmd::Serve { config, listen } => serve(&config, listen),
+        Cmd::Serve {
+            config,
+            listen,
+            state_dir,
+        } => serve(&config, listen, state_dir),
         Cmd::Check { config } => check(&config),
         Cmd::Devices { yaml } => {
             if yaml {
@@ -123,50 +132,16 @@ fn check(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_requested() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-fn serve(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
-    let Some(mut config) = load(path) else {
+fn serve(
+    path: &std::path::Path,
+    listen: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+) -> ExitCode {
+    let Some(config) = load(path) else {
         return ExitCode::FAILURE;
     };
-    if let Some(addr) = listen {
-        config.server.listen = addr;
-    }
-    let result = actix_web::rt::System::new().block_on(async move {
-        let listener = std::net::TcpListener::bind(config.server.listen).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {}: {e}; pass another address with --listen",
-                config.server.listen
-            )
-        })?;
-        let server = camfleet::server::start(config, listener)?;
-        tracing::info!("camfleet serving on http://{}/", server.local_addr);
-        let handle = server.http.handle();
-        let shutdown = server.shutdown.clone();
-        actix_web::rt::spawn(async move {
-            stop_requested().await;
-            tracing::info!("stopping");
-            shutdown.trigger();
-            handle.stop(true).await;
-        });
-        server.http.await?;
-        anyhow::Ok(())
-    });
-    match result {
+    let state_dir = state_dir.or_else(camfleet::service::default_state_dir);
+    match camfleet::service::run(path, config, listen, state_dir) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("camfleet: {e}");

@@ -1,4 +1,5 @@
-//! Wiring: starts the hub (which starts the cameras) and the HTTP server.
+//! Wiring: starts the hub (which starts the cameras) and the HTTP server, and stops them
+//! in order.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -8,13 +9,14 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::hub::Hub;
+use crate::hub::{CloseSessions, Hub, StopCameras};
 use crate::shutdown::{self, Shutdown};
+use crate::state::ControlStore;
 
 /// HTTP worker threads. Sessions are light; two keep one busy client from stalling others.
 pub const HTTP_WORKERS: usize = 2;
-/// How long stopping waits for open connections before closing them.
-pub const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
+/// How long stopping waits for connections to finish closing before cutting them.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 1;
 /// Most bytes the kernel may hold unsent for one connection. Video goes stale while it
 /// waits in a buffer; with this cap a slow viewer pushes back after about one frame, so
 /// camfleet skips frames for it instead of queueing seconds of video.
@@ -47,21 +49,30 @@ fn limit_unsent(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
 pub struct Server {
     /// Where it listens.
     pub local_addr: SocketAddr,
-    /// The HTTP server; await it to run until stopped, or use its handle to stop it.
+    /// The HTTP server; await it to run until stopped.
     pub http: actix_web::dev::Server,
+    /// Stops everything in order.
+    pub stopper: Stopper,
+}
+
+/// What stopping needs: the HTTP server's handle, the hub and the stop signal.
+#[derive(Clone)]
+pub struct Stopper {
+    /// The HTTP server.
+    pub handle: actix_web::dev::ServerHandle,
     /// The hub.
     pub hub: Addr<Hub>,
-    /// Ends streams and sessions; raise it before stopping `http`.
+    /// Ends long-lived responses.
     pub shutdown: Shutdown,
 }
 
-/// Starts camfleet on `listener`. Must be called inside an actix `System`; OS signals are
-/// left to the caller.
-pub fn start(config: Config, listener: TcpListener) -> io::Result<Server> {
+/// Starts camfleet on `listener` with recorded control changes from `store`. Must be
+/// called inside an actix `System`; OS signals are left to the caller.
+pub fn start(config: Config, listener: TcpListener, store: ControlStore) -> io::Result<Server> {
     let local_addr = listener.local_addr()?;
     let (shutdown, signal) = shutdown::signal();
     let max_message_bytes = config.server.max_message_bytes;
-    let hub = Hub::new(config.server, config.cameras).start();
+    let hub = Hub::new(config.server, config.cameras, store).start();
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         max_message_bytes,
@@ -76,8 +87,29 @@ pub fn start(config: Config, listener: TcpListener) -> io::Result<Server> {
         .run();
     Ok(Server {
         local_addr,
+        stopper: Stopper {
+            handle: http.handle(),
+            hub,
+            shutdown,
+        },
         http,
-        hub,
-        shutdown,
     })
+}
+
+impl Stopper {
+    /// Stops in this order, without waiting for viewers to hang up:
+    /// 1. stop accepting connections;
+    /// 2. close every WebSocket with code 1001 (going away);
+    /// 3. end every MJPEG stream;
+    /// 4. stop every camera, releasing its device;
+    /// 5. close what connections remain (after at most [`SHUTDOWN_TIMEOUT_SECS`]).
+    ///
+    /// The caller then exits.
+    pub async fn stop(&self) {
+        self.handle.pause().await;
+        let _ = self.hub.send(CloseSessions).await;
+        self.shutdown.trigger();
+        let _ = self.hub.send(StopCameras).await;
+        self.handle.stop(true).await;
+    }
 }

@@ -17,7 +17,11 @@ fn main() {
     let tests = repo.join("web/test");
     if !Path::new("/usr/bin/chromium").exists() {
         eprintln!("browser tests: installing chromium");
-        let sudo = if unsafe_is_root() { vec![] } else { vec!["sudo"] };
+        let sudo = if unsafe_is_root() {
+            vec![]
+        } else {
+            vec!["sudo"]
+        };
         let apt = |args: &[&str]| {
             let mut c = Command::new(sudo.first().copied().unwrap_or("apt-get"));
             if !sudo.is_empty() {
@@ -27,7 +31,13 @@ fn main() {
             run(&mut c)
         };
         if !(apt(&["update", "-qq"])
-            && apt(&["install", "-y", "-qq", "--no-install-recommends", "chromium"]))
+            && apt(&[
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "chromium",
+            ]))
         {
             eprintln!("browser tests: could not install chromium");
             exit(1);

@@ -21,7 +21,10 @@ use super::source::{self, Device, FrameData, Opener, SourceError};
 use super::status::{CameraState, CameraStatus};
 use super::CameraId;
 use crate::config::{CameraConfig, CaptureMode, DesiredControl, SourceConfig};
-use crate::hub::{CommandError, GetControls, SetControl, StatusUpdate, StopCamera, ViewerCount};
+use crate::hub::{
+    Applied, CommandError, GetControls, ResetControls, SetControl, StatusUpdate, StopCamera,
+    ViewerCount,
+};
 use crate::stats::{HistogramSnapshot, LatencyHistogram};
 
 /// Longest a camera thread blocks waiting for a frame before it serves queued commands.
@@ -54,8 +57,12 @@ pub struct CameraActor {
     id: CameraId,
     name: String,
     desired: Vec<DesiredControl>,
-    /// Values set live since start, re-applied after the desired ones on every open.
+    /// Values set while running (and recorded by earlier runs), re-applied after the
+    /// configured ones on every open.
     overrides: Vec<(String, i64)>,
+    generation: u64,
+    /// Control writes the device or the checks refused, desired ones included.
+    control_writes_failed: u64,
     requested_fps: f64,
     capture: CaptureMode,
     idle_timeout: Duration,
@@ -104,30 +111,44 @@ impl Actor for CameraActor {
     }
 }
 
-/// Starts a camera on a thread of its own and returns its address. It publishes frames
-/// into `frames`, its status to `hub`, and reads its viewers' delivery delays from
-/// `latency` for its status.
-pub fn start(
-    cfg: CameraConfig,
-    hub: Recipient<StatusUpdate>,
-    frames: FramePublisher,
-    latency: Arc<LatencyHistogram>,
-) -> Addr<CameraActor> {
-    let thread_name = format!("camera-{}", cfg.id);
+/// What a camera starts with.
+#[derive(Clone)]
+pub struct CameraStart {
+    /// Its configuration.
+    pub config: CameraConfig,
+    /// Where it reports its status.
+    pub hub: Recipient<StatusUpdate>,
+    /// Where it publishes its frames.
+    pub frames: FramePublisher,
+    /// Its viewers' capture-to-send delays, which it reports in its status.
+    pub latency: Arc<LatencyHistogram>,
+    /// Control changes recorded by earlier runs, applied after the configured ones.
+    pub recorded: Vec<(String, i64)>,
+    /// Which start of this camera this is; sent with every status.
+    pub generation: u64,
+}
+
+/// Starts a camera on a thread of its own and returns its address.
+pub fn start(start: CameraStart) -> Addr<CameraActor> {
+    let thread_name = format!("camera-{}", start.config.id);
     SyncArbiter::start_with_thread_builder(
         1,
         move || std::thread::Builder::new().name(thread_name.clone()),
-        move || CameraActor::new(&cfg, hub.clone(), Arc::clone(&frames), Arc::clone(&latency)),
+        move || CameraActor::new(start.clone()),
     )
 }
 
 impl CameraActor {
-    fn new(
-        cfg: &CameraConfig,
-        hub: Recipient<StatusUpdate>,
-        frames: FramePublisher,
-        latency: Arc<LatencyHistogram>,
-    ) -> Self {
+    fn new(start: CameraStart) -> Self {
+        let CameraStart {
+            config,
+            hub,
+            frames,
+            latency,
+            recorded,
+            generation,
+        } = start;
+        let cfg = &config;
         let (opener, requested_fps): (Box<dyn Opener>, f64) = match &cfg.source {
             SourceConfig::Synthetic(s) => (
                 Box::new(source::synthetic::SyntheticOpener::new(
@@ -146,7 +167,9 @@ impl CameraActor {
             id: cfg.id.clone(),
             name: cfg.name.clone(),
             desired: cfg.controls.clone(),
-            overrides: Vec::new(),
+            overrides: recorded,
+            generation,
+            control_writes_failed: 0,
             requested_fps,
             capture: cfg.capture,
             idle_timeout: cfg.idle_timeout,
@@ -279,6 +302,8 @@ impl CameraActor {
                 }),
             }
         }
+        self.control_writes_failed +=
+            self.problems.iter().filter(|p| p.actual.is_none()).count() as u64;
         for p in &self.problems {
             warn!(camera = %self.id, control = %p.name, "desired control not in effect: {}", p.message);
         }
@@ -436,9 +461,13 @@ impl CameraActor {
             encode_seconds: self.encode_time.as_secs_f64(),
             send_latency_p50_ms: recent.quantile_ms(0.5).unwrap_or(0.0),
             send_latency_p99_ms: recent.quantile_ms(0.99).unwrap_or(0.0),
+            control_writes_failed: self.control_writes_failed,
         };
         // The hub's mailbox is unbounded; a camera sends a few small messages a second.
-        self.hub.do_send(StatusUpdate(Arc::new(status)));
+        self.hub.do_send(StatusUpdate {
+            status: Arc::new(status),
+            generation: self.generation,
+        });
     }
 
     /// Runs `f`; a panic inside it is a failure of this camera, never of the process.
@@ -469,7 +498,7 @@ impl CameraActor {
         }
     }
 
-    fn set_control(&mut self, msg: &SetControl) -> Result<i64, CommandError> {
+    fn set_control(&mut self, msg: &SetControl) -> Result<Applied, CommandError> {
         if self.device.is_none() {
             return Err(self.unavailable());
         }
@@ -478,10 +507,12 @@ impl CameraActor {
             .and_then(|info| info.check(msg.value).map(|_| info))
             .map_err(|e| self.control_error(e))?;
         let device = self.device.as_mut().expect("checked above");
-        let actual = device
-            .set_control(&info, msg.value)
-            .map_err(|e| self.control_error(e))?;
-        if info.kind != ControlType::Button {
+        let actual = device.set_control(&info, msg.value).map_err(|e| {
+            self.control_writes_failed += 1;
+            self.control_error(e)
+        })?;
+        let remembered = info.kind != ControlType::Button;
+        if remembered {
             self.overrides.retain(|(name, _)| *name != info.name);
             self.overrides.push((info.name.clone(), msg.value));
             self.problems.retain(|p| p.name != info.name);
@@ -493,7 +524,34 @@ impl CameraActor {
             None => {}
         }
         self.status_due = true;
-        Ok(actual)
+        Ok(Applied {
+            value: actual,
+            remembered,
+        })
+    }
+
+    /// Forgets the values set while running: each goes back to the device's default
+    /// unless the configuration sets it, then the configured values are applied again.
+    fn reset_controls(&mut self) -> Result<(), CommandError> {
+        let forgotten = std::mem::take(&mut self.overrides);
+        let Some(device) = self.device.as_mut() else {
+            return Ok(());
+        };
+        for (name, _) in forgotten {
+            if self.desired.iter().any(|d| d.name == name) {
+                continue;
+            }
+            if let Ok(info) = control::find(&self.controls, &name) {
+                if info.check(info.default).is_ok() {
+                    let _ = device.set_control(info, info.default);
+                }
+            }
+        }
+        if let Err(e) = self.apply_desired() {
+            self.fail(&e);
+        }
+        self.status_due = true;
+        Ok(())
     }
 }
 
@@ -536,11 +594,23 @@ impl Handler<Capture> for CameraActor {
 }
 
 impl Handler<SetControl> for CameraActor {
-    type Result = Result<i64, CommandError>;
+    type Result = Result<Applied, CommandError>;
 
     fn handle(&mut self, msg: SetControl, _: &mut SyncContext<Self>) -> Self::Result {
         let result = self
             .guarded(|me| me.set_control(&msg))
+            .unwrap_or_else(|| Err(self.unavailable()));
+        self.publish_status();
+        result
+    }
+}
+
+impl Handler<ResetControls> for CameraActor {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, _: ResetControls, _: &mut SyncContext<Self>) -> Self::Result {
+        let result = self
+            .guarded(|me| me.reset_controls())
             .unwrap_or_else(|| Err(self.unavailable()));
         self.publish_status();
         result

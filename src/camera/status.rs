@@ -80,6 +80,8 @@ pub struct CameraStatus {
     pub send_latency_p50_ms: f64,
     /// The same, 99th percentile.
     pub send_latency_p99_ms: f64,
+    /// Control writes refused by the checks or the device, desired ones included.
+    pub control_writes_failed: u64,
 }
 
 impl CameraStatus {
@@ -116,6 +118,7 @@ impl CameraStatus {
             encode_seconds: 0.0,
             send_latency_p50_ms: 0.0,
             send_latency_p99_ms: 0.0,
+            control_writes_failed: 0,
         }
     }
 }

@@ -55,6 +55,13 @@ pub enum Command {
         /// The camera.
         camera: CameraId,
     },
+    /// Put a camera's controls back to its configuration.
+    ResetControls {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// The camera.
+        camera: CameraId,
+    },
 }
 
 /// Why a client message was not turned into a command.
@@ -82,7 +89,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
     let Some(kind) = msg.kind else {
         return Err(Rejection::Malformed(
             "the ClientMessage has no command; set one of list_cameras, subscribe, \
-             unsubscribe, set_control or get_controls"
+             unsubscribe, set_control, get_controls or reset_controls"
                 .into(),
         ));
     };
@@ -107,6 +114,10 @@ pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
         ClientKind::GetControls(g) => Command::GetControls {
             request_id: g.request_id,
             camera: id(g.request_id, &g.camera_id)?,
+        },
+        ClientKind::ResetControls(r) => Command::ResetControls {
+            request_id: r.request_id,
+            camera: id(r.request_id, &r.camera_id)?,
         },
     })
 }
@@ -147,6 +158,13 @@ pub fn result(request_id: u64, outcome: Result<Option<i64>, String>) -> ServerKi
         ok,
         error,
         value,
+    })
+}
+
+/// The whole fleet.
+pub fn camera_list(list: &[std::sync::Arc<CameraStatus>]) -> ServerKind {
+    ServerKind::CameraList(proto::CameraList {
+        cameras: list.iter().map(|s| status(s)).collect(),
     })
 }
 
@@ -207,6 +225,7 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
         send_latency_p50_ms: s.send_latency_p50_ms,
         send_latency_p99_ms: s.send_latency_p99_ms,
         format_note: s.format_note.clone(),
+        control_writes_failed: s.control_writes_failed,
     }
 }
 

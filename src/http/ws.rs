@@ -19,7 +19,7 @@ use super::feed::FrameFeed;
 use super::wire::{self, Command, Rejection};
 use super::AppState;
 use crate::camera::{CameraId, Frame};
-use crate::hub::{self, Hub, SessionEvent, SessionId, Viewer};
+use crate::hub::{self, Hub, SessionCounters, SessionEvent, SessionId, Viewer};
 use crate::proto::{self, server_message::Kind as ServerKind};
 use crate::stats::ViewerCounters;
 
@@ -58,6 +58,8 @@ pub struct WsSession {
     replaced_before: u64,
     /// Status events the hub could not queue for this session.
     dropped_by_hub: u64,
+    /// Shared with the hub, for metrics.
+    counters: Arc<SessionCounters>,
 }
 
 /// `GET /ws`: upgrades to a WebSocket session.
@@ -75,6 +77,7 @@ pub async fn route(
         frames: HashMap::new(),
         replaced_before: 0,
         dropped_by_hub: 0,
+        counters: Arc::default(),
     };
     ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(state.max_message_bytes as usize)
@@ -99,6 +102,7 @@ impl Actor for WsSession {
         self.hub
             .send(hub::Connect {
                 events: ctx.address().recipient(),
+                counters: Arc::clone(&self.counters),
             })
             .into_actor(self)
             .map(|res, act, ctx| match res {
@@ -136,9 +140,13 @@ impl WsSession {
             .values()
             .map(|f| ViewerCounters::get(&f.counters.skipped))
             .sum();
+        let frames_replaced = self.replaced_before + replaced;
+        self.counters
+            .frames_replaced
+            .store(frames_replaced, std::sync::atomic::Ordering::Relaxed);
         ServerKind::SessionStats(proto::SessionStats {
             messages_dropped: self.dropped_by_hub,
-            frames_replaced: self.replaced_before + replaced,
+            frames_replaced,
         })
     }
 
@@ -259,11 +267,14 @@ impl WsSession {
         };
         let Some(session) = self.id else { return };
         match command {
-            Command::ListCameras => self.ask(ctx, 0, hub::ListCameras, |list| {
-                ServerKind::CameraList(proto::CameraList {
-                    cameras: list.iter().map(|s| wire::status(s)).collect(),
+            Command::ListCameras => {
+                self.ask(ctx, 0, hub::ListCameras, |list| wire::camera_list(&list))
+            }
+            Command::ResetControls { request_id, camera } => {
+                self.ask(ctx, request_id, hub::ResetControls { camera }, move |r| {
+                    wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string()))
                 })
-            }),
+            }
             Command::Subscribe {
                 request_id,
                 cameras,
@@ -301,7 +312,10 @@ impl WsSession {
                     value,
                 };
                 self.ask(ctx, request_id, msg, move |r| {
-                    wire::result(request_id, r.map(Some).map_err(|e| e.to_string()))
+                    wire::result(
+                        request_id,
+                        r.map(|a| Some(a.value)).map_err(|e| e.to_string()),
+                    )
                 })
             }
             Command::GetControls { request_id, camera } => {
@@ -386,7 +400,20 @@ impl Handler<SessionEvent> for WsSession {
     type Result = ();
 
     fn handle(&mut self, event: SessionEvent, ctx: &mut Self::Context) {
+        self.counters
+            .handled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kind = match event {
+            SessionEvent::Fleet(list) => wire::camera_list(&list),
+            SessionEvent::Notice(text) => wire::error(text),
+            SessionEvent::Close => {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Away,
+                    description: Some("camfleet is stopping".into()),
+                }));
+                ctx.stop();
+                return;
+            }
             SessionEvent::Status(status) => ServerKind::CameraStatus(wire::status(&status)),
             SessionEvent::Dropped(n) => {
                 self.dropped_by_hub = n;

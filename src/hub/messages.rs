@@ -10,7 +10,8 @@ use actix::{Message, Recipient};
 use crate::camera::control::{ControlError, ControlInfo};
 use crate::camera::status::CameraStatus;
 use crate::camera::{CameraId, FrameWatch};
-use crate::stats::{LatencyHistogram, ViewerCounters};
+use crate::config::Config;
+use crate::stats::{HistogramSnapshot, LatencyHistogram, ViewerCounters};
 
 /// Identifies a client session inside the hub.
 pub type SessionId = u64;
@@ -48,12 +49,27 @@ pub enum CommandError {
 /// A camera's new status, from the camera to the hub.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StatusUpdate(pub Arc<CameraStatus>);
+pub struct StatusUpdate {
+    /// The status.
+    pub status: Arc<CameraStatus>,
+    /// Which start of the camera sent it; a restarted camera's old actor may still report
+    /// once, and the hub ignores it.
+    pub generation: u64,
+}
+
+/// A control change the camera made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The value read back from the device.
+    pub value: i64,
+    /// Whether the change is kept across reconnects and restarts (buttons are not).
+    pub remembered: bool,
+}
 
 /// Set one control. Sent by a session to the hub, which forwards it to the camera; the
 /// answer is the value read back from the device.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<i64, CommandError>")]
+#[rtype(result = "Result<Applied, CommandError>")]
 pub struct SetControl {
     /// The camera.
     pub camera: CameraId,
@@ -71,10 +87,100 @@ pub struct GetControls {
     pub camera: CameraId,
 }
 
-/// Tells a camera to release its device and capture no more.
+/// Tells a camera to release its device and capture no more; answered once the device
+/// is closed.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopCamera;
+
+/// Puts a camera back to its configured controls and forgets changes made while running.
+/// Routed like [`SetControl`].
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct ResetControls {
+    /// The camera.
+    pub camera: CameraId,
+}
+
+/// A new configuration to apply: unchanged cameras are left alone, changed ones restart,
+/// new ones start and removed ones stop. The answer says what changed.
+#[derive(Message)]
+#[rtype(result = "ReloadSummary")]
+pub struct Reload(pub Config);
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Cameras started.
+    pub added: Vec<String>,
+    /// Cameras restarted with new settings.
+    pub restarted: Vec<String>,
+    /// Cameras stopped and removed.
+    pub removed: Vec<String>,
+    /// Cameras left as they were.
+    pub unchanged: usize,
+}
+
+/// Tells every client about a problem they did not cause, such as a configuration file
+/// that failed to reload.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Broadcast(pub String);
+
+/// Shutdown, step 2: closes every session with WebSocket close code 1001 (going away).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSessions;
+
+/// Shutdown, step 4: stops every camera; answered once each has released its device (or
+/// did not answer within [`super::CAMERA_STOP_TIMEOUT`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopCameras;
+
+/// Counters a session shares with the hub, for metrics.
+#[derive(Debug, Default)]
+pub struct SessionCounters {
+    /// Events the session has taken from its mailbox and written out.
+    pub handled: std::sync::atomic::AtomicU64,
+    /// Frames replaced before they could be sent, over all its cameras.
+    pub frames_replaced: std::sync::atomic::AtomicU64,
+}
+
+/// Everything `/metrics` reports, read at one moment.
+#[derive(Message)]
+#[rtype(result = "MetricsSnapshot")]
+pub struct Metrics;
+
+/// One camera's figures for `/metrics`.
+pub struct CameraMetrics {
+    /// The latest status.
+    pub status: Arc<CameraStatus>,
+    /// Capture-to-send delays since start.
+    pub latency: HistogramSnapshot,
+    /// Viewers now, by kind.
+    pub viewers: Vec<(ViewerKind, usize)>,
+}
+
+/// One session's figures for `/metrics`.
+pub struct SessionMetrics {
+    /// The session.
+    pub id: SessionId,
+    /// Events queued for it and not yet written out.
+    pub queue_depth: u64,
+    /// Events dropped because its queue was full.
+    pub dropped: u64,
+    /// Frames replaced before they could be sent.
+    pub frames_replaced: u64,
+}
+
+/// The figures `/metrics` reports.
+pub struct MetricsSnapshot {
+    /// Per camera, in configuration order.
+    pub cameras: Vec<CameraMetrics>,
+    /// Per session.
+    pub sessions: Vec<SessionMetrics>,
+}
 
 /// A session introduces itself to the hub; the answer is its id, or a refusal when the
 /// server has as many sessions as it takes.
@@ -83,6 +189,8 @@ pub struct StopCamera;
 pub struct Connect {
     /// Where the hub sends the session's events.
     pub events: Recipient<SessionEvent>,
+    /// The session's own counters.
+    pub counters: Arc<SessionCounters>,
 }
 
 /// A session leaves; the hub forgets it and its subscriptions.
@@ -221,4 +329,10 @@ pub enum SessionEvent {
     Status(Arc<CameraStatus>),
     /// How many of this session's events the hub dropped because it could not keep up.
     Dropped(u64),
+    /// The fleet changed: the full list of cameras now.
+    Fleet(Vec<Arc<CameraStatus>>),
+    /// Something the client should be told, such as a configuration that did not reload.
+    Notice(String),
+    /// The server is stopping: close the connection (1001, going away).
+    Close,
 }

@@ -1,94 +1,65 @@
-//! The hub actor: sole owner of the registry of cameras and client sessions.
+//! The hub actor: sole owner of the registry of cameras, client sessions and viewers, and
+//! of the control changes recorded for restarts.
 //!
-//! Cameras send it their status; it keeps the latest status of each and fans it out to
-//! the sessions subscribed to that camera. Sessions send it commands; it routes each to
-//! the camera and hands the answer back to the asking session only. The hub never waits
-//! on a session: it offers each event with `try_send` into the session's bounded mailbox,
-//! and an event that does not fit is dropped and counted for that session.
+//! Cameras send it their status; it keeps the latest status of each and fans it out to the
+//! sessions subscribed to that camera. Sessions send it commands; it routes each to the
+//! camera and hands the answer back to the asking session only. The hub never waits on a
+//! session: it offers each status with `try_send` into the session's bounded mailbox, and
+//! what does not fit is dropped and counted for that session.
+//!
+//! It also starts and stops the cameras: at start, on a configuration reload (only the
+//! cameras whose settings changed) and at shutdown.
 
 mod messages;
+mod routing;
+mod sessions;
+mod viewers;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tracing::debug;
+use tracing::{info, warn};
 
 use crate::camera::actor::{self, CameraActor};
-use crate::camera::frame::{frame_slot, FrameWatch};
+use crate::camera::frame::{frame_slot, FramePublisher, FrameWatch};
 use crate::camera::status::CameraStatus;
 use crate::camera::CameraId;
 use crate::config::{CameraConfig, ServerConfig};
-use crate::stats::{LatencyHistogram, ViewerCounters};
+use crate::state::ControlStore;
+use crate::stats::LatencyHistogram;
 pub use messages::*;
+use sessions::SessionEntry;
+use viewers::ViewerEntry;
+pub use viewers::{ListViewers, ViewerInfo};
 
 /// Longest the hub waits for a camera to answer a command. A camera answers between two
 /// capture steps, so this is far more than it needs.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often sessions are told how many of their events were dropped, if any were.
 pub const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest shutdown waits for a camera to release its device.
+pub const CAMERA_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct CameraEntry {
-    id: CameraId,
+    config: CameraConfig,
     /// `None` for a disabled camera.
     addr: Option<Addr<CameraActor>>,
+    /// Which start of this camera is current; statuses of earlier ones are ignored.
+    generation: u64,
     status: Arc<CameraStatus>,
+    /// Kept across restarts, so viewers keep watching a restarted camera.
+    publisher: FramePublisher,
     frames: FrameWatch,
     latency: Arc<LatencyHistogram>,
     /// Viewers told to the camera last.
     viewers_told: usize,
 }
 
-struct ViewerEntry {
-    camera: CameraId,
-    kind: ViewerKind,
-    counters: Arc<ViewerCounters>,
-    since: std::time::SystemTime,
-}
-
-/// One viewer, as `/api/viewers` lists it.
-#[derive(Debug, Clone)]
-pub struct ViewerInfo {
-    /// The viewer's id.
-    pub id: ViewerId,
-    /// The camera watched.
-    pub camera: CameraId,
-    /// How it is watched.
-    pub kind: ViewerKind,
-    /// When watching began.
-    pub since: std::time::SystemTime,
-    /// Frames sent.
-    pub sent: u64,
-    /// Frames skipped because the viewer was behind.
-    pub skipped: u64,
-    /// JPEG bytes sent.
-    pub bytes: u64,
-}
-
-/// Asks for every viewer.
-#[derive(Message)]
-#[rtype(result = "Vec<ViewerInfo>")]
-pub struct ListViewers;
-
-struct SessionEntry {
-    events: Recipient<SessionEvent>,
-    all_cameras: bool,
-    cameras: HashSet<CameraId>,
-    dropped: u64,
-    dropped_reported: u64,
-}
-
-impl SessionEntry {
-    fn wants(&self, camera: &CameraId) -> bool {
-        self.all_cameras || self.cameras.contains(camera)
-    }
-
-    /// Offers an event without waiting; a full mailbox drops it and counts the drop.
-    fn offer(&mut self, event: SessionEvent) {
-        if let Err(SendError::Full(_)) = self.events.try_send(event) {
-            self.dropped += 1;
-        }
+impl CameraEntry {
+    fn id(&self) -> &CameraId {
+        &self.config.id
     }
 }
 
@@ -101,11 +72,14 @@ pub struct Hub {
     next_session: SessionId,
     viewers: HashMap<ViewerId, ViewerEntry>,
     next_viewer: ViewerId,
+    next_generation: u64,
+    store: ControlStore,
 }
 
 impl Hub {
-    /// A hub that starts these cameras when it starts, with the server's limits.
-    pub fn new(limits: ServerConfig, cameras: Vec<CameraConfig>) -> Self {
+    /// A hub that starts these cameras when it starts, with the server's limits and the
+    /// control changes recorded by earlier runs.
+    pub fn new(limits: ServerConfig, cameras: Vec<CameraConfig>, store: ControlStore) -> Self {
         Hub {
             limits,
             configs: cameras,
@@ -114,82 +88,15 @@ impl Hub {
             next_session: 1,
             viewers: HashMap::new(),
             next_viewer: 1,
-        }
-    }
-
-    /// Registers a viewer of `camera`, within the stream limits for MJPEG.
-    fn watch(
-        &mut self,
-        camera: &CameraId,
-        kind: ViewerKind,
-        ctx: &mut Context<Self>,
-    ) -> Result<Viewer, CommandError> {
-        let entry = self.camera(camera)?;
-        if kind == ViewerKind::Mjpeg {
-            let mjpeg = |v: &&ViewerEntry| v.kind == ViewerKind::Mjpeg;
-            let all = self.viewers.values().filter(mjpeg).count();
-            let here = self
-                .viewers
-                .values()
-                .filter(mjpeg)
-                .filter(|v| v.camera == *camera)
-                .count();
-            if here >= self.limits.max_streams_per_camera as usize {
-                return Err(CommandError::TooMany(format!(
-                    "camera `{camera}` already serves {here} MJPEG streams, its limit \
-                     (server.max_streams_per_camera); close one or raise the limit"
-                )));
-            }
-            if all >= self.limits.max_streams as usize {
-                return Err(CommandError::TooMany(format!(
-                    "the server already serves {all} MJPEG streams, its limit \
-                     (server.max_streams); close one or raise the limit"
-                )));
-            }
-        }
-        let (frames, latency, status) = (
-            entry.frames.clone(),
-            Arc::clone(&entry.latency),
-            Arc::clone(&entry.status),
-        );
-        let id = self.next_viewer;
-        self.next_viewer += 1;
-        let hub = ctx.address().recipient();
-        let viewer = Viewer::new(id, hub, camera.clone(), frames, latency, status);
-        self.viewers.insert(
-            id,
-            ViewerEntry {
-                camera: camera.clone(),
-                kind,
-                counters: Arc::clone(&viewer.counters),
-                since: std::time::SystemTime::now(),
-            },
-        );
-        self.tell_viewer_count(camera);
-        Ok(viewer)
-    }
-
-    /// Tells a camera its number of viewers when it changed.
-    fn tell_viewer_count(&mut self, camera: &CameraId) {
-        let n = self
-            .viewers
-            .values()
-            .filter(|v| v.camera == *camera)
-            .count();
-        if let Some(entry) = self.cameras.iter_mut().find(|c| c.id == *camera) {
-            if entry.viewers_told != n {
-                entry.viewers_told = n;
-                if let Some(addr) = &entry.addr {
-                    addr.do_send(ViewerCount(n));
-                }
-            }
+            next_generation: 1,
+            store,
         }
     }
 
     fn camera(&self, id: &CameraId) -> Result<&CameraEntry, CommandError> {
         self.cameras
             .iter()
-            .find(|c| c.id == *id)
+            .find(|c| c.id() == id)
             .ok_or_else(|| self.unknown(id.as_str()))
     }
 
@@ -199,40 +106,62 @@ impl Hub {
             known: self
                 .cameras
                 .iter()
-                .map(|c| c.id.as_str())
+                .map(|c| c.id().as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
         }
     }
 
-    fn check_known(&self, ids: &[CameraId]) -> Result<(), CommandError> {
-        ids.iter().try_for_each(|id| self.camera(id).map(|_| ()))
+    /// Starts a camera's actor (if enabled) and returns its address and generation.
+    fn launch(
+        &mut self,
+        cfg: &CameraConfig,
+        publisher: &FramePublisher,
+        latency: &Arc<LatencyHistogram>,
+        ctx: &mut Context<Self>,
+    ) -> (Option<Addr<CameraActor>>, u64) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let addr = cfg.enabled.then(|| {
+            actor::start(actor::CameraStart {
+                config: cfg.clone(),
+                hub: ctx.address().recipient(),
+                frames: Arc::clone(publisher),
+                latency: Arc::clone(latency),
+                recorded: self.store.for_camera(cfg.id.as_str()),
+                generation,
+            })
+        });
+        (addr, generation)
     }
 
-    /// Sends a command to a camera and hands back its answer, without blocking the hub.
-    fn route<M, T>(&self, camera: &CameraId, msg: M) -> ResponseFuture<Result<T, CommandError>>
-    where
-        M: Message<Result = Result<T, CommandError>> + Send + 'static,
-        T: Send + 'static,
-        CameraActor: Handler<M>,
-    {
-        let addr = match self.camera(camera) {
-            Ok(entry) => entry.addr.clone(),
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
-        let camera = camera.clone();
-        Box::pin(async move {
-            let Some(addr) = addr else {
-                return Err(CommandError::NotRunning(camera));
-            };
-            match addr.send(msg).timeout(COMMAND_TIMEOUT).await {
-                Ok(answer) => answer,
-                Err(MailboxError::Timeout) => {
-                    Err(CommandError::Timeout(camera, COMMAND_TIMEOUT.as_secs()))
-                }
-                Err(MailboxError::Closed) => Err(CommandError::NotRunning(camera)),
-            }
-        })
+    fn add_camera(&mut self, cfg: CameraConfig, ctx: &mut Context<Self>) {
+        let (publisher, frames) = frame_slot();
+        let latency = Arc::new(LatencyHistogram::default());
+        let (addr, generation) = self.launch(&cfg, &publisher, &latency, ctx);
+        self.cameras.push(CameraEntry {
+            status: Arc::new(CameraStatus::initial(&cfg)),
+            config: cfg,
+            addr,
+            generation,
+            publisher,
+            frames,
+            latency,
+            viewers_told: 0,
+        });
+    }
+
+    /// Every camera's latest status, in configuration order.
+    fn fleet(&self) -> Vec<Arc<CameraStatus>> {
+        self.cameras.iter().map(|c| Arc::clone(&c.status)).collect()
+    }
+
+    /// Tells every session something it must not miss (bypassing the queue limit: these
+    /// are rare).
+    fn tell_all(&self, event: SessionEvent) {
+        for session in self.sessions.values() {
+            session.events.do_send(event.clone());
+        }
     }
 }
 
@@ -243,21 +172,7 @@ impl Actor for Hub {
         // The hub gets every camera's status; cameras report at most a few times a second.
         ctx.set_mailbox_capacity(1024);
         for cfg in std::mem::take(&mut self.configs) {
-            let (publisher, frames) = frame_slot();
-            let latency = Arc::new(LatencyHistogram::default());
-            let status = CameraStatus::initial(&cfg);
-            let addr = cfg.enabled.then(|| {
-                let hub = ctx.address().recipient();
-                actor::start(cfg.clone(), hub, publisher, Arc::clone(&latency))
-            });
-            self.cameras.push(CameraEntry {
-                id: cfg.id,
-                addr,
-                status: Arc::new(status),
-                frames,
-                latency,
-                viewers_told: 0,
-            });
+            self.add_camera(cfg, ctx);
         }
         ctx.run_interval(DROP_REPORT_INTERVAL, |hub, _| {
             for session in hub.sessions.values_mut() {
@@ -268,22 +183,18 @@ impl Actor for Hub {
             }
         });
     }
-
-    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
-        for camera in &self.cameras {
-            if let Some(addr) = &camera.addr {
-                addr.do_send(StopCamera);
-            }
-        }
-        Running::Stop
-    }
 }
 
 impl Handler<StatusUpdate> for Hub {
     type Result = ();
 
-    fn handle(&mut self, StatusUpdate(status): StatusUpdate, _: &mut Context<Self>) {
-        let Some(entry) = self.cameras.iter_mut().find(|c| c.id == status.id) else {
+    fn handle(&mut self, update: StatusUpdate, _: &mut Context<Self>) {
+        let status = update.status;
+        let Some(entry) = self
+            .cameras
+            .iter_mut()
+            .find(|c| c.config.id == status.id && c.generation == update.generation)
+        else {
             return;
         };
         entry.status = Arc::clone(&status);
@@ -295,170 +206,145 @@ impl Handler<StatusUpdate> for Hub {
     }
 }
 
-impl Handler<Connect> for Hub {
-    type Result = Result<SessionId, CommandError>;
-
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
-        if self.sessions.len() >= self.limits.max_sessions as usize {
-            return Err(CommandError::TooMany(format!(
-                "the server already has {} WebSocket clients, its limit (server.max_sessions); \
-                 close another client or raise the limit",
-                self.sessions.len()
-            )));
-        }
-        let id = self.next_session;
-        self.next_session += 1;
-        self.sessions.insert(
-            id,
-            SessionEntry {
-                events: msg.events,
-                all_cameras: false,
-                cameras: HashSet::new(),
-                dropped: 0,
-                dropped_reported: 0,
-            },
-        );
-        debug!(session = id, "session connected");
-        Ok(id)
-    }
-}
-
-impl Handler<Disconnect> for Hub {
-    type Result = ();
-
-    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        self.sessions.remove(&msg.session);
-        debug!(session = msg.session, "session disconnected");
-    }
-}
-
-impl Handler<Subscribe> for Hub {
-    type Result = MessageResult<Subscribe>;
-
-    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = self.check_known(&msg.cameras) {
-            return MessageResult(Err(e));
-        }
-        let targets: Vec<CameraId> = if msg.cameras.is_empty() {
-            self.cameras.iter().map(|c| c.id.clone()).collect()
-        } else {
-            msg.cameras.clone()
-        };
-        let mut viewers = Vec::new();
-        if msg.frames {
-            for camera in &targets {
-                match self.watch(camera, ViewerKind::WebSocket, ctx) {
-                    Ok(v) => viewers.push(v),
-                    Err(e) => return MessageResult(Err(e)),
-                }
-            }
-        }
-        let Some(session) = self.sessions.get_mut(&msg.session) else {
-            return MessageResult(Ok(Vec::new()));
-        };
-        if msg.cameras.is_empty() {
-            session.all_cameras = true;
-        } else {
-            session.cameras.extend(msg.cameras);
-        }
-        // A new subscriber hears every camera's current state at once.
-        for camera in &self.cameras {
-            if session.wants(&camera.id) {
-                session.offer(SessionEvent::Status(Arc::clone(&camera.status)));
-            }
-        }
-        MessageResult(Ok(viewers))
-    }
-}
-
-impl Handler<Unsubscribe> for Hub {
-    type Result = Result<(), CommandError>;
-
-    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) -> Self::Result {
-        self.check_known(&msg.cameras)?;
-        let all: Vec<CameraId> = self.cameras.iter().map(|c| c.id.clone()).collect();
-        let Some(session) = self.sessions.get_mut(&msg.session) else {
-            return Ok(());
-        };
-        if msg.cameras.is_empty() {
-            session.all_cameras = false;
-            session.cameras.clear();
-        } else {
-            if session.all_cameras {
-                // "All but these": turn the wildcard into the explicit rest.
-                session.all_cameras = false;
-                session.cameras = all.into_iter().collect();
-            }
-            for id in &msg.cameras {
-                session.cameras.remove(id);
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Handler<ListCameras> for Hub {
     type Result = MessageResult<ListCameras>;
 
     fn handle(&mut self, _: ListCameras, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.cameras.iter().map(|c| Arc::clone(&c.status)).collect())
+        MessageResult(self.fleet())
     }
 }
 
-impl Handler<Watch> for Hub {
-    type Result = MessageResult<Watch>;
+impl Handler<Reload> for Hub {
+    type Result = MessageResult<Reload>;
 
-    fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.watch(&msg.camera, msg.kind, ctx))
+    fn handle(&mut self, Reload(config): Reload, ctx: &mut Context<Self>) -> Self::Result {
+        let mut summary = ReloadSummary::default();
+        if config.server != self.limits {
+            warn!("server settings changed; they take effect when camfleet restarts");
+        }
+        // Removed cameras stop; their viewers see the frame slot close.
+        let keep: Vec<&CameraId> = config.cameras.iter().map(|c| &c.id).collect();
+        let (kept, removed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.cameras)
+            .into_iter()
+            .partition(|c| keep.contains(&c.id()));
+        self.cameras = kept;
+        for entry in removed {
+            if let Some(addr) = &entry.addr {
+                addr.do_send(StopCamera);
+            }
+            summary.removed.push(entry.id().to_string());
+        }
+        let mut order = Vec::new();
+        for cfg in config.cameras {
+            order.push(cfg.id.clone());
+            match self.cameras.iter().position(|c| c.config.id == cfg.id) {
+                None => {
+                    summary.added.push(cfg.id.to_string());
+                    self.add_camera(cfg, ctx);
+                }
+                Some(i) if self.cameras[i].config == cfg => summary.unchanged += 1,
+                Some(i) => {
+                    summary.restarted.push(cfg.id.to_string());
+                    if let Some(addr) = self.cameras[i].addr.take() {
+                        addr.do_send(StopCamera);
+                    }
+                    let publisher = Arc::clone(&self.cameras[i].publisher);
+                    let latency = Arc::clone(&self.cameras[i].latency);
+                    let (addr, generation) = self.launch(&cfg, &publisher, &latency, ctx);
+                    let entry = &mut self.cameras[i];
+                    entry.status = Arc::new(CameraStatus::initial(&cfg));
+                    entry.config = cfg;
+                    entry.addr = addr;
+                    entry.generation = generation;
+                    entry.viewers_told = 0;
+                    let id = entry.config.id.clone();
+                    self.tell_viewer_count(&id);
+                }
+            }
+        }
+        self.cameras
+            .sort_by_key(|c| order.iter().position(|id| id == c.id()));
+        self.viewers.retain(|_, v| order.contains(&v.camera));
+        self.limits.max_streams = config.server.max_streams;
+        self.limits.max_streams_per_camera = config.server.max_streams_per_camera;
+        self.limits.max_sessions = config.server.max_sessions;
+        info!(
+            added = ?summary.added,
+            restarted = ?summary.restarted,
+            removed = ?summary.removed,
+            unchanged = summary.unchanged,
+            "configuration reloaded"
+        );
+        if !(summary.added.is_empty() && summary.removed.is_empty() && summary.restarted.is_empty())
+        {
+            self.tell_all(SessionEvent::Fleet(self.fleet()));
+        }
+        MessageResult(summary)
     }
 }
 
-impl Handler<Unwatch> for Hub {
+impl Handler<Broadcast> for Hub {
     type Result = ();
 
-    fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
-        if let Some(v) = self.viewers.remove(&msg.viewer) {
-            self.tell_viewer_count(&v.camera);
-        }
+    fn handle(&mut self, Broadcast(text): Broadcast, _: &mut Context<Self>) {
+        self.tell_all(SessionEvent::Notice(text));
     }
 }
 
-impl Handler<ListViewers> for Hub {
-    type Result = MessageResult<ListViewers>;
+impl Handler<CloseSessions> for Hub {
+    type Result = ();
 
-    fn handle(&mut self, _: ListViewers, _: &mut Context<Self>) -> Self::Result {
-        let mut list: Vec<ViewerInfo> = self
-            .viewers
+    fn handle(&mut self, _: CloseSessions, _: &mut Context<Self>) {
+        self.tell_all(SessionEvent::Close);
+    }
+}
+
+impl Handler<StopCameras> for Hub {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: StopCameras, _: &mut Context<Self>) -> Self::Result {
+        let stops: Vec<_> = self
+            .cameras
             .iter()
-            .map(|(id, v)| ViewerInfo {
-                id: *id,
-                camera: v.camera.clone(),
-                kind: v.kind,
-                since: v.since,
-                sent: ViewerCounters::get(&v.counters.sent),
-                skipped: ViewerCounters::get(&v.counters.skipped),
-                bytes: ViewerCounters::get(&v.counters.bytes),
+            .filter_map(|c| c.addr.clone())
+            .map(|addr| addr.send(StopCamera).timeout(CAMERA_STOP_TIMEOUT))
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(stops).await;
+        })
+    }
+}
+
+impl Handler<Metrics> for Hub {
+    type Result = MessageResult<Metrics>;
+
+    fn handle(&mut self, _: Metrics, _: &mut Context<Self>) -> Self::Result {
+        let cameras = self
+            .cameras
+            .iter()
+            .map(|c| CameraMetrics {
+                status: Arc::clone(&c.status),
+                latency: c.latency.snapshot(),
+                viewers: [
+                    ViewerKind::Mjpeg,
+                    ViewerKind::WebSocket,
+                    ViewerKind::Snapshot,
+                ]
+                .into_iter()
+                .map(|kind| {
+                    let n = self
+                        .viewers
+                        .values()
+                        .filter(|v| v.camera == c.config.id && v.kind == kind)
+                        .count();
+                    (kind, n)
+                })
+                .collect(),
             })
             .collect();
-        list.sort_by_key(|v| v.id);
-        MessageResult(list)
-    }
-}
-
-impl Handler<SetControl> for Hub {
-    type Result = ResponseFuture<Result<i64, CommandError>>;
-
-    fn handle(&mut self, msg: SetControl, _: &mut Context<Self>) -> Self::Result {
-        let camera = msg.camera.clone();
-        self.route(&camera, msg)
-    }
-}
-
-impl Handler<GetControls> for Hub {
-    type Result = ResponseFuture<Result<Vec<crate::camera::control::ControlInfo>, CommandError>>;
-
-    fn handle(&mut self, msg: GetControls, _: &mut Context<Self>) -> Self::Result {
-        let camera = msg.camera.clone();
-        self.route(&camera, msg)
+        let mut sessions: Vec<SessionMetrics> =
+            self.sessions.iter().map(|(id, s)| s.metrics(*id)).collect();
+        sessions.sort_by_key(|s| s.id);
+        MessageResult(MetricsSnapshot { cameras, sessions })
     }
 }

@@ -4,7 +4,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
 use awc::ws;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
@@ -18,8 +17,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A camfleet server running on its own thread and actix system.
 pub struct TestServer {
     pub addr: SocketAddr,
-    handle: ServerHandle,
-    shutdown: camfleet::shutdown::Shutdown,
+    stopper: camfleet::server::Stopper,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -31,17 +29,16 @@ pub fn spawn(yaml: &str) -> TestServer {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let server = camfleet::server::start(config, listener).unwrap();
-            tx.send((server.http.handle(), server.shutdown.clone()))
-                .unwrap();
+            let store = camfleet::state::ControlStore::in_memory();
+            let server = camfleet::server::start(config, listener, store).unwrap();
+            tx.send(server.stopper.clone()).unwrap();
             server.http.await.unwrap();
         });
     });
-    let (handle, shutdown) = rx.recv().unwrap();
+    let stopper = rx.recv().unwrap();
     TestServer {
         addr,
-        handle,
-        shutdown,
+        stopper,
         thread: Some(thread),
     }
 }
@@ -64,10 +61,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.shutdown.trigger();
-        let handle = self.handle.clone();
-        // Stopping needs a runtime; the server's own thread has one.
-        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)))
+        // The real, ordered stop; it needs a runtime, and the server's thread has its own.
+        let stopper = self.stopper.clone();
+        std::thread::spawn(move || actix_rt::System::new().block_on(stopper.stop()))
             .join()
             .ok();
         if let Some(t) = self.thread.take() {

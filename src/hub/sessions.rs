@@ -1,0 +1,160 @@
+//! The hub's sessions: who is connected and what each is subscribed to.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tracing::debug;
+
+use super::{
+    CommandError, Connect, Disconnect, Hub, SessionCounters, SessionEvent, SessionId,
+    SessionMetrics, Subscribe, Unsubscribe, ViewerKind,
+};
+use crate::camera::CameraId;
+
+pub(super) struct SessionEntry {
+    pub(super) events: Recipient<SessionEvent>,
+    counters: Arc<SessionCounters>,
+    all_cameras: bool,
+    cameras: HashSet<CameraId>,
+    /// Events put into the session's mailbox.
+    offered: u64,
+    pub(super) dropped: u64,
+    pub(super) dropped_reported: u64,
+}
+
+impl SessionEntry {
+    pub(super) fn wants(&self, camera: &CameraId) -> bool {
+        self.all_cameras || self.cameras.contains(camera)
+    }
+
+    /// Offers an event without waiting; a full mailbox drops it and counts the drop.
+    pub(super) fn offer(&mut self, event: SessionEvent) {
+        match self.events.try_send(event) {
+            Ok(()) => self.offered += 1,
+            Err(SendError::Full(_)) => self.dropped += 1,
+            Err(SendError::Closed(_)) => {}
+        }
+    }
+
+    pub(super) fn metrics(&self, id: SessionId) -> SessionMetrics {
+        let handled = self.counters.handled.load(Ordering::Relaxed);
+        SessionMetrics {
+            id,
+            queue_depth: self.offered.saturating_sub(handled),
+            dropped: self.dropped,
+            frames_replaced: self.counters.frames_replaced.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Handler<Connect> for Hub {
+    type Result = Result<SessionId, CommandError>;
+
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        if self.sessions.len() >= self.limits.max_sessions as usize {
+            return Err(CommandError::TooMany(format!(
+                "the server already has {} WebSocket clients, its limit (server.max_sessions); \
+                 close another client or raise the limit",
+                self.sessions.len()
+            )));
+        }
+        let id = self.next_session;
+        self.next_session += 1;
+        self.sessions.insert(
+            id,
+            SessionEntry {
+                events: msg.events,
+                counters: msg.counters,
+                all_cameras: false,
+                cameras: HashSet::new(),
+                offered: 0,
+                dropped: 0,
+                dropped_reported: 0,
+            },
+        );
+        debug!(session = id, "session connected");
+        Ok(id)
+    }
+}
+
+impl Handler<Disconnect> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        self.sessions.remove(&msg.session);
+        debug!(session = msg.session, "session disconnected");
+    }
+}
+
+impl Handler<Subscribe> for Hub {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = msg
+            .cameras
+            .iter()
+            .try_for_each(|id| self.camera(id).map(|_| ()))
+        {
+            return MessageResult(Err(e));
+        }
+        let targets: Vec<CameraId> = if msg.cameras.is_empty() {
+            self.cameras.iter().map(|c| c.id().clone()).collect()
+        } else {
+            msg.cameras.clone()
+        };
+        let mut viewers = Vec::new();
+        if msg.frames {
+            for camera in &targets {
+                match self.watch(camera, ViewerKind::WebSocket, ctx) {
+                    Ok(v) => viewers.push(v),
+                    Err(e) => return MessageResult(Err(e)),
+                }
+            }
+        }
+        let Some(session) = self.sessions.get_mut(&msg.session) else {
+            return MessageResult(Ok(Vec::new()));
+        };
+        if msg.cameras.is_empty() {
+            session.all_cameras = true;
+        } else {
+            session.cameras.extend(msg.cameras);
+        }
+        // A new subscriber hears every camera's current state at once.
+        for camera in &self.cameras {
+            if session.wants(camera.id()) {
+                session.offer(SessionEvent::Status(Arc::clone(&camera.status)));
+            }
+        }
+        MessageResult(Ok(viewers))
+    }
+}
+
+impl Handler<Unsubscribe> for Hub {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) -> Self::Result {
+        msg.cameras
+            .iter()
+            .try_for_each(|id| self.camera(id).map(|_| ()))?;
+        let all: Vec<CameraId> = self.cameras.iter().map(|c| c.id().clone()).collect();
+        let Some(session) = self.sessions.get_mut(&msg.session) else {
+            return Ok(());
+        };
+        if msg.cameras.is_empty() {
+            session.all_cameras = false;
+            session.cameras.clear();
+        } else {
+            if session.all_cameras {
+                // "All but these": turn the wildcard into the explicit rest.
+                session.all_cameras = false;
+                session.cameras = all.into_iter().collect();
+            }
+            for id in &msg.cameras {
+                session.cameras.remove(id);
+            }
+        }
+        Ok(())
+    }
+}

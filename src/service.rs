@@ -1,0 +1,205 @@
+//! `camfleet serve` as a long-running service: readiness for systemd, reloading the
+//! configuration on SIGHUP and when its file changes, and an orderly stop on SIGTERM and
+//! SIGINT.
+
+use std::ffi::CString;
+use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::hub::{Broadcast, Reload};
+use crate::state::ControlStore;
+
+/// How long to wait after a change to the configuration file before reading it, so an
+/// editor's save (often several writes and a rename) is read once, whole.
+pub const RELOAD_SETTLE: Duration = Duration::from_millis(300);
+
+/// Where recorded control changes live unless `--state-dir` says otherwise: systemd's
+/// `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/camfleet`, else `~/.local/state/camfleet`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd may list several, separated by colons; the first is ours.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return Some(PathBuf::from(first));
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return Some(PathBuf::from(dir).join("camfleet"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/camfleet"))
+}
+
+/// Tells systemd (`Type=notify`) something, such as `READY=1`; does nothing elsewhere.
+pub fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let socket = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => return warn!("cannot notify systemd: {e}"),
+    };
+    let bytes = path.as_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| socket.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        socket.send_to(state.as_bytes(), Path::new(&path))
+    };
+    if let Err(e) = sent {
+        warn!("cannot notify systemd: {e}");
+    }
+}
+
+/// Serves `config` until SIGTERM or SIGINT, reloading it from `path` on SIGHUP and when
+/// the file changes.
+pub fn run(
+    path: &Path,
+    mut config: Config,
+    listen: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    let store = match &state_dir {
+        Some(dir) => ControlStore::open(dir).map_err(anyhow::Error::msg)?,
+        None => {
+            warn!(
+                "no state directory: control changes will not survive a restart; pass --state-dir"
+            );
+            ControlStore::in_memory()
+        }
+    };
+    let path = path.to_path_buf();
+    actix_web::rt::System::new().block_on(async move {
+        let addr = config.server.listen;
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr}: {e}; pass another address with --listen")
+        })?;
+        let server = crate::server::start(config, listener, store)?;
+        info!("camfleet serving on http://{}/", server.local_addr);
+        let (stopper, http) = (server.stopper, server.http);
+        let hub = stopper.hub.clone();
+        if let Some(dir) = &state_dir {
+            info!(
+                "control changes are kept in {}",
+                dir.join(crate::state::FILE_NAME).display()
+            );
+        }
+
+        let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+        watch_file(&path, changed_tx);
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut http = std::pin::pin!(http);
+        notify_systemd("READY=1");
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => reload(&path, &hub).await,
+                Some(()) = changed.recv() => {
+                    tokio::time::sleep(RELOAD_SETTLE).await;
+                    while changed.try_recv().is_ok() {}
+                    reload(&path, &hub).await;
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+                result = &mut http => return result.map_err(anyhow::Error::from),
+            }
+        }
+        info!("stopping");
+        notify_systemd("STOPPING=1");
+        stopper.stop().await;
+        info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn reload(path: &Path, hub: &actix::Addr<crate::hub::Hub>) {
+    info!("reloading {}", path.display());
+    match Config::load(path) {
+        Ok(config) => {
+            let _ = hub.send(Reload(config)).await;
+        }
+        Err(errors) => {
+            error!(
+                "{} was not reloaded; the running fleet is unchanged:\n{errors}",
+                path.display()
+            );
+            hub.do_send(Broadcast(format!(
+                "{} was not reloaded; the running fleet is unchanged: {errors}",
+                path.display()
+            )));
+        }
+    }
+}
+
+/// Watches the directory holding `path` (editors often save by writing a new file and
+/// renaming it over the old one) and sends `()` whenever the file may have changed.
+fn watch_file(path: &Path, changed: tokio::sync::mpsc::UnboundedSender<()>) {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
+        return;
+    };
+    // SAFETY: plain inotify calls; the descriptor is owned by the thread below.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
+        return;
+    };
+    let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_CREATE | libc::IN_DELETE;
+    // SAFETY: `dir_c` is a valid C string for the call.
+    if fd < 0 || unsafe { libc::inotify_add_watch(fd, dir_c.as_ptr(), mask) } < 0 {
+        warn!(
+            "cannot watch {} for changes ({}); reload with SIGHUP instead",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("config-watch".into())
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                // SAFETY: reads into a buffer we own.
+                let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                if n <= 0 {
+                    return;
+                }
+                let mut at = 0usize;
+                let header = std::mem::size_of::<libc::inotify_event>();
+                while at + header <= n as usize {
+                    // SAFETY: the kernel wrote whole events; read_unaligned copes with
+                    // the byte buffer's alignment.
+                    let event: libc::inotify_event =
+                        unsafe { std::ptr::read_unaligned(buf.as_ptr().add(at).cast()) };
+                    let name_bytes = &buf[at + header..at + header + event.len as usize];
+                    let end = name_bytes
+                        .iter()
+                        .position(|b| *b == 0)
+                        .unwrap_or(name_bytes.len());
+                    if name_bytes[..end] == *name.as_bytes() && changed.send(()).is_err() {
+                        return;
+                    }
+                    at += header + event.len as usize;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        warn!("cannot watch the configuration file: {e}");
+    }
+}
