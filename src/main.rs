@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let command = Cli::parse().command.unwrap_or(Cmd::Serve {
         config: PathBuf::from("cameras.yaml"),

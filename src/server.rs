@@ -106,10 +106,15 @@ impl Stopper {
     ///
     /// The caller then exits.
     pub async fn stop(&self) {
+        tracing::debug!("stopping: no new connections");
         self.handle.pause().await;
+        tracing::debug!("stopping: closing WebSockets");
         let _ = self.hub.send(CloseSessions).await;
+        tracing::debug!("stopping: ending MJPEG streams");
         self.shutdown.trigger();
+        tracing::debug!("stopping: releasing cameras");
         let _ = self.hub.send(StopCameras).await;
+        tracing::debug!("stopping: closing connections");
         self.handle.stop(true).await;
     }
 }

@@ -102,7 +102,8 @@ pub fn run(
         let mut hangup = signal(SignalKind::hangup())?;
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut http = std::pin::pin!(http);
+        // The server runs as its own task: stopping it needs it polled to take commands.
+        let mut http = actix_web::rt::spawn(http);
         notify_systemd("READY=1");
         loop {
             tokio::select! {
@@ -114,12 +115,18 @@ pub fn run(
                 }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
-                result = &mut http => return result.map_err(anyhow::Error::from),
+                result = &mut http => {
+                    return match result {
+                        Ok(served) => served.map_err(anyhow::Error::from),
+                        Err(e) => Err(anyhow::anyhow!("the HTTP server failed: {e}")),
+                    };
+                }
             }
         }
         info!("stopping");
         notify_systemd("STOPPING=1");
         stopper.stop().await;
+        let _ = http.await;
         info!("stopped");
         anyhow::Ok(())
     })

@@ -6,11 +6,13 @@
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
 //! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
 //! - `GET /api/viewers`: every viewer with its delivery counters, as JSON
+//! - `GET /metrics`: Prometheus metrics ([`metrics`])
 //! - `GET /healthz`: 200 while the server runs
 
 mod api;
 mod assets;
 pub mod feed;
+mod metrics;
 mod mjpeg;
 pub mod wire;
 pub mod ws;
@@ -37,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(api::healthz))
         .route("/api/cameras", web::get().to(api::cameras))
         .route("/api/viewers", web::get().to(api::viewers))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/cameras/{id}/stream.mjpg", web::get().to(mjpeg::stream))
         .route("/cameras/{id}/snapshot.jpg", web::get().to(mjpeg::snapshot))
         .service(

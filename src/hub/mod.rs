@@ -219,6 +219,9 @@ impl Handler<Reload> for Hub {
 
     fn handle(&mut self, Reload(config): Reload, ctx: &mut Context<Self>) -> Self::Result {
         let mut summary = ReloadSummary::default();
+        let mut config = config;
+        // The address may come from --listen; either way it is fixed while running.
+        config.server.listen = self.limits.listen;
         if config.server != self.limits {
             warn!("server settings changed; they take effect when camfleet restarts");
         }

@@ -83,8 +83,13 @@ pub struct Client {
 
 impl Client {
     async fn connect(server: &TestServer) -> Client {
+        Client::connect_to(server.addr).await
+    }
+
+    /// Connects to a camfleet at `addr`.
+    pub async fn connect_to(addr: SocketAddr) -> Client {
         let (_, framed) = awc::Client::new()
-            .ws(format!("ws://{}/ws", server.addr))
+            .ws(format!("ws://{addr}/ws"))
             .max_frame_size(16 << 20)
             .connect()
             .await
@@ -115,10 +120,7 @@ impl Client {
     }
 
     pub async fn send_raw(&mut self, bytes: Vec<u8>) {
-        self.framed
-            .send(ws::Message::Binary(bytes.into()))
-            .await
-            .unwrap();
+        let _ = self.framed.send(ws::Message::Binary(bytes.into())).await;
     }
 
     /// The next server message, or `None` if the connection closed; panics after `WAIT`.
@@ -134,7 +136,7 @@ impl Client {
             let frame = tokio::time::timeout(WAIT, self.framed.next())
                 .await
                 .expect("server said something in time")?
-                .expect("WebSocket frame decodes");
+                .ok()?;
             match frame {
                 ws::Frame::Binary(b) => {
                     let msg = proto::ServerMessage::decode(b).expect("server message decodes");
@@ -191,6 +193,26 @@ impl Client {
             }
         }
         panic!("expected message did not arrive within {WAIT:?}");
+    }
+
+    /// The answer to a command, or `None` if the connection closed first.
+    pub async fn try_result(&mut self, request_id: u64) -> Option<proto::CommandResult> {
+        if let Some(i) = self
+            .backlog
+            .iter()
+            .position(|k| matches!(k, S::CommandResult(r) if r.request_id == request_id))
+        {
+            if let Some(S::CommandResult(r)) = self.backlog.remove(i) {
+                return Some(r);
+            }
+        }
+        loop {
+            match self.next_from_socket().await {
+                Some(Ok(S::CommandResult(r))) if r.request_id == request_id => return Some(r),
+                Some(Ok(kind)) => self.backlog.push_back(kind),
+                _ => return None,
+            }
+        }
     }
 
     /// The answer to the command with this request id.

@@ -4,4 +4,5 @@ mod helpers;
 mod mjpeg_client;
 mod protocol;
 mod recovery;
+mod service;
 mod video;

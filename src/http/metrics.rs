@@ -1,0 +1,272 @@
+//! `GET /metrics`: Prometheus text format (version 0.0.4). Every metric is listed with its
+//! meaning in docs/METRICS.md.
+
+use std::fmt::Write as _;
+
+use actix_web::{web, HttpResponse};
+
+use super::wire::capture_mode;
+use super::AppState;
+use crate::camera::status::CameraState;
+use crate::hub::{Metrics, MetricsSnapshot};
+use crate::stats::LATENCY_BUCKETS_MS;
+
+const STATES: [CameraState; 5] = [
+    CameraState::Opening,
+    CameraState::Streaming,
+    CameraState::Reconnecting,
+    CameraState::Stopped,
+    CameraState::Idle,
+];
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.hub.send(Metrics).await {
+        Ok(snapshot) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(render(&snapshot)),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the server is shutting down\n"),
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One metric family: its HELP and TYPE lines, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = if labels.is_empty() {
+            writeln!(self.out, "{name} {value}")
+        } else {
+            writeln!(self.out, "{name}{{{}}} {value}", labels.join(","))
+        };
+    }
+}
+
+/// The whole exposition.
+pub fn render(m: &MetricsSnapshot) -> String {
+    let mut out = String::new();
+    let per_camera = |out: &mut String,
+                      name: &str,
+                      kind: &str,
+                      help: &str,
+                      f: &dyn Fn(&crate::hub::CameraMetrics) -> f64| {
+        let mut fam = Family::new(out, name, kind, help);
+        for c in &m.cameras {
+            fam.sample(name, &[("camera", c.status.id.as_str())], f(c));
+        }
+    };
+    {
+        let name = "camfleet_camera_state";
+        let mut fam = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "1 for the state the camera is in, 0 for the others.",
+        );
+        for c in &m.cameras {
+            for s in STATES {
+                let state = s.to_string().to_lowercase();
+                let v = f64::from(u8::from(c.status.state == s));
+                fam.sample(
+                    name,
+                    &[("camera", c.status.id.as_str()), ("state", &state)],
+                    v,
+                );
+            }
+        }
+    }
+    {
+        let name = "camfleet_camera_info";
+        let mut fam = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "Always 1; labels carry the camera's name, capture mode and format.",
+        );
+        for c in &m.cameras {
+            let format = c
+                .status
+                .format
+                .map(|f| f.fourcc.to_string())
+                .unwrap_or_default();
+            fam.sample(
+                name,
+                &[
+                    ("camera", c.status.id.as_str()),
+                    ("name", &c.status.name),
+                    ("capture", capture_mode(c.status.capture)),
+                    ("pixel_format", &format),
+                ],
+                1.0,
+            );
+        }
+    }
+    per_camera(
+        &mut out,
+        "camfleet_camera_fps",
+        "gauge",
+        "Frames per second measured over the last second.",
+        &|c| c.status.fps,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_frames_captured_total",
+        "counter",
+        "Frames captured.",
+        &|c| c.status.frames_captured as f64,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_frames_dropped_total",
+        "counter",
+        "Frames the device or the capture loop lost.",
+        &|c| c.status.frames_dropped as f64,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_frames_corrupt_total",
+        "counter",
+        "Frames dropped because they were truncated or corrupt JPEG.",
+        &|c| c.status.frames_corrupt as f64,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_reconnects_total",
+        "counter",
+        "Times the device was reopened after a failure.",
+        &|c| c.status.reconnects as f64,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_control_writes_failed_total",
+        "counter",
+        "Control writes refused by the checks or the device, desired ones included.",
+        &|c| c.status.control_writes_failed as f64,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_frames_encoded_total",
+        "counter",
+        "Frames encoded to JPEG from a raw pixel format.",
+        &|c| c.status.frames_encoded as f64,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_encode_seconds_total",
+        "counter",
+        "Time spent encoding frames to JPEG.",
+        &|c| c.status.encode_seconds,
+    );
+    {
+        let name = "camfleet_camera_viewers";
+        let mut fam = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "Viewers watching the camera's frames now, by kind.",
+        );
+        for c in &m.cameras {
+            for (kind, n) in &c.viewers {
+                fam.sample(
+                    name,
+                    &[("camera", c.status.id.as_str()), ("kind", kind.name())],
+                    *n as f64,
+                );
+            }
+        }
+    }
+    {
+        let name = "camfleet_camera_send_latency_seconds";
+        let mut fam = Family::new(
+            &mut out,
+            name,
+            "histogram",
+            "Delay from a frame's capture to its hand-over to a viewer's connection.",
+        );
+        for c in &m.cameras {
+            let id = c.status.id.as_str();
+            let mut cumulative = 0;
+            for (i, count) in c.latency.counts.iter().enumerate() {
+                cumulative += count;
+                let le = LATENCY_BUCKETS_MS
+                    .get(i)
+                    .map(|ms| format!("{}", ms / 1000.0))
+                    .unwrap_or_else(|| "+Inf".into());
+                fam.sample(
+                    &format!("{name}_bucket"),
+                    &[("camera", id), ("le", &le)],
+                    cumulative as f64,
+                );
+            }
+            fam.sample(
+                &format!("{name}_sum"),
+                &[("camera", id)],
+                c.latency.sum_seconds,
+            );
+            fam.sample(
+                &format!("{name}_count"),
+                &[("camera", id)],
+                c.latency.count() as f64,
+            );
+        }
+    }
+    {
+        let mut fam = Family::new(
+            &mut out,
+            "camfleet_sessions",
+            "gauge",
+            "WebSocket clients connected.",
+        );
+        fam.sample("camfleet_sessions", &[], m.sessions.len() as f64);
+    }
+    let per_session = |out: &mut String,
+                       name: &str,
+                       kind: &str,
+                       help: &str,
+                       f: &dyn Fn(&crate::hub::SessionMetrics) -> u64| {
+        let mut fam = Family::new(out, name, kind, help);
+        for s in &m.sessions {
+            fam.sample(name, &[("session", &s.id.to_string())], f(s) as f64);
+        }
+    };
+    per_session(
+        &mut out,
+        "camfleet_session_queue_depth",
+        "gauge",
+        "Status events queued for the client and not yet written out.",
+        &|s| s.queue_depth,
+    );
+    per_session(
+        &mut out,
+        "camfleet_session_events_dropped_total",
+        "counter",
+        "Status events dropped because the client's queue was full.",
+        &|s| s.dropped,
+    );
+    per_session(
+        &mut out,
+        "camfleet_session_frames_replaced_total",
+        "counter",
+        "Frames replaced by a newer one before the client could be sent them.",
+        &|s| s.frames_replaced,
+    );
+    out
+}
