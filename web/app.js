@@ -242,6 +242,20 @@ document.getElementById("panel-close").addEventListener("click", () => {
   panelCamera = null;
   tiles.get(id)?.el.querySelector(".open-controls").focus();
 });
+document.getElementById("panel-reset").addEventListener("click", () => {
+  const cameraId = panelCamera;
+  const note = document.getElementById("panel-note");
+  note.textContent = "Resetting…";
+  request("reset_controls", { camera_id: cameraId }, (answer) => {
+    for (const key of [...lastResults.keys()]) {
+      if (key.startsWith(`${cameraId}/`)) lastResults.delete(key);
+    }
+    note.textContent = answer.ok
+      ? "Controls are back to cameras.yaml; changes made here are forgotten."
+      : answer.error;
+    if (panelCamera === cameraId) loadControls(cameraId, false);
+  });
+});
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && !panel.hidden) document.getElementById("panel-close").click();
 });

@@ -42,7 +42,8 @@ class Camfleet {
   }
 
   async start() {
-    this.child = spawn(BIN, ["serve", "--config", this.configPath, "--listen", `127.0.0.1:${this.port}`], {
+    const stateDir = join(this.configPath, "..", "state");
+    this.child = spawn(BIN, ["serve", "--config", this.configPath, "--listen", `127.0.0.1:${this.port}`, "--state-dir", stateDir], {
       stdio: ["ignore", "ignore", "inherit"],
       env: { ...process.env, RUST_LOG: "warn" },
     });
@@ -136,7 +137,7 @@ test("the default fleet: a live tile per camera, no console errors", async () =>
 
 test("controls: brightness reaches the server, a bad value shows the server's error", async () => {
   const server = await Camfleet.withConfig(
-    "cameras:\n  - id: desk\n    name: Desk\n    source: {kind: synthetic, width: 320, height: 240, fps: 15}\n",
+    "cameras:\n  - id: desk\n    name: Desk\n    source: {kind: synthetic, width: 320, height: 240, fps: 15}\n    controls: {brightness: 90}\n",
   );
   try {
     const { page, errors } = await open(server);
@@ -157,6 +158,14 @@ test("controls: brightness reaches the server, a bad value shows the server's er
     assert.match(message, /999/);
     assert.match(message, /from 0 to 255/);
     assert.equal((await server.cameras()).find((c) => c.id === "desk").controls.brightness, 200);
+
+    // Reset puts the camera back to cameras.yaml (brightness 90 there).
+    await page.click("#panel-reset");
+    await page.waitForFunction(() => document.getElementById("panel-note").textContent.includes("back to cameras.yaml"));
+    await page.waitForFunction(
+      () => document.querySelector('.control[data-control="brightness"] input[type="number"]')?.value === "90",
+    );
+    assert.equal((await server.cameras()).find((c) => c.id === "desk").controls.brightness, 90);
 
     // Every kind of control the synthetic camera has is rendered with its widget.
     assert.ok(await page.$('.control[data-control="horizontal_flip"] input[type="checkbox"][role="switch"]'));
