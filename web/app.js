@@ -142,6 +142,7 @@ function updateTile(status) {
   el.querySelector(".reason").textContent = label === "Streaming" ? "" : status.reason;
   el.querySelector(".live").setAttribute("aria-label", `Live picture of ${status.name || status.camera_id}`);
   const size = status.width ? `${status.width}×${status.height} ${status.pixel_format}` : "no format yet";
+  el.title = status.format_note;
   el.querySelector(".meta").textContent =
     `${status.fps.toFixed(1)} fps · ${size} · ${status.frames_dropped} dropped` +
     (status.viewers ? ` · ${status.viewers} watching` : "");

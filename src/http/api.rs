@@ -64,6 +64,7 @@ fn camera_json(s: &CameraStatus) -> serde_json::Value {
         "height": s.format.map(|f| f.height),
         "pixel_format": s.format.map(|f| f.fourcc.to_string()),
         "format_note": s.format_note,
+        "device_fps": s.format.map(|f| f.fps),
         "controls": s.controls.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "capture": crate::http::wire::capture_mode(s.capture),
         "viewers": s.viewers,

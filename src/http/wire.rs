@@ -226,6 +226,7 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
         send_latency_p99_ms: s.send_latency_p99_ms,
         format_note: s.format_note.clone(),
         control_writes_failed: s.control_writes_failed,
+        device_fps: format.map_or(0.0, |f| f.fps),
     }
 }
 

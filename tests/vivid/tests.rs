@@ -28,6 +28,7 @@ tests!(
     unplug_and_rebind_recover,
     mjpeg_passes_through_from_a_real_driver,
     device_errors_are_states_and_refusals,
+    devices_are_found_by_link_card_and_bus_info,
     devices_yaml_is_a_valid_fleet,
 );
 
@@ -104,6 +105,7 @@ async fn two_devices_capture_at_their_rate() {
     );
     assert_eq!((s1.width, s1.height), (640, 360));
     assert!(s0.format_note.is_empty(), "{}", s0.format_note);
+    assert_eq!((s0.device_fps, s1.device_fps), (30.0, 25.0));
     let (fps0, fps1) = (
         measured_fps(&mut client, "cam0", 4.0).await,
         measured_fps(&mut client, "cam1", 4.0).await,
@@ -326,6 +328,38 @@ async fn device_errors_are_states_and_refusals() {
     // A value out of range is refused before it reaches the driver, naming the range.
     let r = client.set_control("cam0", "brightness", 999).await;
     assert!(!r.ok && r.error.contains("from 0 to 255"), "{}", r.error);
+}
+
+async fn devices_are_found_by_link_card_and_bus_info() {
+    // The VM has no udev, so a link like /dev/v4l/by-id/... is made by hand.
+    let link = std::env::temp_dir().join("usb-vivid-camera-video-index0");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/dev/video0", &link).unwrap();
+    let link = link.display();
+    let server = spawn(&format!(
+        "cameras:\n\
+         \x20 - id: by-link\n    source: {{kind: v4l2, device: {link}, width: 320, height: 180, fps: 15}}\n\
+         \x20 - id: by-bus\n    source: {{kind: v4l2, bus_info: \"platform:vivid-001\", width: 320, height: 180, fps: 15}}\n"
+    ));
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    streaming(&mut client, "by-link").await;
+    streaming(&mut client, "by-bus").await;
+    drop(client);
+    drop(server);
+
+    let server = spawn("cameras:\n  - id: by-card\n    source: {kind: v4l2, card: vivid, width: 320, height: 180, fps: 15}\n  - id: nowhere\n    source: {kind: v4l2, serial: NO-SUCH-SERIAL}\n");
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    streaming(&mut client, "by-card").await;
+    let missing = client
+        .status_where("nowhere", |s| state(s) == CameraState::Reconnecting)
+        .await;
+    assert!(
+        missing.reason.contains("USB serial \"NO-SUCH-SERIAL\""),
+        "{}",
+        missing.reason
+    );
 }
 
 async fn devices_yaml_is_a_valid_fleet() {

@@ -4,7 +4,8 @@
 # the VM powers off.
 #
 # The VM sees the host's root file system read-only (so host-built binaries run as they
-# are), a fresh tmpfs on /tmp, and the devices /dev/video0 and /dev/video1 (vivid webcams)
+# are, wherever the checkout is), a fresh tmpfs on /run with TMPDIR=/run/tmp, and the
+# devices /dev/video0 and /dev/video1 (vivid webcams)
 # and /dev/video10 (v4l2loopback, MJPEG once a writer sets its format). Environment
 # variables named CAMFLEET_* and RUST_* are passed in; CAMFLEET_IN_VM=1 is set.
 set -euo pipefail
@@ -60,8 +61,8 @@ mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,ro hostroot /newroot
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
-mount -t tmpfs tmp /newroot/tmp
 mount -t tmpfs run /newroot/run
+mkdir -p /newroot/run/tmp
 run=$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/camfleet/run/raw 2>/dev/null)
 [ -n "$run" ] || run=$(sed -n 's/.*camfleet.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 mount -t 9p -o trans=virtio,version=9p2000.L run "/newroot$run"
@@ -84,7 +85,7 @@ mkdir -p "$CACHE/runs"
 RUN=$(mktemp -d "$CACHE/runs/run.XXXXXX")
 trap 'rm -rf "$RUN"' EXIT
 {
-    echo "export CAMFLEET_IN_VM=1 HOME=/tmp PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+    echo "export CAMFLEET_IN_VM=1 HOME=/run/tmp TMPDIR=/run/tmp PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
     env | grep -E '^(CAMFLEET|RUST)_' | grep -v '^CAMFLEET_IN_VM=' | sed "s/'/'\\\\''/g; s/=\\(.*\\)/='\\1'/; s/^/export /" || true
     printf 'cd %q\n' "$PWD"
     printf '%q ' "$@"; echo
