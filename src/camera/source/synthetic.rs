@@ -80,7 +80,7 @@ impl Opener for SyntheticOpener {
             next_index: 0,
             vanished: false,
             panic_next: false,
-            corrupt_next: false,
+            corrupt_pending: 0,
             scratch: Vec::new(),
             current: Bytes::new(),
             ring: Vec::new(),
@@ -110,7 +110,8 @@ struct SyntheticDevice {
     next_index: u64,
     vanished: bool,
     panic_next: bool,
-    corrupt_next: bool,
+    /// Frames still to damage, one per press of corrupt_frame.
+    corrupt_pending: u32,
     /// A damaged copy of a frame, for the corrupt_frame control.
     scratch: Vec<u8>,
     /// The raw frame handed out last.
@@ -281,8 +282,8 @@ impl Device for SyntheticDevice {
         } else {
             self.ring[(index % self.ring.len() as u64) as usize].clone()
         };
-        let data = if self.corrupt_next {
-            self.corrupt_next = false;
+        let data = if self.corrupt_pending > 0 {
+            self.corrupt_pending -= 1;
             self.scratch = bytes[..bytes.len() / 2].to_vec();
             if self.cfg.raw {
                 FrameData::Raw(&self.scratch)
@@ -322,7 +323,7 @@ impl Device for SyntheticDevice {
                 self.vanished = true;
             }
             ID_PANIC => self.panic_next = true,
-            ID_CORRUPT => self.corrupt_next = true,
+            ID_CORRUPT => self.corrupt_pending += 1,
             _ => {
                 return Err(ControlError::Refused {
                     name: info.name.clone(),
