@@ -29,9 +29,4 @@ impl ShutdownSignal {
     pub async fn wait(&mut self) {
         let _ = self.0.wait_for(|stop| *stop).await;
     }
-
-    /// Whether the signal is raised.
-    pub fn is_raised(&self) -> bool {
-        *self.0.borrow()
-    }
 }
