@@ -72,11 +72,13 @@ pub fn start(config: Config, listener: TcpListener, store: ControlStore) -> io::
     let local_addr = listener.local_addr()?;
     let (shutdown, signal) = shutdown::signal();
     let max_message_bytes = config.server.max_message_bytes;
+    let operator_token = config.server.operator_token.clone();
     let hub = Hub::new(config.server, config.cameras, store).start();
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         max_message_bytes,
         shutdown: signal,
+        operator_token,
     });
     let http = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
         .on_connect(limit_unsent)

@@ -20,6 +20,9 @@ let socket = null;
 let nextRequest = 1;
 let retryMs = RECONNECT_FIRST_MS;
 let panelCamera = null;
+let operatorRequired = false;
+let operator = true;
+const TOKEN_KEY = "camfleet.operatorToken";
 const lastResults = new Map(); // "camera/control" -> { state, text }, kept across re-renders
 
 form.addEventListener("submit", (e) => e.preventDefault());
@@ -66,6 +69,12 @@ function connect() {
 
 function receive(msg) {
   switch (msg.$kind) {
+    case "hello":
+      operatorRequired = msg.hello.operator_token_required;
+      operator = !operatorRequired;
+      if (operatorRequired && sessionStorage.getItem(TOKEN_KEY)) signIn(sessionStorage.getItem(TOKEN_KEY));
+      showSignIn();
+      break;
     case "camera_list":
       syncFleet(msg.camera_list.cameras);
       break;
@@ -160,7 +169,7 @@ function updateTile(status) {
   if (status.capture_mode !== "on_demand") t.wantsFrames = true;
   if (t.wantsFrames && !t.watching) setWatching(t, true);
   if (panelCamera === status.camera_id) {
-    document.getElementById("panel-note").textContent =
+    document.getElementById("panel-state").textContent =
       label === "Streaming" ? "" : `${label}: ${status.reason}`;
   }
 }
@@ -213,6 +222,30 @@ async function drawFrames(t) {
   t.decoding = false;
 }
 
+// ---- operator sign-in ----
+
+const signinForm = document.getElementById("signin");
+const signinResult = document.getElementById("signin-result");
+
+function showSignIn() {
+  signinForm.hidden = !operatorRequired || operator;
+}
+
+function signIn(token) {
+  request("authenticate", { token }, (answer) => {
+    operator = answer.ok;
+    if (answer.ok) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    signinResult.textContent = answer.ok ? "" : answer.error;
+    showSignIn();
+  });
+}
+
+signinForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  signIn(document.getElementById("operator-token").value);
+});
+
 // ---- controls panel ----
 
 function openPanel(cameraId) {
@@ -221,6 +254,7 @@ function openPanel(cameraId) {
   document.getElementById("panel-title").textContent = `Controls: ${t?.status.name || cameraId}`;
   panel.hidden = false;
   panel.dataset.cameraId = cameraId;
+  document.getElementById("panel-note").textContent = "";
   form.replaceChildren(Object.assign(document.createElement("p"), { textContent: "Loading…" }));
   loadControls(cameraId, true);
 }

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub max_streams_per_camera: u32,
     /// WebSocket sessions served at once.
     pub max_sessions: u32,
+    /// When set, changing settings needs this token; watching does not.
+    pub operator_token: Option<String>,
 }
 
 /// One camera as declared.
@@ -289,9 +291,27 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
             DEFAULT_MAX_STREAMS_PER_CAMERA,
         ),
         max_sessions: limit("max_sessions", raw.max_sessions, DEFAULT_MAX_SESSIONS),
+        operator_token: operator_token(raw.operator_token.as_deref(), issues),
         listen: listen?,
         max_message_bytes,
     })
+}
+
+/// Shortest operator token accepted; a short one can be guessed.
+pub const MIN_OPERATOR_TOKEN_LEN: usize = 16;
+
+fn operator_token(token: Option<&str>, issues: &Issues<'_>) -> Option<String> {
+    let token = token?;
+    if token.chars().count() < MIN_OPERATOR_TOKEN_LEN || token.trim() != token {
+        issues.at(
+            &[Seg::Key("server"), Seg::Key("operator_token")],
+            format!(
+                "the operator token must be at least {MIN_OPERATOR_TOKEN_LEN} characters with \
+                 no spaces at either end; make one with `head -c 18 /dev/urandom | base64`"
+            ),
+        );
+    }
+    Some(token.to_string())
 }
 
 fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option<CameraConfig> {

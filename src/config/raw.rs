@@ -22,6 +22,7 @@ pub(super) struct RawServer {
     pub max_streams: Option<u32>,
     pub max_streams_per_camera: Option<u32>,
     pub max_sessions: Option<u32>,
+    pub operator_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -176,6 +176,12 @@ const BAD: &[(&str, &str, usize, &[&str])] = &[
         &["no cameras are declared"],
     ),
     (
+        "operator token too short to be safe",
+        "server:\n  operator_token: abc\ncameras:\n  - id: a\n    source: {kind: synthetic}\n",
+        2,
+        &["at least 16 characters", "/dev/urandom"],
+    ),
+    (
         "control set twice",
         "cameras:\n  - id: a\n    source: {kind: synthetic}\n    controls:\n      gain: 1\n      gain: 2\n",
         5,

@@ -31,6 +31,8 @@ pub struct AppState {
     pub max_message_bytes: u32,
     /// Raised when the server stops; long-lived responses end on it.
     pub shutdown: ShutdownSignal,
+    /// When set, a WebSocket client must present it before changing settings.
+    pub operator_token: Option<String>,
 }
 
 /// Registers every route.

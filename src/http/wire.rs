@@ -62,6 +62,25 @@ pub enum Command {
         /// The camera.
         camera: CameraId,
     },
+    /// Present the operator token.
+    Authenticate {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// The token.
+        token: String,
+    },
+}
+
+impl Command {
+    /// Whether the command changes settings, which needs the operator's rights.
+    pub fn changes_settings(&self) -> Option<u64> {
+        match self {
+            Command::SetControl { request_id, .. } | Command::ResetControls { request_id, .. } => {
+                Some(*request_id)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why a client message was not turned into a command.
@@ -89,7 +108,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
     let Some(kind) = msg.kind else {
         return Err(Rejection::Malformed(
             "the ClientMessage has no command; set one of list_cameras, subscribe, \
-             unsubscribe, set_control, get_controls or reset_controls"
+             unsubscribe, set_control, get_controls, reset_controls or authenticate"
                 .into(),
         ));
     };
@@ -119,6 +138,10 @@ pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
             request_id: r.request_id,
             camera: id(r.request_id, &r.camera_id)?,
         },
+        ClientKind::Authenticate(a) => Command::Authenticate {
+            request_id: a.request_id,
+            token: a.token,
+        },
     })
 }
 
@@ -139,11 +162,12 @@ pub fn encode(kind: ServerKind) -> Vec<u8> {
 }
 
 /// The greeting sent on connect.
-pub fn hello(max_message_bytes: u32) -> ServerKind {
+pub fn hello(max_message_bytes: u32, operator_token_required: bool) -> ServerKind {
     ServerKind::Hello(proto::Hello {
         server_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: PROTOCOL_VERSION,
         max_message_bytes,
+        operator_token_required,
     })
 }
 

@@ -60,6 +60,10 @@ pub struct WsSession {
     dropped_by_hub: u64,
     /// Shared with the hub, for metrics.
     counters: Arc<SessionCounters>,
+    /// The server's operator token, if it has one.
+    operator_token: Option<String>,
+    /// Whether this client may change settings.
+    operator: bool,
 }
 
 /// `GET /ws`: upgrades to a WebSocket session.
@@ -78,6 +82,8 @@ pub async fn route(
         replaced_before: 0,
         dropped_by_hub: 0,
         counters: Arc::default(),
+        operator: state.operator_token.is_none(),
+        operator_token: state.operator_token.clone(),
     };
     ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(state.max_message_bytes as usize)
@@ -89,7 +95,8 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(SESSION_QUEUE);
-        self.send(ctx, wire::hello(self.max_message_bytes));
+        let hello = wire::hello(self.max_message_bytes, self.operator_token.is_some());
+        self.send(ctx, hello);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
             if act.last_heard.elapsed() > CLIENT_TIMEOUT {
                 debug!(session = ?act.id, "client timed out");
@@ -266,7 +273,30 @@ impl WsSession {
             }) => return self.send(ctx, wire::result(request_id, Err(message))),
         };
         let Some(session) = self.id else { return };
+        if let (Some(request_id), false) = (command.changes_settings(), self.operator) {
+            let why = "changing settings needs the operator token; send Authenticate with the \
+                       server's operator_token first (watching needs none)";
+            return self.send(ctx, wire::result(request_id, Err(why.into())));
+        }
         match command {
+            Command::Authenticate { request_id, token } => {
+                let right = self
+                    .operator_token
+                    .as_deref()
+                    .is_none_or(|t| same_secret(t.as_bytes(), token.as_bytes()));
+                self.operator = right;
+                let outcome = if right {
+                    Ok(None)
+                } else {
+                    warn!(session = ?self.id, "a client presented a wrong operator token");
+                    Err(
+                        "the operator token is wrong; settings stay read-only for this \
+                         connection"
+                            .into(),
+                    )
+                };
+                self.send(ctx, wire::result(request_id, outcome));
+            }
             Command::ListCameras => {
                 self.ask(ctx, 0, hub::ListCameras, |list| wire::camera_list(&list))
             }
@@ -336,6 +366,11 @@ impl WsSession {
             }
         }
     }
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {

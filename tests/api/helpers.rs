@@ -253,6 +253,16 @@ impl Client {
         self.result(request_id).await
     }
 
+    pub async fn authenticate(&mut self, token: &str) -> proto::CommandResult {
+        let request_id = self.request_id();
+        self.send(C::Authenticate(proto::Authenticate {
+            request_id,
+            token: token.into(),
+        }))
+        .await;
+        self.result(request_id).await
+    }
+
     pub async fn controls(&mut self, camera: &str) -> Vec<proto::ControlInfo> {
         let request_id = self.request_id();
         self.send(C::GetControls(proto::GetControls {

@@ -249,3 +249,56 @@ async fn websockets_from_other_sites_are_refused() {
         .await;
     assert!(same_site.is_ok());
 }
+
+#[actix_rt::test]
+async fn with_an_operator_token_anyone_watches_but_only_operators_change() {
+    let token = "correct-horse-battery";
+    let server = spawn(&format!(
+        "server:\n  operator_token: {token}\n{}",
+        fleet(&["a"])
+    ));
+    let mut viewer = server.client().await;
+    assert!(viewer.hello.operator_token_required);
+    viewer.subscribe(&["a"]).await;
+    viewer
+        .status_where("a", |s| state(s) == CameraState::Streaming)
+        .await;
+
+    let r = viewer.set_control("a", "brightness", 10).await;
+    assert!(
+        !r.ok && r.error.contains("needs the operator token"),
+        "{}",
+        r.error
+    );
+    let r = viewer.authenticate("guess-guess-guess-guess").await;
+    assert!(!r.ok && r.error.contains("wrong"), "{}", r.error);
+    assert!(!viewer.set_control("a", "brightness", 10).await.ok);
+    let controls = viewer.controls("a").await;
+    assert_eq!(
+        controls
+            .iter()
+            .find(|c| c.name == "brightness")
+            .unwrap()
+            .value,
+        Some(128)
+    );
+
+    let mut operator = server.client().await;
+    assert!(operator.authenticate(token).await.ok);
+    let r = operator.set_control("a", "brightness", 10).await;
+    assert!(r.ok, "{}", r.error);
+    // Rights belong to the connection that presented the token.
+    assert!(!viewer.set_control("a", "brightness", 20).await.ok);
+}
+
+#[actix_rt::test]
+async fn without_an_operator_token_every_client_may_change_settings() {
+    let server = spawn(&fleet(&["a"]));
+    let mut client = server.client().await;
+    assert!(!client.hello.operator_token_required);
+    client.subscribe(&["a"]).await;
+    client
+        .status_where("a", |s| state(s) == CameraState::Streaming)
+        .await;
+    assert!(client.set_control("a", "brightness", 10).await.ok);
+}

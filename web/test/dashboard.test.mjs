@@ -214,6 +214,39 @@ test("usable from the keyboard, at phone width, with labels", async () => {
   }
 });
 
+test("with an operator token, settings change only after signing in", async () => {
+  const token = "correct-horse-battery";
+  const server = await Camfleet.withConfig(
+    `server:\n  operator_token: ${token}\ncameras:\n  - id: a\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n`,
+  );
+  try {
+    const { page, errors } = await open(server);
+    await page.waitForSelector('.tile[data-camera-id="a"][data-state="Streaming"]');
+    await openControls(page, "a");
+    await page.waitForSelector("#signin:not([hidden])");
+    const row = '.control[data-control="brightness"]';
+    await page.fill(`${row} input[type="number"]`, "60");
+    await page.press(`${row} input[type="number"]`, "Enter");
+    await page.waitForSelector(`${row} .result[data-state="error"]`);
+    assert.match(await page.textContent(`${row} .result`), /operator token/);
+
+    await page.fill("#operator-token", "not-the-token-at-all");
+    await page.press("#operator-token", "Enter");
+    await page.waitForFunction(() => document.getElementById("signin-result").textContent.includes("wrong"));
+    await page.fill("#operator-token", token);
+    await page.press("#operator-token", "Enter");
+    await page.waitForSelector("#signin[hidden]", { state: "attached" });
+    await page.fill(`${row} input[type="number"]`, "70");
+    await page.press(`${row} input[type="number"]`, "Enter");
+    await page.waitForSelector(`${row} .result[data-state="applied"]`);
+    assert.equal((await server.cameras()).find((c) => c.id === "a").controls.brightness, 70);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
 test("the page shows a lost server and recovers by itself", async () => {
   const server = await Camfleet.withConfig(
     "cameras:\n  - id: a\n    source: {kind: synthetic, width: 320, height: 240, fps: 15}\n",
