@@ -410,6 +410,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 }));
                 ctx.stop();
             }
+            // A client that vanishes without a close frame (a closed tab, a lost link) is
+            // ordinary; only a client that breaks the protocol is worth a warning.
+            Err(ws::ProtocolError::Io(e)) => {
+                debug!(session = ?self.id, "client went away: {e}");
+                ctx.stop();
+            }
             Err(e) => {
                 warn!(session = ?self.id, "WebSocket protocol error: {e}");
                 ctx.close(Some(ws::CloseReason {
