@@ -5,6 +5,7 @@
 //! a viewer that falls behind simply sees a newer frame next time; the gap in `seq` is what
 //! it skipped. Frames never pass through an actor mailbox.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -39,13 +40,49 @@ impl Frame {
     }
 }
 
+/// A camera's frame slot: the newest frame, and the numbering of frames.
+///
+/// The hub keeps a slot across restarts of its camera (a reload that changes the camera's
+/// settings), so viewers stay attached; the numbering lives here, not in the camera, so
+/// frames keep counting up across the restart and viewers never mistake new frames for
+/// old ones.
+pub struct FrameSlot {
+    frames: watch::Sender<Option<Frame>>,
+    last_seq: AtomicU64,
+}
+
+impl FrameSlot {
+    /// Publishes a frame as the newest and returns its sequence number.
+    pub fn publish(&self, captured_at: SystemTime, jpeg: Bytes, width: u32, height: u32) -> u64 {
+        let seq = self.last_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.frames.send_replace(Some(Frame {
+            seq,
+            captured_at,
+            jpeg,
+            width,
+            height,
+            encoded: Default::default(),
+        }));
+        seq
+    }
+
+    /// Empties the slot: the camera has no signal.
+    pub fn clear(&self) {
+        self.frames.send_replace(None);
+    }
+}
+
 /// The camera's end of its frame slot.
-pub type FramePublisher = Arc<watch::Sender<Option<Frame>>>;
+pub type FramePublisher = Arc<FrameSlot>;
 /// A viewer's end of a camera's frame slot.
 pub type FrameWatch = watch::Receiver<Option<Frame>>;
 
 /// A new, empty frame slot.
 pub fn frame_slot() -> (FramePublisher, FrameWatch) {
-    let (tx, rx) = watch::channel(None);
-    (Arc::new(tx), rx)
+    let (frames, watch) = watch::channel(None);
+    let slot = FrameSlot {
+        frames,
+        last_seq: AtomicU64::new(0),
+    };
+    (Arc::new(slot), watch)
 }

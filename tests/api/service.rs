@@ -438,7 +438,7 @@ async fn reload_touches_only_what_changed() {
         "cameras:\n{}{}{}",
         synthetic("a", 20),
         synthetic("b", 20),
-        synthetic("c", 10)
+        synthetic("c", 30)
     );
     std::fs::write(dir.join("cameras.yaml"), &before).unwrap();
     let process = Process::start(&dir, None);
@@ -450,12 +450,26 @@ async fn reload_touches_only_what_changed() {
             .await;
     }
 
+    // A viewer of c's frames stays attached while c restarts.
+    let mut viewer = Client::connect_to(process.addr).await;
+    let request_id = viewer.request_id();
+    viewer
+        .send(C::Subscribe(proto::Subscribe {
+            camera_ids: vec!["c".into()],
+            request_id,
+            frames: true,
+            max_fps: 0,
+        }))
+        .await;
+    assert!(viewer.result(request_id).await.ok);
+    client.status_where("c", |s| s.frames_captured > 60).await;
+
     // c changes, d is new; a and b are as they were.
     let after = format!(
         "cameras:\n{}{}{}{}",
         synthetic("a", 20),
         synthetic("b", 20),
-        synthetic("c", 15),
+        synthetic("c", 10),
         synthetic("d", 10)
     );
     write_config(&dir, &after);
@@ -487,7 +501,7 @@ async fn reload_touches_only_what_changed() {
                     assert_eq!(s.reconnects, 0);
                 }
                 if s.camera_id == "c"
-                    && s.requested_fps == 15.0
+                    && s.requested_fps == 10.0
                     && state(&s) == CameraState::Streaming
                 {
                     c_restarted = true;
@@ -503,9 +517,32 @@ async fn reload_touches_only_what_changed() {
         }
     }
     process.log_line("configuration reloaded");
+    // The restarted camera's new frames reach the viewer that was already watching.
+    let restarted = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let waited = Instant::now();
+    viewer
+        .recv_until(|k| match k {
+            S::Frame(f) if f.capture_timestamp > restarted => Some(()),
+            _ => None,
+        })
+        .await;
+    assert!(
+        waited.elapsed() < Duration::from_secs(2),
+        "the restarted camera's first frame took {:?} to reach its viewer",
+        waited.elapsed()
+    );
 
     // A broken file changes nothing, and every client hears why.
-    write_config(&dir, &after.replace("fps: 15", "fps: 0"));
+    write_config(
+        &dir,
+        &after.replace(
+            "id: c\n    source: {kind: synthetic, width: 160, height: 120, fps: 10",
+            "id: c\n    source: {kind: synthetic, width: 160, height: 120, fps: 0",
+        ),
+    );
     let error = client
         .recv_until(|k| match k {
             S::Error(e) => Some(e.message.clone()),

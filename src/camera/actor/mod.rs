@@ -17,7 +17,7 @@ use actix::{Actor, Addr, Handler, Message, Recipient, SyncArbiter, SyncContext};
 use tracing::{info, warn};
 
 use super::control::{ControlInfo, ControlProblem, ControlType};
-use super::frame::{Frame, FramePublisher};
+use super::frame::FramePublisher;
 use super::jpeg;
 use super::source::{self, Device, FrameData, Opener, SourceError};
 use super::status::{CameraState, CameraStatus};
@@ -85,6 +85,7 @@ pub struct CameraActor {
     has_failed: bool,
     frames: FramePublisher,
     hub: Recipient<StatusUpdate>,
+    /// Sequence number of the newest frame this camera published.
     seq: u64,
     captured: u64,
     dropped: u64,
@@ -226,7 +227,7 @@ impl CameraActor {
                     if self.viewers == 0 && idle_for >= self.idle_timeout =>
                 {
                     drop_quietly(self.device.take());
-                    self.frames.send_replace(None);
+                    self.frames.clear();
                     return self.set_phase(Phase::Idle);
                 }
                 _ => {}
@@ -321,15 +322,9 @@ impl CameraActor {
         };
         self.update_fps();
         let Some(jpeg) = jpeg else { return };
-        self.seq += 1;
-        self.frames.send_replace(Some(Frame {
-            seq: self.seq,
-            captured_at,
-            jpeg,
-            width: format.width,
-            height: format.height,
-            encoded: Default::default(),
-        }));
+        self.seq = self
+            .frames
+            .publish(captured_at, jpeg, format.width, format.height);
     }
 
     fn update_fps(&mut self) {
@@ -344,7 +339,7 @@ impl CameraActor {
     /// Gives up the device and schedules a reopen with backoff.
     fn fail(&mut self, error: &dyn std::fmt::Display) {
         drop_quietly(self.device.take());
-        self.frames.send_replace(None);
+        self.frames.clear();
         self.fps = 0.0;
         self.has_failed = true;
         let backoff = BACKOFF_INITIAL
@@ -541,7 +536,7 @@ impl Handler<StopCamera> for CameraActor {
 
     fn handle(&mut self, _: StopCamera, _: &mut SyncContext<Self>) {
         drop_quietly(self.device.take());
-        self.frames.send_replace(None);
+        self.frames.clear();
         self.set_phase(Phase::Stopped);
         self.publish_status();
     }
