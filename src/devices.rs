@@ -41,20 +41,8 @@ pub fn report() -> String {
                 }
                 for c in &controls {
                     let range = match &c.kind {
-                        ControlType::Menu | ControlType::IntegerMenu => {
-                            let items: Vec<String> = c
-                                .menu
-                                .iter()
-                                .map(|m| format!("{}={}", m.index, m.name))
-                                .collect();
-                            format!("menu {}", items.join(", "))
-                        }
-                        ControlType::Unsupported(t) => format!("{t}, not supported"),
-                        other => format!(
-                            "{:?} {}..={} step {} default {}",
-                            other, c.min, c.max, c.step, c.default
-                        )
-                        .to_lowercase(),
+                        ControlType::Button | ControlType::Unsupported(_) => c.allowed(),
+                        _ => format!("{}, default {}", c.allowed(), c.default),
                     };
                     let value = c.value.map(|v| format!(" = {v}")).unwrap_or_default();
                     let _ = writeln!(out, "  control {}: {range}{value}", c.name);

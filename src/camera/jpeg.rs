@@ -52,18 +52,25 @@ fn end_of_entropy_data(data: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// The header segments of a JPEG, each as (marker, the whole segment), up to the start of
+/// the picture data (SOS) or the first malformed byte.
+fn header_segments(jpeg: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut i = 2;
+    std::iter::from_fn(move || {
+        if i + 3 >= jpeg.len() || jpeg[i] != 0xFF || jpeg[i + 1] == 0xDA {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        let segment = jpeg.get(i..i + 2 + len)?;
+        i += 2 + len;
+        Some((segment[1], segment))
+    })
+}
+
 /// Whether the JPEG carries its Huffman tables. Many USB cameras leave them out of MJPEG
 /// frames and rely on the standard ones, which browsers do not assume.
 fn has_huffman_tables(jpeg: &[u8]) -> bool {
-    let mut i = 2;
-    while i + 3 < jpeg.len() && jpeg[i] == 0xFF {
-        match jpeg[i + 1] {
-            0xC4 => return true,
-            0xDA => return false,
-            _ => i += 2 + usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]])),
-        }
-    }
-    false
+    header_segments(jpeg).any(|(marker, _)| marker == 0xC4)
 }
 
 /// The standard Huffman tables (JPEG Annex K) as DHT segments, taken from the encoder,
@@ -75,18 +82,10 @@ fn standard_huffman_segments() -> &'static [u8] {
         Encoder::new(&mut tiny, 50)
             .encode(&[0u8; 8 * 8 * 3], 8, 8, ColorType::Rgb)
             .expect("an 8x8 picture encodes");
-        let mut out = Vec::new();
-        let mut i = 2;
-        while i + 3 < tiny.len() && tiny[1] == 0xD8 {
-            let len = usize::from(u16::from_be_bytes([tiny[i + 2], tiny[i + 3]]));
-            match tiny[i + 1] {
-                0xC4 => out.extend_from_slice(&tiny[i..i + 2 + len]),
-                0xDA => break,
-                _ => {}
-            }
-            i += 2 + len;
-        }
-        out
+        header_segments(&tiny)
+            .filter(|(marker, _)| *marker == 0xC4)
+            .flat_map(|(_, segment)| segment.iter().copied())
+            .collect()
     })
 }
 

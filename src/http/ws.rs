@@ -192,13 +192,15 @@ impl WsSession {
         ctx.binary(wire::encode(kind));
     }
 
-    /// Sends `request` to the hub and the answer, shaped by `reply`, back to this client.
+    /// Sends `request` to the hub and the answer, shaped by `reply` (which may also act on
+    /// this session), back to this client.
     fn ask<M>(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         request_id: u64,
         request: M,
-        reply: impl FnOnce(M::Result) -> ServerKind + 'static,
+        reply: impl FnOnce(M::Result, &mut Self, &mut ws::WebsocketContext<Self>) -> ServerKind
+            + 'static,
     ) where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -218,47 +220,10 @@ impl WsSession {
             .map(move |answer, act, ctx| {
                 act.in_flight -= 1;
                 let kind = match answer {
-                    Ok(value) => reply(value),
+                    Ok(value) => reply(value, act, ctx),
                     Err(_) => wire::result(request_id, Err("the server is shutting down".into())),
                 };
                 act.send(ctx, kind);
-            })
-            .spawn(ctx);
-    }
-
-    fn subscribe(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        session: SessionId,
-        request_id: u64,
-        cameras: Vec<CameraId>,
-        frames: bool,
-        max_fps: u32,
-    ) {
-        if self.in_flight >= MAX_IN_FLIGHT {
-            let msg = "too many commands are waiting for an answer; wait for their results".into();
-            return self.send(ctx, wire::result(request_id, Err(msg)));
-        }
-        self.in_flight += 1;
-        let msg = hub::Subscribe {
-            session,
-            cameras,
-            frames,
-        };
-        self.hub
-            .send(msg)
-            .into_actor(self)
-            .map(move |answer, act, ctx| {
-                act.in_flight -= 1;
-                let outcome = match answer {
-                    Ok(Ok(viewers)) => {
-                        act.add_feeds(viewers, max_fps, ctx);
-                        Ok(None)
-                    }
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("the server is shutting down".into()),
-                };
-                act.send(ctx, wire::result(request_id, outcome));
             })
             .spawn(ctx);
     }
@@ -297,20 +262,31 @@ impl WsSession {
                 };
                 self.send(ctx, wire::result(request_id, outcome));
             }
-            Command::ListCameras => {
-                self.ask(ctx, 0, hub::ListCameras, |list| wire::camera_list(&list))
-            }
-            Command::ResetControls { request_id, camera } => {
-                self.ask(ctx, request_id, hub::ResetControls { camera }, move |r| {
-                    wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string()))
-                })
-            }
+            Command::ListCameras => self.ask(ctx, 0, hub::ListCameras, |list, _, _| {
+                wire::camera_list(&list)
+            }),
+            Command::ResetControls { request_id, camera } => self.ask(
+                ctx,
+                request_id,
+                hub::ResetControls { camera },
+                move |r, _, _| done(request_id, r),
+            ),
             Command::Subscribe {
                 request_id,
                 cameras,
                 frames,
                 max_fps,
-            } => self.subscribe(ctx, session, request_id, cameras, frames, max_fps),
+            } => {
+                let msg = hub::Subscribe {
+                    session,
+                    cameras,
+                    frames,
+                };
+                self.ask(ctx, request_id, msg, move |r, act, ctx| {
+                    let r = r.map(|viewers| act.add_feeds(viewers, max_fps, ctx));
+                    done(request_id, r)
+                })
+            }
             Command::Unsubscribe {
                 request_id,
                 cameras,
@@ -327,7 +303,7 @@ impl WsSession {
                     ctx,
                     request_id,
                     hub::Unsubscribe { session, cameras },
-                    move |r| wire::result(request_id, r.map(|_| None).map_err(|e| e.to_string())),
+                    move |r, _, _| done(request_id, r),
                 )
             }
             Command::SetControl {
@@ -341,7 +317,7 @@ impl WsSession {
                     control,
                     value,
                 };
-                self.ask(ctx, request_id, msg, move |r| {
+                self.ask(ctx, request_id, msg, move |r, _, _| {
                     wire::result(
                         request_id,
                         r.map(|a| Some(a.value)).map_err(|e| e.to_string()),
@@ -354,7 +330,7 @@ impl WsSession {
                     ctx,
                     request_id,
                     hub::GetControls { camera },
-                    move |r| match r {
+                    move |r, _, _| match r {
                         Ok(controls) => ServerKind::ControlList(proto::ControlList {
                             request_id,
                             camera_id,
@@ -366,6 +342,11 @@ impl WsSession {
             }
         }
     }
+}
+
+/// The answer to a command that returns nothing but success or failure.
+fn done<T>(request_id: u64, outcome: Result<T, hub::CommandError>) -> ServerKind {
+    wire::result(request_id, outcome.map(|_| None).map_err(|e| e.to_string()))
 }
 
 /// Compares two secrets in time that does not depend on where they differ.

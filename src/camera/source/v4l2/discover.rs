@@ -145,6 +145,20 @@ pub fn find(m: &DeviceMatch) -> Result<PathBuf, SourceError> {
         })
 }
 
+/// The frame rates a device lists for a format and size (stepwise ranges are left out).
+pub fn frame_rates(dev: &v4l::Device, fourcc: v4l::FourCC, width: u32, height: u32) -> Vec<f64> {
+    dev.enum_frameintervals(fourcc, width, height)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| match &i.interval {
+            v4l::frameinterval::FrameIntervalEnum::Discrete(f) if f.numerator > 0 => {
+                Some(f64::from(f.denominator) / f64::from(f.numerator))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The formats, sizes and rates a device offers, and its controls.
 pub fn details(path: &Path) -> std::io::Result<(Vec<FormatSummary>, Vec<ControlInfo>)> {
     let dev = v4l::Device::with_path(path)?;
@@ -162,17 +176,7 @@ pub fn details(path: &Path) -> std::io::Result<(Vec<FormatSummary>, Vec<ControlI
             };
             for (width, height) in ends {
                 let d = v4l::framesize::Discrete { width, height };
-                let fps = dev
-                    .enum_frameintervals(desc.fourcc, d.width, d.height)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|i| match &i.interval {
-                        v4l::frameinterval::FrameIntervalEnum::Discrete(f) if f.numerator > 0 => {
-                            Some(f64::from(f.denominator) / f64::from(f.numerator))
-                        }
-                        _ => None,
-                    })
-                    .collect();
+                let fps = frame_rates(&dev, desc.fourcc, d.width, d.height);
                 sizes.push((d.width, d.height, fps));
             }
         }

@@ -82,7 +82,13 @@ fn negotiate(
     cfg: &V4l2Config,
 ) -> Result<(StreamFormat, Option<String>), SourceError> {
     fn failed(what: &'static str) -> impl Fn(std::io::Error) -> SourceError {
-        move |e| device_error(what, &e)
+        move |e| match device_error(what, &e) {
+            SourceError::Failed(_) => SourceError::Failed(format!(
+                "{what}: {e}; check pixel_format, width, height and fps against what \
+                 `camfleet devices` lists for this camera"
+            )),
+            other => other,
+        }
     }
     let offered: Vec<FourCc> = dev
         .enum_formats()
@@ -141,15 +147,9 @@ fn negotiate(
     // Drivers may reset the rate when the format changes, so it is always set: to the
     // configured rate, or else the highest the device lists for this size.
     let want_fps = cfg.fps.or_else(|| {
-        dev.enum_frameintervals(set.fourcc, set.width, set.height)
-            .ok()?
-            .iter()
-            .filter_map(|i| match &i.interval {
-                v4l::frameinterval::FrameIntervalEnum::Discrete(f) if f.numerator > 0 => {
-                    Some(f.denominator / f.numerator)
-                }
-                _ => None,
-            })
+        discover::frame_rates(dev, set.fourcc, set.width, set.height)
+            .into_iter()
+            .map(|r| r.floor() as u32)
             .max()
     });
     if let Some(fps) = want_fps {

@@ -67,7 +67,10 @@ pub fn device_error(what: &str, e: &io::Error) -> SourceError {
              (pixel_format: MJPG), a smaller size or a lower fps, or move the camera to \
              another USB controller"
         )),
-        _ => SourceError::Failed(format!("{what}: {e}")),
+        _ => SourceError::Failed(format!(
+            "{what}: {e}; camfleet keeps retrying, and the kernel log (`dmesg`) may say why \
+             the driver failed"
+        )),
     }
 }
 
@@ -161,7 +164,11 @@ impl MmapStream {
         };
         self.last_sequence = Some(b.sequence);
         let map = self.maps.get(b.index as usize).ok_or_else(|| {
-            SourceError::Failed(format!("driver returned unknown buffer {}", b.index))
+            SourceError::Failed(format!(
+                "the driver returned buffer {}, which camfleet never queued; camfleet \
+                 reopens the device",
+                b.index
+            ))
         })?;
         let used = (b.bytesused as usize).min(map.len);
         // SAFETY: the buffer is mapped for `len` bytes and is ours until it is queued
