@@ -280,6 +280,23 @@ impl Client {
         .await
     }
 
+    /// The next `Error` message's text.
+    pub async fn error_message(&mut self) -> String {
+        self.recv_until(|k| match k {
+            S::Error(e) => Some(e.message.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The first status of `camera` streaming with frames captured.
+    pub async fn streaming(&mut self, camera: &str) -> proto::CameraStatus {
+        self.status_where(camera, |s| {
+            state(s) == proto::CameraState::Streaming && s.frames_captured > 0
+        })
+        .await
+    }
+
     /// The next status of `camera` for which `pick` says yes.
     pub async fn status_where(
         &mut self,

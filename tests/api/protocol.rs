@@ -36,9 +36,7 @@ async fn set_control_applies_and_status_shows_it() {
     let server = spawn(&fleet(&["a"]));
     let mut client = server.client().await;
     client.subscribe(&["a"]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
     let r = client.set_control("a", "brightness", 200).await;
     assert!(r.ok, "{}", r.error);
     assert_eq!(r.value, Some(200));
@@ -52,9 +50,7 @@ async fn bad_control_values_and_names_are_refused_and_change_nothing() {
     let server = spawn(&fleet(&["a"]));
     let mut client = server.client().await;
     client.subscribe(&["a"]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
 
     let r = client.set_control("a", "brightness", 300).await;
     assert!(!r.ok);
@@ -148,21 +144,11 @@ async fn garbage_gets_an_error_and_the_session_goes_on() {
     let server = spawn(&fleet(&["a", "b"]));
     let mut client = server.client().await;
     client.send_raw(vec![0xff, 0xff, 0xff, 0x01]).await;
-    let error = client
-        .recv_until(|k| match k {
-            S::Error(e) => Some(e.message.clone()),
-            _ => None,
-        })
-        .await;
+    let error = client.error_message().await;
     assert!(error.contains("not a camfleet.v1.ClientMessage"), "{error}");
 
     client.send_raw(vec![]).await;
-    let error = client
-        .recv_until(|k| match k {
-            S::Error(e) => Some(e.message.clone()),
-            _ => None,
-        })
-        .await;
+    let error = client.error_message().await;
     assert!(error.contains("no command"), "{error}");
 
     client.send(C::ListCameras(proto::ListCameras {})).await;
@@ -260,9 +246,7 @@ async fn with_an_operator_token_anyone_watches_but_only_operators_change() {
     let mut viewer = server.client().await;
     assert!(viewer.hello.operator_token_required);
     viewer.subscribe(&["a"]).await;
-    viewer
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    viewer.streaming("a").await;
 
     let r = viewer.set_control("a", "brightness", 10).await;
     assert!(
@@ -297,8 +281,6 @@ async fn without_an_operator_token_every_client_may_change_settings() {
     let mut client = server.client().await;
     assert!(!client.hello.operator_token_required);
     client.subscribe(&["a"]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
     assert!(client.set_control("a", "brightness", 10).await.ok);
 }

@@ -47,9 +47,7 @@ async fn an_unplugged_camera_comes_back_with_its_controls() {
     let server = spawn(FLEET);
     let mut client = server.client().await;
     client.subscribe(&[]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
     assert!(client.set_control("a", "contrast", 90).await.ok);
     assert!(client.set_control("a", "reconnect_delay_ms", 1500).await.ok);
     let b_before = client.status_where("b", |_| true).await.frames_captured;
@@ -75,9 +73,7 @@ async fn a_panicking_camera_recovers_and_the_process_survives() {
     let server = spawn(FLEET);
     let mut client = server.client().await;
     client.subscribe(&[]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
     assert!(client.set_control("a", "panic", 1).await.ok);
     let up = until_a_recovers(&mut client, "panicked").await;
     assert_eq!(control_value(&up, "brightness"), Some(150));
@@ -96,9 +92,7 @@ async fn a_stalled_camera_is_reopened() {
     let server = spawn(FLEET);
     let mut client = server.client().await;
     client.subscribe(&["a", "b"]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
     assert!(client.set_control("a", "stall", 1).await.ok);
     until_a_recovers(&mut client, "no frame for").await;
     // The stall was a live change, so it sticks across the reopen until it is undone.

@@ -221,9 +221,7 @@ async fn metrics_parse_and_move_as_frames_flow() {
     let server = spawn(&fleet(&["a", "b"]));
     let mut client = server.client().await;
     client.subscribe(&[]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
     let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
     for _ in 0..5 {
         viewer.next_part().await.unwrap();
@@ -327,14 +325,18 @@ async fn metrics_parse_and_move_as_frames_flow() {
     );
 }
 
-/// Sends brightness changes one after another until the connection drops; returns the
-/// last value the server acknowledged.
-async fn change_until_killed(addr: SocketAddr, start: i64) -> i64 {
-    let mut client = Client::connect_to(addr).await;
+/// Sends brightness changes one after another, and SIGKILLs the server `kill_after` into
+/// them; returns the last value the server acknowledged before the connection dropped.
+async fn change_until_killed(process: &Process, start: i64, kill_after: Duration) -> i64 {
+    let mut client = Client::connect_to(process.addr).await;
     client.subscribe(&["a"]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
+    let pid = process.child.id() as libc::pid_t;
+    std::thread::spawn(move || {
+        std::thread::sleep(kill_after);
+        // SAFETY: kills our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
     let mut acked = 0;
     for value in (start..).map(|v| v % 256) {
         let request_id = client.request_id();
@@ -366,13 +368,8 @@ async fn acknowledged_control_changes_survive_sigkill() {
     for (round, kill_after_ms) in [(0, 400u64), (1, 650), (2, 900)] {
         let process = Process::start(&dir, addr);
         addr = Some(process.addr);
-        let pid = process.child.id() as libc::pid_t;
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(kill_after_ms));
-            // SAFETY: kills our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        });
-        let acked = change_until_killed(process.addr, 1 + round * 60).await;
+        let kill_after = Duration::from_millis(kill_after_ms);
+        let acked = change_until_killed(&process, 1 + round * 60, kill_after).await;
         assert!(acked > 0, "no change was acknowledged before the kill");
         drop(process);
 
@@ -406,9 +403,7 @@ async fn reset_forgets_recorded_changes() {
     let process = Process::start(&dir, None);
     let mut client = Client::connect_to(process.addr).await;
     client.subscribe(&["a"]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
     assert!(client.set_control("a", "brightness", 30).await.ok);
     assert!(client.set_control("a", "contrast", 60).await.ok);
     let request_id = client.request_id();
@@ -543,12 +538,7 @@ async fn reload_touches_only_what_changed() {
             "id: c\n    source: {kind: synthetic, width: 160, height: 120, fps: 0",
         ),
     );
-    let error = client
-        .recv_until(|k| match k {
-            S::Error(e) => Some(e.message.clone()),
-            _ => None,
-        })
-        .await;
+    let error = client.error_message().await;
     assert!(
         error.contains("was not reloaded") && error.contains("fps 0 is out of range"),
         "{error}"
@@ -560,9 +550,7 @@ async fn reload_touches_only_what_changed() {
             s.frames_captured > a && state(s) == CameraState::Streaming
         })
         .await;
-    client
-        .status_where("d", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("d").await;
 
     // SIGHUP reloads too.
     process.signal(libc::SIGHUP);
@@ -610,7 +598,23 @@ async fn shutdown_with_100_viewers_is_quick_and_closes_every_socket() {
     }
     let mut mjpeg = MjpegClient::get(addr, "/cameras/a/stream.mjpg", None).await;
     mjpeg.next_part().await.unwrap();
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    // Every client is a registered viewer before the stop begins.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut r = awc::Client::new()
+            .get(format!("http://{addr}/api/viewers"))
+            .send()
+            .await
+            .unwrap();
+        let viewers: serde_json::Value = r.json().limit(1 << 20).await.unwrap();
+        // 100 clients watching 2 cameras each, and the MJPEG viewer.
+        let expected = 2 * 100 + 1;
+        if viewers.as_array().unwrap().len() == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all clients became viewers");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let started = Instant::now();
     process.signal(libc::SIGTERM);

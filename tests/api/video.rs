@@ -103,9 +103,7 @@ async fn snapshots_are_jpegs_and_a_faulted_camera_says_no_signal() {
 
     let mut client = server.client().await;
     client.subscribe(&["b"]).await;
-    client
-        .status_where("b", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("b").await;
     assert!(
         client
             .set_control("b", "reconnect_delay_ms", 60_000)
@@ -252,9 +250,7 @@ async fn corrupt_frames_are_dropped_and_counted() {
     let server = spawn(&format!("cameras:\n{}", camera("a", "")));
     let mut client = server.client().await;
     client.subscribe(&["a"]).await;
-    client
-        .status_where("a", |s| state(s) == CameraState::Streaming)
-        .await;
+    client.streaming("a").await;
     let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
     // Each press damages one of the next frames.
     for _ in 0..3 {

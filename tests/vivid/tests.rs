@@ -66,14 +66,6 @@ fn sysfs_write(path: &str, value: &str) {
     std::fs::write(path, value).unwrap_or_else(|e| panic!("writing {value} to {path}: {e}"));
 }
 
-async fn streaming(client: &mut Client, id: &str) -> proto::CameraStatus {
-    client
-        .status_where(id, |s| {
-            state(s) == CameraState::Streaming && s.frames_captured > 0
-        })
-        .await
-}
-
 /// Frames per second of `id` measured from its counters over at least `secs` seconds.
 async fn measured_fps(client: &mut Client, id: &str, secs: f64) -> f64 {
     // Statuses kept back, or queued while the test did something else, are old: read until
@@ -97,8 +89,8 @@ async fn two_devices_capture_at_their_rate() {
     let server = spawn(VIVID);
     let mut client = server.client().await;
     client.subscribe(&[]).await;
-    let s0 = streaming(&mut client, "cam0").await;
-    let s1 = streaming(&mut client, "cam1").await;
+    let s0 = client.streaming("cam0").await;
+    let s1 = client.streaming("cam1").await;
     assert_eq!(
         (s0.width, s0.height, s0.pixel_format.as_str()),
         (320, 180, "YUYV")
@@ -135,7 +127,7 @@ async fn control_list_matches_v4l2_ctl() {
     let server = spawn(VIVID);
     let mut client = server.client().await;
     client.subscribe(&["cam0"]).await;
-    streaming(&mut client, "cam0").await;
+    client.streaming("cam0").await;
     let ours = client.controls("cam0").await;
     let listed = v4l2_ctl(&["-d", "/dev/video0", "-l"]);
     let mut compared = 0;
@@ -195,7 +187,7 @@ async fn live_control_change_reaches_the_driver() {
     let server = spawn(VIVID);
     let mut client = server.client().await;
     client.subscribe(&["cam0"]).await;
-    let before = streaming(&mut client, "cam0").await;
+    let before = client.streaming("cam0").await;
     let r = client.set_control("cam0", "brightness", 200).await;
     assert!(r.ok, "{}", r.error);
     assert_eq!(r.value, Some(200));
@@ -212,7 +204,7 @@ async fn desired_controls_are_in_effect_after_start() {
     let server = spawn(VIVID);
     let mut client = server.client().await;
     client.subscribe(&["cam0"]).await;
-    let s = streaming(&mut client, "cam0").await;
+    let s = client.streaming("cam0").await;
     assert!(s.control_problems.is_empty(), "{:?}", s.control_problems);
     // gain is written before gain_automatic in the file; the automatic mode goes first,
     // or the manual gain would not stick.
@@ -225,8 +217,8 @@ async fn unplug_and_rebind_recover() {
     let server = spawn(VIVID);
     let mut client = server.client().await;
     client.subscribe(&[]).await;
-    streaming(&mut client, "cam0").await;
-    streaming(&mut client, "cam1").await;
+    client.streaming("cam0").await;
+    client.streaming("cam1").await;
 
     let pressed = Instant::now();
     assert!(client.set_control("cam0", "disconnect", 1).await.ok);
@@ -276,7 +268,7 @@ async fn mjpeg_passes_through_from_a_real_driver() {
     ));
     let mut client = server.client().await;
     client.subscribe(&["loop"]).await;
-    let s = streaming(&mut client, "loop").await;
+    let s = client.streaming("loop").await;
     assert_eq!((s.pixel_format.as_str(), s.width, s.height), ("MJPG", w, h));
 
     let mut viewer = MjpegClient::get(server.addr, "/cameras/loop/stream.mjpg", None).await;
@@ -312,7 +304,7 @@ async fn device_errors_are_states_and_refusals() {
         "{}",
         ghost.reason
     );
-    streaming(&mut client, "cam0").await;
+    client.streaming("cam0").await;
 
     // vivid locks its cropping controls while streaming; the driver's own refusal comes back.
     let r = client
@@ -343,15 +335,15 @@ async fn devices_are_found_by_link_card_and_bus_info() {
     ));
     let mut client = server.client().await;
     client.subscribe(&[]).await;
-    streaming(&mut client, "by-link").await;
-    streaming(&mut client, "by-bus").await;
+    client.streaming("by-link").await;
+    client.streaming("by-bus").await;
     drop(client);
     drop(server);
 
     let server = spawn("cameras:\n  - id: by-card\n    source: {kind: v4l2, card: vivid, width: 320, height: 180, fps: 15}\n  - id: nowhere\n    source: {kind: v4l2, serial: NO-SUCH-SERIAL}\n");
     let mut client = server.client().await;
     client.subscribe(&[]).await;
-    streaming(&mut client, "by-card").await;
+    client.streaming("by-card").await;
     let missing = client
         .status_where("nowhere", |s| state(s) == CameraState::Reconnecting)
         .await;
