@@ -13,8 +13,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(files, ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("schema.json"), schema(&descriptors).to_string())?;
+    // `/api/cameras` serializes the wire's CameraStatus itself, so the JSON and the
+    // WebSocket cannot drift apart.
     prost_build::Config::new()
         .bytes(["."])
+        .type_attribute(".camfleet.v1.CameraStatus", "#[derive(serde::Serialize)]")
+        .type_attribute(".camfleet.v1.ControlProblem", "#[derive(serde::Serialize)]")
+        .field_attribute(
+            ".camfleet.v1.CameraStatus.state",
+            "#[serde(serialize_with = \"crate::http::api::serialize_state\")]",
+        )
+        .field_attribute(
+            ".camfleet.v1.CameraStatus.controls",
+            "#[serde(serialize_with = \"crate::http::api::serialize_controls\")]",
+        )
         .compile_fds(descriptors)?;
     Ok(())
 }

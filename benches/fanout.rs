@@ -313,7 +313,7 @@ async fn ws_client(
         kind: Some(C::Subscribe(proto::Subscribe {
             camera_ids: vec![],
             request_id: 1,
-            frames: true,
+            send_frames: true,
             max_fps: 0,
         })),
     };

@@ -5,43 +5,78 @@
 //! ```text
 //!             cameras.yaml ──config──▶ Config (validated once, at the edge)
 //!                                         │
-//!   ┌──────────── SyncArbiter threads ────▼─────────────┐      ┌──── HTTP workers ─────┐
-//!   │ CameraActor ── owns ──▶ Box<dyn Device>            │      │ WsSession (one per    │
-//!   │   │ Capture (to itself, after every step)          │      │  client, /ws, protobuf)│
-//!   │   │ frames ──▶ frame slot (watch<Option<Frame>>) ──┼──────┼──▶ read by viewers    │
-//!   │   └ StatusUpdate ─────────────┐                    │      │                       │
-//!   └───────────────────────────────┼────────────────────┘      └──▲──────────┬─────────┘
+//!   ┌──────────── SyncArbiter threads ────▼─────────────┐      ┌──── HTTP workers ──────────┐
+//!   │ CameraActor ── owns ──▶ Box<dyn Device>            │      │ WsSession (one per client, │
+//!   │   │ Capture (to itself, after every step)          │      │  /ws, protobuf)            │
+//!   │   │ frames, or NO SIGNAL ──▶ frame slot ───────────┼──────┼──▶ FrameFeed per viewer:   │
+//!   │   │   (watch<Option<Frame>>, kept by the hub)      │      │    WebSocket, MJPEG stream,│
+//!   │   └ StatusUpdate ─────────────┐                    │      │    snapshot                │
+//!   └───────────────────────────────┼────────────────────┘      └──▲──────────┬─────────────┘
 //!                                   ▼                              │          │
-//!                                  Hub ── SessionEvent (try_send) ─┘          │
-//!                                   ▲ ◀── Connect/Subscribe/SetControl/... ───┘
-//!                                   └──── SetControl/GetControls ──▶ CameraActor
+//!    OverrideStore ◀── owns ─────  Hub ── SessionEvent (try_send) ─┘          │
+//!    (controls.json)                ▲ ◀── Connect/Subscribe/SetControl/... ───┤
+//!                                   ▲ ◀── Watch ─▶ Viewer (MJPEG, snapshot) ──┘
+//!                                   └──── SetControl/GetControls/ViewerCount ──▶ CameraActor
 //! ```
 //!
+//! ## Who owns what
 //! - **[`camera::actor::CameraActor`]** runs on its own `SyncArbiter` thread and alone owns
 //!   its device. It captures with a bounded wait ([`camera::actor::CAPTURE_WAIT`]) and sends
 //!   itself the next `Capture`, so commands queued meanwhile are served between frames.
-//!   Failures, panics included, become the Reconnecting state with a reason and a backoff.
+//!   Failures, panics included, become the Reconnecting state with a reason and a backoff,
+//!   and its frame slot gets the NO SIGNAL picture with that reason.
 //! - **[`hub::Hub`]** alone owns the registry: each camera's address, latest status and frame
-//!   slot, and each session's subscriptions. It routes commands to cameras and answers the
-//!   asking session only. It never waits on a session: events go with `try_send` into each
-//!   session's bounded mailbox, and what does not fit is dropped and counted.
+//!   slot, each session's subscriptions, each viewer, and the control overrides
+//!   ([`overrides::OverrideStore`], `controls.json`). It routes commands to cameras and
+//!   answers the asking session only. It never waits on a session: events go with
+//!   `try_send` into each session's bounded mailbox, and what does not fit is dropped and
+//!   counted.
 //! - **[`http::ws::WsSession`]** is one client's WebSocket. It registers with the hub when it
-//!   starts and unregisters when it stops.
-//! - **Frames never pass through a mailbox.** Each camera publishes its newest JPEG into a
-//!   frame slot ([`camera::frame`]); viewers clone the shared `Bytes` and skip what they miss.
+//!   starts (`Connect`) and unregisters when it stops (`Disconnect`).
+//!
+//! ## How frames reach viewers
+//! Frames never pass through a mailbox. Each camera publishes its newest JPEG into its
+//! frame slot ([`camera::frame`]); every viewer reads the slot through its own
+//! [`http::feed::FrameFeed`], which always takes the newest frame, at most at the viewer's
+//! rate, and counts what it skipped. A viewer is registered with the hub first:
+//! - **MJPEG and snapshots:** the handler sends the hub `Watch { camera, kind }`; the hub
+//!   checks the stream limits, counts the viewer and answers with a [`hub::Viewer`] (the
+//!   slot's reading end and the viewer's counters). Dropping the `Viewer` sends `Unwatch`.
+//! - **WebSocket:** `Subscribe { send_frames: true }` registers one `Viewer` per camera for
+//!   the session, which feeds each into its connection.
+//! - **On-demand cameras:** whenever a camera's count of viewers changes, the hub sends it
+//!   `ViewerCount`. The first viewer moves an Idle camera to Opening; once it has been
+//!   unwatched for its `idle_timeout`, it closes its device and goes Idle again.
+//!
+//! ## Control overrides
+//! A control value set while running is an *override*: the camera applies it after the
+//! configured value on every open. The camera keeps its list; the hub saves each one to
+//! the [`overrides::OverrideStore`] once the camera has applied it, before the client hears
+//! `ok`, and drops a camera's overrides on `ResetControls`.
+//!
+//! ## Stopping
+//! [`app::Stopper::stop`] stops in ownership order: stop accepting connections; close every
+//! WebSocket (1001); end every MJPEG stream; stop every camera, releasing its device; then
+//! close what connections remain.
+//!
+//! ## Edges
 //! - **Hardware code knows nothing of actix**: [`camera::source`] defines the `Opener` and
-//!   `Device` traits and the synthetic source; [`camera::control`] checks control values.
+//!   `Device` traits, the V4L2 source and the synthetic source; [`camera::control`] checks
+//!   control values.
 //! - **Parsing happens at the edges, once**: YAML in [`config`], protobuf in [`http::wire`].
+//! - **Errors carry a code** ([`hub::ErrorCode`], mapped from [`hub::CommandError`] in one
+//!   place); the wire sends it in `CommandResult` and `Error`, HTTP turns it into a status
+//!   ([`http::error::ApiError`]).
 
+pub mod app;
 pub mod camera;
 pub mod config;
+pub mod daemon;
 pub mod devices;
 pub mod http;
 pub mod hub;
-pub mod server;
-pub mod service;
+pub mod overrides;
 pub mod shutdown;
-pub mod state;
 pub mod stats;
 
 /// The wire contract, generated from `proto/camfleet/v1/camfleet.proto`.

@@ -141,8 +141,8 @@ fn serve(
     let Some(config) = load(path) else {
         return ExitCode::FAILURE;
     };
-    let state_dir = state_dir.or_else(camfleet::service::default_state_dir);
-    match camfleet::service::run(path, config, listen, state_dir) {
+    let state_dir = state_dir.or_else(camfleet::daemon::default_state_dir);
+    match camfleet::daemon::run(path, config, listen, state_dir) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("camfleet: {e}");

@@ -52,7 +52,7 @@ function connect() {
     retryMs = RECONNECT_FIRST_MS;
     setConnection("connected", "Connected");
     send({ list_cameras: {} });
-    request("subscribe", { camera_ids: [], frames: false, max_fps: 0 });
+    request("subscribe", { camera_ids: [], send_frames: false, max_fps: 0 });
   };
   socket.onmessage = (event) => receive(codec.decode(SERVER, new Uint8Array(event.data)));
   socket.onclose = () => {
@@ -178,11 +178,11 @@ function setWatching(t, on) {
   t.wantsFrames = on;
   t.watching = on;
   const camera_ids = [t.status.camera_id];
-  if (on) request("subscribe", { camera_ids, frames: true, max_fps: 0 });
+  if (on) request("subscribe", { camera_ids, send_frames: true, max_fps: 0 });
   else {
     // Unsubscribing drops status too; ask for status again without frames.
     request("unsubscribe", { camera_ids });
-    request("subscribe", { camera_ids, frames: false, max_fps: 0 });
+    request("subscribe", { camera_ids, send_frames: false, max_fps: 0 });
   }
   const watch = t.el.querySelector(".watch");
   if (watch) watch.textContent = on ? "Stop watching" : "Watch";
@@ -295,6 +295,12 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && !panel.hidden) document.getElementById("panel-close").click();
 });
 
+// A failed answer's code without its prefix, e.g. "OUT_OF_RANGE"; clients branch on it,
+// never on the text.
+function errorCode(answer) {
+  return answer.code ? codec.enumName("camfleet.v1.ErrorCode", answer.code).replace("ERROR_CODE_", "") : "";
+}
+
 function controlKind(c) {
   return codec.enumName("camfleet.v1.ControlType", c.type).replace("CONTROL_TYPE_", "");
 }
@@ -374,26 +380,38 @@ function controlRow(cameraId, c) {
   row.append(label, line);
   if (flags.length) row.append(Object.assign(document.createElement("span"), { className: "flags", textContent: flags.join(", ") }));
   const last = lastResults.get(`${cameraId}/${c.name}`);
-  if (last) Object.assign(result, { textContent: last.text }).dataset.state = last.state;
+  if (last) Object.assign(result.dataset, { state: last.state, code: last.code });
+  if (last) result.textContent = last.text;
   row.append(result);
   return row;
 }
 
 function setControl(cameraId, c, value, row, result) {
-  const show = (state, text) => {
-    lastResults.set(`${cameraId}/${c.name}`, { state, text });
+  const show = (state, text, code = "") => {
+    lastResults.set(`${cameraId}/${c.name}`, { state, text, code });
     const current = form.querySelector(`.control[data-control="${c.name}"] .result`) ?? result;
     current.dataset.state = state;
+    current.dataset.code = code;
     current.textContent = text;
   };
   show("pending", `Setting ${value}…`);
   request("set_control", { camera_id: cameraId, control: c.name, value }, (answer) => {
     if (answer.ok) {
       show("applied", `Applied: ${answer.value ?? value}`);
-      // Other controls may have changed with this one (automatic modes gate manual ones).
-      if (panelCamera === cameraId) setTimeout(() => loadControls(cameraId, false), 300);
+      // The answer carries the control as the device now reports it: redraw its row,
+      // keeping the focus where it was.
+      const old = form.querySelector(`.control[data-control="${c.name}"]`);
+      if (panelCamera === cameraId && answer.control && old) {
+        const focused = document.activeElement?.id;
+        old.replaceWith(controlRow(cameraId, answer.control));
+        if (focused) document.getElementById(focused)?.focus();
+      }
     } else {
-      show("error", answer.error);
+      show("error", answer.error, errorCode(answer));
+      if (errorCode(answer) === "NOT_PERMITTED") {
+        operator = false;
+        showSignIn();
+      }
     }
   });
 }

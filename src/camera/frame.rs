@@ -21,10 +21,9 @@ pub struct Frame {
     pub captured_at: SystemTime,
     /// A complete JPEG file.
     pub jpeg: Bytes,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
+    /// `None` for a captured picture; for the NO SIGNAL picture of a failed camera, why
+    /// it failed.
+    pub no_signal: Option<String>,
     /// The frame as a WebSocket message, encoded by the first session that sends it and
     /// reused by the others, so a frame is framed once however many clients get it.
     pub encoded: Arc<std::sync::OnceLock<Bytes>>,
@@ -47,28 +46,37 @@ impl Frame {
 /// frames keep counting up across the restart and viewers never mistake new frames for
 /// old ones.
 pub struct FrameSlot {
-    frames: watch::Sender<Option<Frame>>,
+    latest: watch::Sender<Option<Frame>>,
     last_seq: AtomicU64,
 }
 
 impl FrameSlot {
-    /// Publishes a frame as the newest and returns its sequence number.
-    pub fn publish(&self, captured_at: SystemTime, jpeg: Bytes, width: u32, height: u32) -> u64 {
+    /// Publishes a captured frame as the newest and returns its sequence number.
+    pub fn publish(&self, captured_at: SystemTime, jpeg: Bytes) -> u64 {
+        self.put(captured_at, jpeg, None)
+    }
+
+    /// Publishes the NO SIGNAL picture of a failed camera, with the reason, so every
+    /// viewer sees why the picture stopped instead of a frozen last frame.
+    pub fn publish_no_signal(&self, jpeg: Bytes, reason: String) -> u64 {
+        self.put(SystemTime::now(), jpeg, Some(reason))
+    }
+
+    fn put(&self, captured_at: SystemTime, jpeg: Bytes, no_signal: Option<String>) -> u64 {
         let seq = self.last_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        self.frames.send_replace(Some(Frame {
+        self.latest.send_replace(Some(Frame {
             seq,
             captured_at,
             jpeg,
-            width,
-            height,
-            encoded: Default::default(),
+            no_signal,
+            encoded: Arc::default(),
         }));
         seq
     }
 
-    /// Empties the slot: the camera has no signal.
+    /// Empties the slot: the camera is closed on purpose (idle or stopped).
     pub fn clear(&self) {
-        self.frames.send_replace(None);
+        self.latest.send_replace(None);
     }
 }
 
@@ -79,9 +87,9 @@ pub type FrameWatch = watch::Receiver<Option<Frame>>;
 
 /// A new, empty frame slot.
 pub fn frame_slot() -> (FramePublisher, FrameWatch) {
-    let (frames, watch) = watch::channel(None);
+    let (latest, watch) = watch::channel(None);
     let slot = FrameSlot {
-        frames,
+        latest,
         last_seq: AtomicU64::new(0),
     };
     (Arc::new(slot), watch)

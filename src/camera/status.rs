@@ -7,30 +7,69 @@ use super::source::StreamFormat;
 use super::CameraId;
 use crate::config::{CameraConfig, CaptureMode};
 
-/// Where a camera is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a camera is in its life: the camera actor's own state, and what its status
+/// reports. It goes Opening -> Streaming -> Reconnecting(reason) -> Opening, or rests in
+/// Idle (on-demand, unwatched) or Stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CameraState {
     /// Opening and configuring the device.
     Opening,
     /// Frames are flowing.
     Streaming,
     /// The device is absent or failed; it is retried with backoff.
-    Reconnecting,
+    Reconnecting {
+        /// What went wrong.
+        reason: String,
+    },
     /// Disabled, or the server is stopping.
-    Stopped,
+    Stopped {
+        /// Why.
+        reason: String,
+    },
     /// On-demand and unwatched: the device is closed until a viewer comes.
     Idle,
 }
 
-impl fmt::Display for CameraState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl CameraState {
+    /// The names of the states, as [`CameraState::name`] gives them.
+    pub const NAMES: [&'static str; 5] =
+        ["Opening", "Streaming", "Reconnecting", "Stopped", "Idle"];
+
+    /// The state's name, e.g. `Streaming`.
+    pub fn name(&self) -> &'static str {
+        match self {
             CameraState::Opening => "Opening",
             CameraState::Streaming => "Streaming",
-            CameraState::Reconnecting => "Reconnecting",
-            CameraState::Stopped => "Stopped",
+            CameraState::Reconnecting { .. } => "Reconnecting",
+            CameraState::Stopped { .. } => "Stopped",
             CameraState::Idle => "Idle",
-        })
+        }
+    }
+
+    /// Why the camera is not streaming; empty while it opens or streams.
+    pub fn reason(&self) -> &str {
+        match self {
+            CameraState::Reconnecting { reason } | CameraState::Stopped { reason } => reason,
+            CameraState::Idle => "no viewer; opens when someone watches",
+            CameraState::Opening | CameraState::Streaming => "",
+        }
+    }
+
+    /// Where a camera starts.
+    pub fn initial(cfg: &CameraConfig) -> Self {
+        match (cfg.enabled, cfg.capture) {
+            (false, _) => CameraState::Stopped {
+                reason: "disabled in the configuration".into(),
+            },
+            (true, CaptureMode::OnDemand) => CameraState::Idle,
+            (true, CaptureMode::Always) => CameraState::Opening,
+        }
+    }
+}
+
+impl fmt::Display for CameraState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -41,10 +80,8 @@ pub struct CameraStatus {
     pub id: CameraId,
     /// Its display name.
     pub name: String,
-    /// Where it is in its life.
+    /// Where it is in its life, and why when it is not streaming.
     pub state: CameraState,
-    /// Why it is not streaming; empty while streaming.
-    pub reason: String,
     /// Frames per second over the last second.
     pub fps: f64,
     /// The frame rate asked for.
@@ -87,20 +124,10 @@ pub struct CameraStatus {
 impl CameraStatus {
     /// The status of a camera that has not reported yet.
     pub fn initial(cfg: &CameraConfig) -> Self {
-        let enabled = cfg.enabled;
         CameraStatus {
             id: cfg.id.clone(),
             name: cfg.name.clone(),
-            state: match (enabled, cfg.capture) {
-                (false, _) => CameraState::Stopped,
-                (true, CaptureMode::OnDemand) => CameraState::Idle,
-                (true, CaptureMode::Always) => CameraState::Opening,
-            },
-            reason: if enabled {
-                String::new()
-            } else {
-                "disabled in the configuration".into()
-            },
+            state: CameraState::initial(cfg),
             fps: 0.0,
             requested_fps: 0.0,
             frames_captured: 0,

@@ -1,11 +1,13 @@
 //! JSON endpoints for scripts and monitoring.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::error::ApiError;
+use super::wire;
 use super::AppState;
-use crate::camera::status::CameraStatus;
 use crate::hub::{ListCameras, ListViewers};
+use crate::proto;
 
 /// `GET /healthz`: 200 while the server runs.
 pub async fn healthz() -> HttpResponse {
@@ -16,11 +18,9 @@ pub async fn healthz() -> HttpResponse {
 pub async fn cameras(state: web::Data<AppState>) -> HttpResponse {
     match state.hub.send(ListCameras).await {
         Ok(list) => {
-            HttpResponse::Ok().json(list.iter().map(|s| camera_json(s)).collect::<Vec<_>>())
+            HttpResponse::Ok().json(list.iter().map(|s| wire::status(s)).collect::<Vec<_>>())
         }
-        Err(_) => HttpResponse::ServiceUnavailable().json(json!({
-            "error": "the server is shutting down"
-        })),
+        Err(_) => ApiError::stopping().error_response(),
     }
 }
 
@@ -42,39 +42,31 @@ pub async fn viewers(state: web::Data<AppState>) -> HttpResponse {
                 })
                 .collect::<Vec<_>>(),
         ),
-        Err(_) => HttpResponse::ServiceUnavailable().json(json!({
-            "error": "the server is shutting down"
-        })),
+        Err(_) => ApiError::stopping().error_response(),
     }
 }
 
-fn camera_json(s: &CameraStatus) -> serde_json::Value {
-    json!({
-        "id": s.id.as_str(),
-        "name": s.name,
-        "state": s.state.to_string(),
-        "reason": s.reason,
-        "fps": (s.fps * 10.0).round() / 10.0,
-        "requested_fps": s.requested_fps,
-        "frames_captured": s.frames_captured,
-        "frames_dropped": s.frames_dropped,
-        "reconnects": s.reconnects,
-        "last_frame_seq": s.last_frame_seq,
-        "width": s.format.map(|f| f.width),
-        "height": s.format.map(|f| f.height),
-        "pixel_format": s.format.map(|f| f.fourcc.to_string()),
-        "format_note": s.format_note,
-        "device_fps": s.format.map(|f| f.fps),
-        "controls": s.controls.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "capture": crate::http::wire::capture_mode(s.capture),
-        "viewers": s.viewers,
-        "frames_corrupt": s.frames_corrupt,
-        "frames_encoded": s.frames_encoded,
-        "encode_seconds": s.encode_seconds,
-        "send_latency_p50_ms": s.send_latency_p50_ms,
-        "send_latency_p99_ms": s.send_latency_p99_ms,
-        "control_problems": s.control_problems.iter().map(|p| json!({
-            "control": p.name, "desired": p.desired, "actual": p.actual, "message": p.message,
-        })).collect::<Vec<_>>(),
-    })
+/// The state's name as the JSON API writes it, e.g. `Streaming`.
+pub(crate) fn state_name(state: i32) -> &'static str {
+    match proto::CameraState::try_from(state) {
+        Ok(proto::CameraState::Opening) => "Opening",
+        Ok(proto::CameraState::Streaming) => "Streaming",
+        Ok(proto::CameraState::Reconnecting) => "Reconnecting",
+        Ok(proto::CameraState::Stopped) => "Stopped",
+        Ok(proto::CameraState::Idle) => "Idle",
+        Ok(proto::CameraState::Unspecified) | Err(_) => "Unspecified",
+    }
+}
+
+/// Writes `CameraStatus.state` by name.
+pub(crate) fn serialize_state<S: serde::Serializer>(state: &i32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(state_name(*state))
+}
+
+/// Writes `CameraStatus.controls` as an object from name to value.
+pub(crate) fn serialize_controls<S: serde::Serializer>(
+    controls: &[proto::ControlValue],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(controls.iter().map(|c| (&c.name, c.value)))
 }

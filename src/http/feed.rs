@@ -47,7 +47,7 @@ impl FrameFeed {
     pub async fn next(&mut self) -> Option<Frame> {
         loop {
             if self.started {
-                self.viewer.frames.changed().await.ok()?;
+                self.viewer.watch.changed().await.ok()?;
             }
             self.started = true;
             // Frames published while waiting out the rate cap are skipped on purpose, so
@@ -57,7 +57,7 @@ impl FrameFeed {
                 tokio::time::sleep_until(self.next_allowed.into()).await;
                 capped = true;
             }
-            let Some(frame) = self.viewer.frames.borrow_and_update().clone() else {
+            let Some(frame) = self.viewer.watch.borrow_and_update().clone() else {
                 continue;
             };
             if frame.seq <= self.last_seq {

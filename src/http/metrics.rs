@@ -5,19 +5,12 @@ use std::fmt::Write as _;
 
 use actix_web::{web, HttpResponse};
 
-use super::wire::capture_mode;
+use super::wire;
 use super::AppState;
 use crate::camera::status::CameraState;
 use crate::hub::{Metrics, MetricsSnapshot};
+use crate::proto;
 use crate::stats::LATENCY_BUCKETS_MS;
-
-const STATES: [CameraState; 5] = [
-    CameraState::Opening,
-    CameraState::Streaming,
-    CameraState::Reconnecting,
-    CameraState::Stopped,
-    CameraState::Idle,
-];
 
 /// `GET /metrics`.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
@@ -63,14 +56,17 @@ impl<'a> Family<'a> {
 /// The whole exposition.
 pub fn render(m: &MetricsSnapshot) -> String {
     let mut out = String::new();
+    // The same view of each camera as the WebSocket and `/api/cameras` give.
+    let views: Vec<proto::CameraStatus> =
+        m.cameras.iter().map(|c| wire::status(&c.status)).collect();
     let per_camera = |out: &mut String,
                       name: &str,
                       kind: &str,
                       help: &str,
-                      f: &dyn Fn(&crate::hub::CameraMetrics) -> f64| {
+                      f: &dyn Fn(&proto::CameraStatus) -> f64| {
         let mut fam = Family::new(out, name, kind, help);
-        for c in &m.cameras {
-            fam.sample(name, &[("camera", c.status.id.as_str())], f(c));
+        for v in &views {
+            fam.sample(name, &[("camera", &v.camera_id)], f(v));
         }
     };
     {
@@ -81,14 +77,14 @@ pub fn render(m: &MetricsSnapshot) -> String {
             "gauge",
             "1 for the state the camera is in, 0 for the others.",
         );
-        for c in &m.cameras {
-            for s in STATES {
-                let state = s.to_string().to_lowercase();
-                let v = f64::from(u8::from(c.status.state == s));
+        for v in &views {
+            let now = super::api::state_name(v.state);
+            for s in CameraState::NAMES {
+                let state = s.to_lowercase();
                 fam.sample(
                     name,
-                    &[("camera", c.status.id.as_str()), ("state", &state)],
-                    v,
+                    &[("camera", &v.camera_id), ("state", &state)],
+                    f64::from(u8::from(now == s)),
                 );
             }
         }
@@ -101,19 +97,14 @@ pub fn render(m: &MetricsSnapshot) -> String {
             "gauge",
             "Always 1; labels carry the camera's name, capture mode and format.",
         );
-        for c in &m.cameras {
-            let format = c
-                .status
-                .format
-                .map(|f| f.fourcc.to_string())
-                .unwrap_or_default();
+        for v in &views {
             fam.sample(
                 name,
                 &[
-                    ("camera", c.status.id.as_str()),
-                    ("name", &c.status.name),
-                    ("capture", capture_mode(c.status.capture)),
-                    ("pixel_format", &format),
+                    ("camera", &v.camera_id),
+                    ("name", &v.name),
+                    ("capture", &v.capture_mode),
+                    ("pixel_format", &v.pixel_format),
                 ],
                 1.0,
             );
@@ -124,56 +115,56 @@ pub fn render(m: &MetricsSnapshot) -> String {
         "camfleet_camera_fps",
         "gauge",
         "Frames per second measured over the last second.",
-        &|c| c.status.fps,
+        &|v| v.fps,
     );
     per_camera(
         &mut out,
         "camfleet_camera_frames_captured_total",
         "counter",
         "Frames captured.",
-        &|c| c.status.frames_captured as f64,
+        &|v| v.frames_captured as f64,
     );
     per_camera(
         &mut out,
         "camfleet_camera_frames_dropped_total",
         "counter",
         "Frames the device or the capture loop lost.",
-        &|c| c.status.frames_dropped as f64,
+        &|v| v.frames_dropped as f64,
     );
     per_camera(
         &mut out,
         "camfleet_camera_frames_corrupt_total",
         "counter",
         "Frames dropped because they were truncated or corrupt JPEG.",
-        &|c| c.status.frames_corrupt as f64,
+        &|v| v.frames_corrupt as f64,
     );
     per_camera(
         &mut out,
         "camfleet_camera_reconnects_total",
         "counter",
         "Times the device was reopened after a failure.",
-        &|c| c.status.reconnects as f64,
+        &|v| v.reconnects as f64,
     );
     per_camera(
         &mut out,
         "camfleet_camera_control_writes_failed_total",
         "counter",
         "Control writes refused by the checks or the device, desired ones included.",
-        &|c| c.status.control_writes_failed as f64,
+        &|v| v.control_writes_failed as f64,
     );
     per_camera(
         &mut out,
         "camfleet_camera_frames_encoded_total",
         "counter",
         "Frames encoded to JPEG from a raw pixel format.",
-        &|c| c.status.frames_encoded as f64,
+        &|v| v.frames_encoded as f64,
     );
     per_camera(
         &mut out,
         "camfleet_camera_encode_seconds_total",
         "counter",
         "Time spent encoding frames to JPEG.",
-        &|c| c.status.encode_seconds,
+        &|v| v.encode_seconds,
     );
     {
         let name = "camfleet_camera_viewers";
@@ -183,11 +174,11 @@ pub fn render(m: &MetricsSnapshot) -> String {
             "gauge",
             "Viewers watching the camera's frames now, by kind.",
         );
-        for c in &m.cameras {
+        for (c, v) in m.cameras.iter().zip(&views) {
             for (kind, n) in &c.viewers {
                 fam.sample(
                     name,
-                    &[("camera", c.status.id.as_str()), ("kind", kind.name())],
+                    &[("camera", &v.camera_id), ("kind", kind.name())],
                     *n as f64,
                 );
             }
@@ -201,8 +192,8 @@ pub fn render(m: &MetricsSnapshot) -> String {
             "histogram",
             "Delay from a frame's capture to its hand-over to a viewer's connection.",
         );
-        for c in &m.cameras {
-            let id = c.status.id.as_str();
+        for (c, v) in m.cameras.iter().zip(&views) {
+            let id = v.camera_id.as_str();
             let mut cumulative = 0;
             for (i, count) in c.latency.counts.iter().enumerate() {
                 cumulative += count;

@@ -4,17 +4,16 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::json;
 
+use super::error::ApiError;
 use super::feed::FrameFeed;
 use super::AppState;
 use crate::camera::status::CameraState;
 use crate::camera::{jpeg, CameraId, Frame};
-use crate::hub::{CommandError, ListCameras, Viewer, ViewerKind, Watch};
+use crate::hub::{CommandError, ErrorCode, ListCameras, Viewer, ViewerKind, Watch};
 
 /// Separates the parts of an MJPEG stream.
 pub const BOUNDARY: &str = "camfleetframe";
@@ -30,30 +29,15 @@ pub struct StreamQuery {
     fps: Option<String>,
 }
 
-fn error(status: StatusCode, message: String) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": message }))
-}
-
 /// Registers as a viewer of the camera named in the path, or says why not.
-async fn watch(state: &AppState, id: &str, kind: ViewerKind) -> Result<Viewer, HttpResponse> {
-    let camera = CameraId::parse(id).map_err(|why| {
-        error(
-            StatusCode::NOT_FOUND,
-            format!("no camera has id `{id}`: {why}"),
-        )
+async fn watch(state: &AppState, id: &str, kind: ViewerKind) -> Result<Viewer, ApiError> {
+    let camera = CameraId::parse(id).map_err(|why| CommandError::BadCameraId {
+        id: id.to_string(),
+        why: why.to_string(),
     })?;
     match state.hub.send(Watch { camera, kind }).await {
-        Ok(Ok(viewer)) => Ok(viewer),
-        Ok(Err(e @ CommandError::UnknownCamera { .. })) => {
-            Err(error(StatusCode::NOT_FOUND, e.to_string()))
-        }
-        Ok(Err(e)) => Err(HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "5"))
-            .json(json!({ "error": e.to_string() }))),
-        Err(_) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is shutting down".into(),
-        )),
+        Ok(answer) => Ok(answer?),
+        Err(_) => Err(ApiError::stopping()),
     }
 }
 
@@ -62,21 +46,18 @@ pub async fn stream(
     path: web::Path<String>,
     query: web::Query<StreamQuery>,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let fps = match query.fps.as_deref().map(str::parse::<u32>) {
         None => None,
         Some(Ok(f)) if (1..=MAX_CLIENT_FPS).contains(&f) => Some(f),
         Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
+            return Err(ApiError::new(
+                ErrorCode::OutOfRange,
                 format!("fps must be a whole number from 1 to {MAX_CLIENT_FPS}, e.g. ?fps=5"),
-            )
+            ))
         }
     };
-    let viewer = match watch(&state, &path, ViewerKind::Mjpeg).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = watch(&state, &path, ViewerKind::Mjpeg).await?;
     let feed = FrameFeed::new(viewer, fps);
     let shutdown = state.shutdown.clone();
     let parts = futures_util::stream::unfold(
@@ -85,7 +66,7 @@ pub async fn stream(
             if pending.is_empty() {
                 let frame = tokio::select! {
                     frame = feed.next() => frame?,
-                    _ = shutdown.wait() => return None,
+                    () = shutdown.wait() => return None,
                 };
                 feed.sent(&frame);
                 pending.extend(part(&frame));
@@ -94,17 +75,36 @@ pub async fn stream(
             Some((Ok::<_, actix_web::Error>(chunk), (feed, shutdown, pending)))
         },
     );
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type(format!("multipart/x-mixed-replace; boundary={BOUNDARY}"))
         .insert_header(("Cache-Control", "no-cache, no-store"))
-        .streaming(parts)
+        .streaming(parts))
+}
+
+/// Text that is safe in an HTTP header: printable ASCII, other characters as `?`.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// One multipart part: its headers, the JPEG itself (shared, not copied), the line end.
-fn part(frame: &Frame) -> [Bytes; 3] {
+/// The NO SIGNAL picture of a failed camera carries the reason in `X-No-Signal`.
+pub(crate) fn part(frame: &Frame) -> [Bytes; 3] {
+    let no_signal = frame
+        .no_signal
+        .as_deref()
+        .map(|why| format!("X-No-Signal: {}\r\n", header_safe(why)))
+        .unwrap_or_default();
     let head = format!(
         "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
-         X-Frame-Seq: {}\r\nX-Capture-Timestamp: {}\r\n\r\n",
+         X-Frame-Seq: {}\r\nX-Capture-Timestamp: {}\r\n{no_signal}\r\n",
         frame.jpeg.len(),
         frame.seq,
         frame.timestamp_micros()
@@ -117,37 +117,41 @@ fn part(frame: &Frame) -> [Bytes; 3] {
 }
 
 /// `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture.
-pub async fn snapshot(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let mut viewer = match watch(&state, &path, ViewerKind::Snapshot).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+pub async fn snapshot(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut viewer = watch(&state, &path, ViewerKind::Snapshot).await?;
     let fresh = |f: &Option<Frame>| {
         f.as_ref().is_some_and(|f| {
-            SystemTime::now()
-                .duration_since(f.captured_at)
-                .is_ok_and(|age| age < SNAPSHOT_MAX_AGE)
+            f.no_signal.is_none()
+                && SystemTime::now()
+                    .duration_since(f.captured_at)
+                    .is_ok_and(|age| age < SNAPSHOT_MAX_AGE)
         })
     };
-    let mut frame = viewer.frames.borrow_and_update().clone();
+    let mut frame = viewer.watch.borrow_and_update().clone();
     let may_come = matches!(
         viewer.status.state,
         CameraState::Opening | CameraState::Idle | CameraState::Streaming
     );
     if !fresh(&frame) && may_come {
-        let next = tokio::time::timeout(SNAPSHOT_WAIT, viewer.frames.wait_for(Option::is_some));
-        frame = match next.await {
-            Ok(Ok(f)) => f.clone(),
-            _ => None,
+        let next = async {
+            viewer.watch.changed().await.ok()?;
+            viewer.watch.borrow_and_update().clone()
         };
+        frame = tokio::time::timeout(SNAPSHOT_WAIT, next)
+            .await
+            .ok()
+            .flatten();
     }
-    if let Some(frame) = frame {
-        return HttpResponse::Ok()
+    if let Some(frame) = frame.filter(|f| f.no_signal.is_none()) {
+        return Ok(HttpResponse::Ok()
             .content_type("image/jpeg")
             .insert_header(("Cache-Control", "no-cache, no-store"))
             .insert_header(("X-Frame-Seq", frame.seq.to_string()))
             .insert_header(("X-Capture-Timestamp", frame.timestamp_micros().to_string()))
-            .body(frame.jpeg);
+            .body(frame.jpeg));
     }
     let camera = viewer.camera.clone();
     drop(viewer);
@@ -157,12 +161,11 @@ pub async fn snapshot(path: web::Path<String>, state: web::Data<AppState>) -> Ht
         Some(s) => (
             s.name.clone(),
             s.state.to_string(),
-            if s.reason.is_empty() {
-                "no frame arrived in time".to_string()
-            } else {
-                s.reason.clone()
+            match s.state.reason() {
+                "" => "no frame arrived in time".to_string(),
+                r => r.to_string(),
             },
-            s.format.map(|f| (f.width, f.height)).unwrap_or((640, 480)),
+            s.format.map_or((640, 480), |f| (f.width, f.height)),
         ),
         None => (
             camera.to_string(),
@@ -171,21 +174,11 @@ pub async fn snapshot(path: web::Path<String>, state: web::Data<AppState>) -> Ht
             (640, 480),
         ),
     };
-    let header_safe: String = reason
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    HttpResponse::ServiceUnavailable()
+    Ok(HttpResponse::ServiceUnavailable()
         .content_type("image/jpeg")
         .insert_header(("Cache-Control", "no-cache, no-store"))
         .insert_header(("Retry-After", "1"))
         .insert_header(("X-Camera-State", state_text))
-        .insert_header(("X-Camera-Reason", header_safe))
-        .body(jpeg::placeholder(size.0, size.1, &name, &reason))
+        .insert_header(("X-Camera-Reason", header_safe(&reason)))
+        .body(jpeg::placeholder(size.0, size.1, &name, &reason)))
 }

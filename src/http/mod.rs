@@ -9,8 +9,9 @@
 //! - `GET /metrics`: Prometheus metrics ([`metrics`])
 //! - `GET /healthz`: 200 while the server runs
 
-mod api;
+pub(crate) mod api;
 mod assets;
+pub mod error;
 pub mod feed;
 mod metrics;
 mod mjpeg;
@@ -20,8 +21,9 @@ pub mod ws;
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::hub::Hub;
+use crate::hub::{ErrorCode, Hub};
 use crate::shutdown::ShutdownSignal;
+use error::ApiError;
 
 /// What every request handler can reach.
 pub struct AppState {
@@ -62,12 +64,14 @@ async fn websocket(
         let host = req.connection_info().host().to_string();
         let origin_host = origin.split("://").nth(1).unwrap_or(origin);
         if origin_host != host {
-            return Ok(HttpResponse::Forbidden().json(serde_json::json!({
-                "error": format!(
+            return Err(ApiError::new(
+                ErrorCode::NotPermitted,
+                format!(
                     "WebSocket from another site ({origin}) refused; open the dashboard \
                      from this server at http://{host}/"
-                )
-            })));
+                ),
+            )
+            .into());
         }
     }
     ws::route(req, payload, state).await

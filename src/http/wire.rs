@@ -9,6 +9,7 @@ use crate::camera::control::{ControlInfo, ControlType};
 use crate::camera::status::{CameraState, CameraStatus};
 use crate::camera::{CameraId, Frame};
 use crate::config::CaptureMode;
+use crate::hub::{Applied, CommandError, ErrorCode};
 use crate::proto::{self, client_message::Kind as ClientKind, server_message::Kind as ServerKind};
 
 /// The wire protocol's version.
@@ -26,7 +27,7 @@ pub enum Command {
         /// The cameras.
         cameras: Vec<CameraId>,
         /// Whether frames are wanted too.
-        frames: bool,
+        send_frames: bool,
         /// Frames per second at most, per camera (0: the camera's rate).
         max_fps: u32,
     },
@@ -73,40 +74,65 @@ pub enum Command {
 
 impl Command {
     /// Whether the command changes settings, which needs the operator's rights.
-    pub fn changes_settings(&self) -> Option<u64> {
+    pub fn changes_settings(&self) -> bool {
+        matches!(
+            self,
+            Command::SetControl { .. } | Command::ResetControls { .. }
+        )
+    }
+
+    /// The id the client chose for this command, echoed in its answer (0 for
+    /// `ListCameras`, which has none).
+    pub fn request_id(&self) -> u64 {
         match self {
-            Command::SetControl { request_id, .. } | Command::ResetControls { request_id, .. } => {
-                Some(*request_id)
-            }
-            _ => None,
+            Command::ListCameras => 0,
+            Command::Subscribe { request_id, .. }
+            | Command::Unsubscribe { request_id, .. }
+            | Command::SetControl { request_id, .. }
+            | Command::GetControls { request_id, .. }
+            | Command::ResetControls { request_id, .. }
+            | Command::Authenticate { request_id, .. } => *request_id,
         }
     }
 }
 
 /// Why a client message was not turned into a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    /// The bytes are not a `ClientMessage`; answered with `Error`.
-    Malformed(String),
-    /// A command that names something invalid; answered with a failed `CommandResult`.
-    Refused {
-        /// The command's request id.
-        request_id: u64,
-        /// What was wrong.
-        message: String,
-    },
+pub struct Rejection {
+    /// The command's request id, when the message could be read that far: the answer is
+    /// then a failed `CommandResult`, otherwise an `Error`.
+    pub request_id: Option<u64>,
+    /// What was wrong.
+    pub error: CommandError,
+}
+
+impl Rejection {
+    fn malformed(message: String) -> Self {
+        Rejection {
+            request_id: None,
+            error: CommandError::InvalidMessage(message),
+        }
+    }
+
+    /// The answer to send.
+    pub fn answer(&self) -> ServerKind {
+        match self.request_id {
+            Some(request_id) => failure(request_id, &self.error),
+            None => error(&self.error),
+        }
+    }
 }
 
 /// Decodes one binary WebSocket message.
 pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
     let msg = proto::ClientMessage::decode(bytes).map_err(|e| {
-        Rejection::Malformed(format!(
+        Rejection::malformed(format!(
             "the message is not a camfleet.v1.ClientMessage ({e}); send one \
              protobuf-encoded ClientMessage per binary WebSocket message"
         ))
     })?;
     let Some(kind) = msg.kind else {
-        return Err(Rejection::Malformed(
+        return Err(Rejection::malformed(
             "the ClientMessage has no command; set one of list_cameras, subscribe, \
              unsubscribe, set_control, get_controls, reset_controls or authenticate"
                 .into(),
@@ -117,7 +143,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
         ClientKind::Subscribe(s) => Command::Subscribe {
             request_id: s.request_id,
             cameras: ids(s.request_id, &s.camera_ids)?,
-            frames: s.frames,
+            send_frames: s.send_frames,
             max_fps: s.max_fps,
         },
         ClientKind::Unsubscribe(u) => Command::Unsubscribe {
@@ -146,9 +172,12 @@ pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
 }
 
 fn id(request_id: u64, raw: &str) -> Result<CameraId, Rejection> {
-    CameraId::parse(raw).map_err(|why| Rejection::Refused {
-        request_id,
-        message: format!("no camera has id `{raw}`: {why}"),
+    CameraId::parse(raw).map_err(|why| Rejection {
+        request_id: Some(request_id),
+        error: CommandError::BadCameraId {
+            id: raw.to_string(),
+            why: why.to_string(),
+        },
     })
 }
 
@@ -171,18 +200,58 @@ pub fn hello(max_message_bytes: u32, operator_token_required: bool) -> ServerKin
     })
 }
 
-/// A command's answer.
-pub fn result(request_id: u64, outcome: Result<Option<i64>, String>) -> ServerKind {
-    let (ok, error, value) = match outcome {
-        Ok(value) => (true, String::new(), value),
-        Err(e) => (false, e, None),
-    };
+/// The wire's code for a failure.
+pub fn code(code: ErrorCode) -> proto::ErrorCode {
+    match code {
+        ErrorCode::UnknownCamera => proto::ErrorCode::UnknownCamera,
+        ErrorCode::UnknownControl => proto::ErrorCode::UnknownControl,
+        ErrorCode::OutOfRange => proto::ErrorCode::OutOfRange,
+        ErrorCode::NotPermitted => proto::ErrorCode::NotPermitted,
+        ErrorCode::DeviceRefused => proto::ErrorCode::DeviceRefused,
+        ErrorCode::CameraNotRunning => proto::ErrorCode::CameraNotRunning,
+        ErrorCode::Timeout => proto::ErrorCode::Timeout,
+        ErrorCode::InvalidMessage => proto::ErrorCode::InvalidMessage,
+        ErrorCode::LimitReached => proto::ErrorCode::LimitReached,
+    }
+}
+
+/// A successful command's answer.
+pub fn ok(request_id: u64) -> ServerKind {
     ServerKind::CommandResult(proto::CommandResult {
         request_id,
-        ok,
-        error,
-        value,
+        ok: true,
+        ..Default::default()
     })
+}
+
+/// A successful `SetControl`'s answer: the value read back and the control's fresh info.
+pub fn applied(request_id: u64, applied: &Applied) -> ServerKind {
+    ServerKind::CommandResult(proto::CommandResult {
+        request_id,
+        ok: true,
+        value: applied.control.value,
+        control: Some(control(&applied.control)),
+        ..Default::default()
+    })
+}
+
+/// A failed command's answer.
+pub fn failure(request_id: u64, e: &CommandError) -> ServerKind {
+    ServerKind::CommandResult(proto::CommandResult {
+        request_id,
+        ok: false,
+        error: e.to_string(),
+        code: code(e.code()) as i32,
+        ..Default::default()
+    })
+}
+
+/// The answer to a command that returns nothing but success or failure.
+pub fn outcome<T>(request_id: u64, outcome: &Result<T, CommandError>) -> ServerKind {
+    match outcome {
+        Ok(_) => ok(request_id),
+        Err(e) => failure(request_id, e),
+    }
 }
 
 /// The whole fleet.
@@ -192,15 +261,25 @@ pub fn camera_list(list: &[std::sync::Arc<CameraStatus>]) -> ServerKind {
     })
 }
 
-/// An `Error` reply.
-pub fn error(message: String) -> ServerKind {
+/// An `Error` reply to a message that could not be taken as a command.
+pub fn error(e: &CommandError) -> ServerKind {
     ServerKind::Error(proto::Error {
-        message,
+        message: e.to_string(),
         request_id: 0,
+        code: code(e.code()) as i32,
     })
 }
 
-/// A camera's status on the wire.
+/// An `Error` that answers nothing the client sent: something it should know.
+pub fn notice(message: String) -> ServerKind {
+    ServerKind::Error(proto::Error {
+        message,
+        ..Default::default()
+    })
+}
+
+/// A camera's status on the wire: the one view of it that the WebSocket, `/api/cameras`
+/// and `/metrics` all give.
 pub fn status(s: &CameraStatus) -> proto::CameraStatus {
     let format = s.format.as_ref();
     proto::CameraStatus {
@@ -208,11 +287,11 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
         state: match s.state {
             CameraState::Opening => proto::CameraState::Opening,
             CameraState::Streaming => proto::CameraState::Streaming,
-            CameraState::Reconnecting => proto::CameraState::Reconnecting,
-            CameraState::Stopped => proto::CameraState::Stopped,
+            CameraState::Reconnecting { .. } => proto::CameraState::Reconnecting,
+            CameraState::Stopped { .. } => proto::CameraState::Stopped,
             CameraState::Idle => proto::CameraState::Idle,
         } as i32,
-        reason: s.reason.clone(),
+        reason: s.state.reason().to_string(),
         fps: s.fps,
         frames_captured: s.frames_captured,
         frames_dropped: s.frames_dropped,
@@ -271,6 +350,7 @@ pub fn frame(camera: &CameraId, f: &Frame) -> bytes::Bytes {
                 seq: f.seq,
                 capture_timestamp: f.timestamp_micros(),
                 jpeg: f.jpeg.clone(),
+                no_signal: f.no_signal.clone().unwrap_or_default(),
             })))
         })
         .clone()
@@ -320,11 +400,11 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed() {
-        assert!(matches!(
-            decode(b"\xff\xff\xff"),
-            Err(Rejection::Malformed(_))
-        ));
-        assert!(matches!(decode(b""), Err(Rejection::Malformed(_))));
+        for garbage in [&b"\xff\xff\xff"[..], b""] {
+            let rejection = decode(garbage).unwrap_err();
+            assert_eq!(rejection.request_id, None);
+            assert_eq!(rejection.error.code(), ErrorCode::InvalidMessage);
+        }
     }
 
     #[test]
@@ -338,12 +418,12 @@ mod tests {
             })),
         };
         match decode(&msg.encode_to_vec()) {
-            Err(Rejection::Refused {
-                request_id,
-                message,
+            Err(Rejection {
+                request_id: Some(7),
+                error,
             }) => {
-                assert_eq!(request_id, 7);
-                assert!(message.contains("no such/camera"), "{message}");
+                assert_eq!(error.code(), ErrorCode::UnknownCamera);
+                assert!(error.to_string().contains("no such/camera"), "{error}");
             }
             other => panic!("unexpected {other:?}"),
         }

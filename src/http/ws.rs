@@ -16,10 +16,10 @@ use actix_web_actors::ws;
 use tracing::{debug, warn};
 
 use super::feed::FrameFeed;
-use super::wire::{self, Command, Rejection};
+use super::wire::{self, Command};
 use super::AppState;
 use crate::camera::{CameraId, Frame};
-use crate::hub::{self, Hub, SessionCounters, SessionEvent, SessionId, Viewer};
+use crate::hub::{self, CommandError, Hub, SessionCounters, SessionEvent, SessionId, Viewer};
 use crate::proto::{self, server_message::Kind as ServerKind};
 use crate::stats::ViewerCounters;
 
@@ -53,7 +53,7 @@ pub struct WsSession {
     last_heard: Instant,
     in_flight: usize,
     max_message_bytes: u32,
-    frames: HashMap<CameraId, FrameSubscription>,
+    feeds: HashMap<CameraId, FrameSubscription>,
     /// Frames replaced on cameras this session no longer watches.
     replaced_before: u64,
     /// Status events the hub could not queue for this session.
@@ -78,7 +78,7 @@ pub async fn route(
         last_heard: Instant::now(),
         in_flight: 0,
         max_message_bytes: state.max_message_bytes,
-        frames: HashMap::new(),
+        feeds: HashMap::new(),
         replaced_before: 0,
         dropped_by_hub: 0,
         counters: Arc::default(),
@@ -125,9 +125,8 @@ impl Actor for WsSession {
             })
             .wait(ctx);
         ctx.run_interval(STATS_INTERVAL, |act, ctx| {
-            if !act.frames.is_empty() || act.dropped_by_hub > 0 {
-                let stats = act.stats();
-                act.send(ctx, stats);
+            if !act.feeds.is_empty() || act.dropped_by_hub > 0 {
+                act.publish_stats(ctx);
             }
         });
     }
@@ -141,9 +140,11 @@ impl Actor for WsSession {
 }
 
 impl WsSession {
-    fn stats(&self) -> ServerKind {
+    /// Publishes this session's delivery counters: to the client, and to the counters the
+    /// hub reads for `/metrics`.
+    fn publish_stats(&self, ctx: &mut ws::WebsocketContext<Self>) {
         let replaced: u64 = self
-            .frames
+            .feeds
             .values()
             .map(|f| ViewerCounters::get(&f.counters.skipped))
             .sum();
@@ -151,10 +152,11 @@ impl WsSession {
         self.counters
             .frames_replaced
             .store(frames_replaced, std::sync::atomic::Ordering::Relaxed);
-        ServerKind::SessionStats(proto::SessionStats {
+        let stats = ServerKind::SessionStats(proto::SessionStats {
             messages_dropped: self.dropped_by_hub,
             frames_replaced,
-        })
+        });
+        self.send(ctx, stats);
     }
 
     /// Starts sending frames from these viewers, replacing earlier feeds of the same cameras.
@@ -176,13 +178,13 @@ impl WsSession {
                 Some((OutgoingFrame { camera, frame }, feed))
             });
             let handle = ctx.add_stream(stream);
-            self.frames
+            self.feeds
                 .insert(camera, FrameSubscription { handle, counters });
         }
     }
 
     fn stop_feed(&mut self, camera: &CameraId, ctx: &mut ws::WebsocketContext<Self>) {
-        if let Some(old) = self.frames.remove(camera) {
+        if let Some(old) = self.feeds.remove(camera) {
             self.replaced_before += ViewerCounters::get(&old.counters.skipped);
             ctx.cancel_future(old.handle);
         }
@@ -207,11 +209,11 @@ impl WsSession {
         Hub: Handler<M>,
     {
         if self.in_flight >= MAX_IN_FLIGHT {
-            let msg = format!(
+            let busy = CommandError::LimitReached(format!(
                 "{MAX_IN_FLIGHT} commands are already waiting for an answer; \
                  wait for their results before sending more"
-            );
-            return self.send(ctx, wire::result(request_id, Err(msg)));
+            ));
+            return self.send(ctx, wire::failure(request_id, &busy));
         }
         self.in_flight += 1;
         self.hub
@@ -221,7 +223,7 @@ impl WsSession {
                 act.in_flight -= 1;
                 let kind = match answer {
                     Ok(value) => reply(value, act, ctx),
-                    Err(_) => wire::result(request_id, Err("the server is shutting down".into())),
+                    Err(_) => wire::failure(request_id, &CommandError::Stopping),
                 };
                 act.send(ctx, kind);
             })
@@ -231,68 +233,66 @@ impl WsSession {
     fn command(&mut self, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
         let command = match wire::decode(bytes) {
             Ok(c) => c,
-            Err(Rejection::Malformed(message)) => return self.send(ctx, wire::error(message)),
-            Err(Rejection::Refused {
-                request_id,
-                message,
-            }) => return self.send(ctx, wire::result(request_id, Err(message))),
+            Err(rejection) => return self.send(ctx, rejection.answer()),
         };
         let Some(session) = self.id else { return };
-        if let (Some(request_id), false) = (command.changes_settings(), self.operator) {
-            let why = "changing settings needs the operator token; send Authenticate with the \
-                       server's operator_token first (watching needs none)";
-            return self.send(ctx, wire::result(request_id, Err(why.into())));
+        let request_id = command.request_id();
+        if command.changes_settings() && !self.operator {
+            let why = CommandError::NotPermitted(
+                "changing settings needs the operator token; send Authenticate with the \
+                 server's operator_token first (watching needs none)"
+                    .into(),
+            );
+            return self.send(ctx, wire::failure(request_id, &why));
         }
         match command {
-            Command::Authenticate { request_id, token } => {
+            Command::Authenticate { token, .. } => {
                 let right = self
                     .operator_token
                     .as_deref()
                     .is_none_or(|t| same_secret(t.as_bytes(), token.as_bytes()));
                 self.operator = right;
-                let outcome = if right {
-                    Ok(None)
+                let answer = if right {
+                    wire::ok(request_id)
                 } else {
                     warn!(session = ?self.id, "a client presented a wrong operator token");
-                    Err(
+                    let wrong = CommandError::NotPermitted(
                         "the operator token is wrong; settings stay read-only for this \
                          connection"
                             .into(),
-                    )
+                    );
+                    wire::failure(request_id, &wrong)
                 };
-                self.send(ctx, wire::result(request_id, outcome));
+                self.send(ctx, answer);
             }
             Command::ListCameras => self.ask(ctx, 0, hub::ListCameras, |list, _, _| {
                 wire::camera_list(&list)
             }),
-            Command::ResetControls { request_id, camera } => self.ask(
+            Command::ResetControls { camera, .. } => self.ask(
                 ctx,
                 request_id,
                 hub::ResetControls { camera },
-                move |r, _, _| done(request_id, r),
+                move |r, _, _| wire::outcome(request_id, &r),
             ),
             Command::Subscribe {
-                request_id,
                 cameras,
-                frames,
+                send_frames,
                 max_fps,
+                ..
             } => {
                 let msg = hub::Subscribe {
                     session,
                     cameras,
-                    frames,
+                    send_frames,
                 };
                 self.ask(ctx, request_id, msg, move |r, act, ctx| {
                     let r = r.map(|viewers| act.add_feeds(viewers, max_fps, ctx));
-                    done(request_id, r)
-                })
+                    wire::outcome(request_id, &r)
+                });
             }
-            Command::Unsubscribe {
-                request_id,
-                cameras,
-            } => {
+            Command::Unsubscribe { cameras, .. } => {
                 let stop: Vec<CameraId> = if cameras.is_empty() {
-                    self.frames.keys().cloned().collect()
+                    self.feeds.keys().cloned().collect()
                 } else {
                     cameras.clone()
                 };
@@ -303,28 +303,26 @@ impl WsSession {
                     ctx,
                     request_id,
                     hub::Unsubscribe { session, cameras },
-                    move |r, _, _| done(request_id, r),
-                )
+                    move |r, _, _| wire::outcome(request_id, &r),
+                );
             }
             Command::SetControl {
-                request_id,
                 camera,
                 control,
                 value,
+                ..
             } => {
                 let msg = hub::SetControl {
                     camera,
                     control,
                     value,
                 };
-                self.ask(ctx, request_id, msg, move |r, _, _| {
-                    wire::result(
-                        request_id,
-                        r.map(|a| Some(a.value)).map_err(|e| e.to_string()),
-                    )
-                })
+                self.ask(ctx, request_id, msg, move |r, _, _| match r {
+                    Ok(applied) => wire::applied(request_id, &applied),
+                    Err(e) => wire::failure(request_id, &e),
+                });
             }
-            Command::GetControls { request_id, camera } => {
+            Command::GetControls { camera, .. } => {
                 let camera_id = camera.to_string();
                 self.ask(
                     ctx,
@@ -336,17 +334,12 @@ impl WsSession {
                             camera_id,
                             controls: controls.iter().map(wire::control).collect(),
                         }),
-                        Err(e) => wire::result(request_id, Err(e.to_string())),
+                        Err(e) => wire::failure(request_id, &e),
                     },
-                )
+                );
             }
         }
     }
-}
-
-/// The answer to a command that returns nothing but success or failure.
-fn done<T>(request_id: u64, outcome: Result<T, hub::CommandError>) -> ServerKind {
-    wire::result(request_id, outcome.map(|_| None).map_err(|e| e.to_string()))
 }
 
 /// Compares two secrets in time that does not depend on where they differ.
@@ -361,19 +354,19 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Binary(bytes)) => self.command(&bytes, ctx),
             Ok(ws::Message::Text(_)) => self.send(
                 ctx,
-                wire::error(
+                wire::error(&CommandError::InvalidMessage(
                     "text messages are not understood; send each camfleet.v1.ClientMessage \
                      as a binary WebSocket message"
                         .into(),
-                ),
+                )),
             ),
             Ok(ws::Message::Continuation(_)) => self.send(
                 ctx,
-                wire::error(
+                wire::error(&CommandError::InvalidMessage(
                     "fragmented messages are not supported; send each ClientMessage in one \
                      WebSocket frame"
                         .into(),
-                ),
+                )),
             ),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
@@ -427,7 +420,7 @@ impl Handler<SessionEvent> for WsSession {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kind = match event {
             SessionEvent::Fleet(list) => wire::camera_list(&list),
-            SessionEvent::Notice(text) => wire::error(text),
+            SessionEvent::Notice(text) => wire::notice(text),
             SessionEvent::Close => {
                 ctx.close(Some(ws::CloseReason {
                     code: ws::CloseCode::Away,
@@ -439,7 +432,7 @@ impl Handler<SessionEvent> for WsSession {
             SessionEvent::Status(status) => ServerKind::CameraStatus(wire::status(&status)),
             SessionEvent::Dropped(n) => {
                 self.dropped_by_hub = n;
-                self.stats()
+                return self.publish_stats(ctx);
             }
         };
         self.send(ctx, kind);

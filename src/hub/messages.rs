@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use actix::{Message, Recipient};
 
-use crate::camera::control::{ControlError, ControlInfo};
+use super::CommandError;
+use crate::camera::control::ControlInfo;
 use crate::camera::status::CameraStatus;
 use crate::camera::{CameraId, FrameWatch};
 use crate::config::Config;
@@ -15,36 +16,6 @@ use crate::stats::{HistogramSnapshot, LatencyHistogram, ViewerCounters};
 
 /// Identifies a client session inside the hub.
 pub type SessionId = u64;
-
-/// Why a command routed to a camera failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    /// No camera has that id.
-    #[error("no camera has id `{id}`; the cameras are: {known}")]
-    UnknownCamera {
-        /// The id asked for.
-        id: String,
-        /// The ids there are, comma-separated.
-        known: String,
-    },
-    /// The camera exists but its actor is not running (disabled or stopping).
-    #[error("camera `{0}` is not running; enable it in the configuration")]
-    NotRunning(CameraId),
-    /// The camera did not answer in time.
-    #[error("camera `{0}` did not answer within {1} s; try again")]
-    Timeout(CameraId, u64),
-    /// A limit on viewers or clients is reached.
-    #[error("{0}")]
-    TooMany(String),
-    /// The camera refused the control change or read.
-    #[error("camera `{camera}`: {error}")]
-    Control {
-        /// The camera.
-        camera: CameraId,
-        /// What it said.
-        error: ControlError,
-    },
-}
 
 /// A camera's new status, from the camera to the hub.
 #[derive(Message)]
@@ -58,12 +29,14 @@ pub struct StatusUpdate {
 }
 
 /// A control change the camera made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
-    /// The value read back from the device.
-    pub value: i64,
-    /// Whether the change is kept across reconnects and restarts (buttons are not).
-    pub remembered: bool,
+    /// The control as the device reports it after the change; its `value` is the one
+    /// read back.
+    pub control: ControlInfo,
+    /// Whether the change becomes an override, kept across reconnects and restarts
+    /// (a button press does not).
+    pub is_override: bool,
 }
 
 /// Set one control. Sent by a session to the hub, which forwards it to the camera; the
@@ -211,7 +184,7 @@ pub struct Subscribe {
     /// The cameras; empty means all (for status, also cameras added later).
     pub cameras: Vec<CameraId>,
     /// Whether the session wants frames too.
-    pub frames: bool,
+    pub send_frames: bool,
 }
 
 /// A session unsubscribes from cameras.
@@ -277,8 +250,8 @@ pub struct Unwatch {
 pub struct Viewer {
     /// The camera.
     pub camera: CameraId,
-    /// The camera's frame slot.
-    pub frames: FrameWatch,
+    /// The viewer's end of the camera's frame slot.
+    pub watch: FrameWatch,
     /// This viewer's counters.
     pub counters: Arc<ViewerCounters>,
     /// The camera's capture-to-send latency, shared by all its viewers.
@@ -294,13 +267,13 @@ impl Viewer {
         id: ViewerId,
         hub: Recipient<Unwatch>,
         camera: CameraId,
-        frames: FrameWatch,
+        watch: FrameWatch,
         latency: Arc<LatencyHistogram>,
         status: Arc<CameraStatus>,
     ) -> Self {
         Viewer {
             camera,
-            frames,
+            watch,
             counters: Arc::default(),
             latency,
             status,

@@ -1,5 +1,5 @@
 //! The hub actor: sole owner of the registry of cameras, client sessions and viewers, and
-//! of the control changes recorded for restarts.
+//! of the control overrides saved for restarts.
 //!
 //! Cameras send it their status; it keeps the latest status of each and fans it out to the
 //! sessions subscribed to that camera. Sessions send it commands; it routes each to the
@@ -10,6 +10,7 @@
 //! It also starts and stops the cameras: at start, on a configuration reload (only the
 //! cameras whose settings changed) and at shutdown.
 
+mod error;
 mod messages;
 mod routing;
 mod sessions;
@@ -22,13 +23,14 @@ use std::time::Duration;
 use actix::prelude::*;
 use tracing::{info, warn};
 
-use crate::camera::actor::{self, CameraActor};
+use crate::camera::actor::{self, CameraActor, Timing};
 use crate::camera::frame::{frame_slot, FramePublisher, FrameWatch};
 use crate::camera::status::CameraStatus;
 use crate::camera::CameraId;
 use crate::config::{CameraConfig, ServerConfig};
-use crate::state::ControlStore;
+use crate::overrides::OverrideStore;
 use crate::stats::LatencyHistogram;
+pub use error::{CommandError, ErrorCode};
 pub use messages::*;
 use sessions::SessionEntry;
 use viewers::ViewerEntry;
@@ -49,9 +51,11 @@ struct CameraEntry {
     /// Which start of this camera is current; statuses of earlier ones are ignored.
     generation: u64,
     status: Arc<CameraStatus>,
-    /// Kept across restarts, so viewers keep watching a restarted camera.
-    publisher: FramePublisher,
-    frames: FrameWatch,
+    /// The camera's frame slot, kept across restarts so viewers keep watching a
+    /// restarted camera.
+    slot: FramePublisher,
+    /// A reading end of the slot, cloned for each viewer.
+    watch: FrameWatch,
     latency: Arc<LatencyHistogram>,
     /// Viewers told to the camera last.
     viewers_told: usize,
@@ -65,7 +69,8 @@ impl CameraEntry {
 
 /// The registry of cameras, sessions and viewers.
 pub struct Hub {
-    limits: ServerConfig,
+    /// The server's settings; limits are updated on reload, the rest on restart.
+    server: ServerConfig,
     configs: Vec<CameraConfig>,
     cameras: Vec<CameraEntry>,
     sessions: HashMap<SessionId, SessionEntry>,
@@ -73,15 +78,18 @@ pub struct Hub {
     viewers: HashMap<ViewerId, ViewerEntry>,
     next_viewer: ViewerId,
     next_generation: u64,
-    store: ControlStore,
+    /// Control overrides, saved across restarts.
+    overrides: OverrideStore,
+    /// The cameras' clock.
+    timing: Timing,
 }
 
 impl Hub {
-    /// A hub that starts these cameras when it starts, with the server's limits and the
-    /// control changes recorded by earlier runs.
-    pub fn new(limits: ServerConfig, cameras: Vec<CameraConfig>, store: ControlStore) -> Self {
+    /// A hub that starts these cameras when it starts, with the server's settings and the
+    /// overrides saved by earlier runs.
+    pub fn new(server: ServerConfig, cameras: Vec<CameraConfig>, overrides: OverrideStore) -> Self {
         Hub {
-            limits,
+            server,
             configs: cameras,
             cameras: Vec::new(),
             sessions: HashMap::new(),
@@ -89,8 +97,16 @@ impl Hub {
             viewers: HashMap::new(),
             next_viewer: 1,
             next_generation: 1,
-            store,
+            overrides,
+            timing: Timing::default(),
         }
+    }
+
+    /// The same hub with its cameras on another clock (tests make recovery fast).
+    #[must_use]
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
     }
 
     fn camera(&self, id: &CameraId) -> Result<&CameraEntry, CommandError> {
@@ -116,7 +132,7 @@ impl Hub {
     fn launch(
         &mut self,
         cfg: &CameraConfig,
-        publisher: &FramePublisher,
+        slot: &FramePublisher,
         latency: &Arc<LatencyHistogram>,
         ctx: &mut Context<Self>,
     ) -> (Option<Addr<CameraActor>>, u64) {
@@ -126,9 +142,10 @@ impl Hub {
             actor::start(actor::CameraStart {
                 config: cfg.clone(),
                 hub: ctx.address().recipient(),
-                frames: Arc::clone(publisher),
+                slot: Arc::clone(slot),
+                timing: self.timing,
                 latency: Arc::clone(latency),
-                recorded: self.store.for_camera(cfg.id.as_str()),
+                overrides: self.overrides.for_camera(cfg.id.as_str()),
                 generation,
             })
         });
@@ -136,16 +153,16 @@ impl Hub {
     }
 
     fn add_camera(&mut self, cfg: CameraConfig, ctx: &mut Context<Self>) {
-        let (publisher, frames) = frame_slot();
+        let (slot, watch) = frame_slot();
         let latency = Arc::new(LatencyHistogram::default());
-        let (addr, generation) = self.launch(&cfg, &publisher, &latency, ctx);
+        let (addr, generation) = self.launch(&cfg, &slot, &latency, ctx);
         self.cameras.push(CameraEntry {
             status: Arc::new(CameraStatus::initial(&cfg)),
             config: cfg,
             addr,
             generation,
-            publisher,
-            frames,
+            slot,
+            watch,
             latency,
             viewers_told: 0,
         });
@@ -221,8 +238,8 @@ impl Handler<Reload> for Hub {
         let mut summary = ReloadSummary::default();
         let mut config = config;
         // The address may come from --listen; either way it is fixed while running.
-        config.server.listen = self.limits.listen;
-        if config.server != self.limits {
+        config.server.listen = self.server.listen;
+        if config.server != self.server {
             warn!("server settings changed; they take effect when camfleet restarts");
         }
         // Removed cameras stop; their viewers see the frame slot close.
@@ -251,9 +268,9 @@ impl Handler<Reload> for Hub {
                     if let Some(addr) = self.cameras[i].addr.take() {
                         addr.do_send(StopCamera);
                     }
-                    let publisher = Arc::clone(&self.cameras[i].publisher);
+                    let slot = Arc::clone(&self.cameras[i].slot);
                     let latency = Arc::clone(&self.cameras[i].latency);
-                    let (addr, generation) = self.launch(&cfg, &publisher, &latency, ctx);
+                    let (addr, generation) = self.launch(&cfg, &slot, &latency, ctx);
                     let entry = &mut self.cameras[i];
                     entry.status = Arc::new(CameraStatus::initial(&cfg));
                     entry.config = cfg;
@@ -268,9 +285,9 @@ impl Handler<Reload> for Hub {
         self.cameras
             .sort_by_key(|c| order.iter().position(|id| id == c.id()));
         self.viewers.retain(|_, v| order.contains(&v.camera));
-        self.limits.max_streams = config.server.max_streams;
-        self.limits.max_streams_per_camera = config.server.max_streams_per_camera;
-        self.limits.max_sessions = config.server.max_sessions;
+        self.server.max_streams = config.server.max_streams;
+        self.server.max_streams_per_camera = config.server.max_streams_per_camera;
+        self.server.max_sessions = config.server.max_sessions;
         info!(
             added = ?summary.added,
             restarted = ?summary.restarted,

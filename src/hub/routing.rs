@@ -1,9 +1,9 @@
-//! Commands routed from sessions to cameras, and the recording of control changes.
+//! Commands routed from sessions to cameras, and the saving of control overrides.
 
 use actix::prelude::*;
 use tracing::warn;
 
-use super::{Applied, CommandError, GetControls, Hub, ResetControls, SetControl, COMMAND_TIMEOUT};
+use super::{Applied, CommandError, GetControls, Hub, ResetControls, SetControl};
 use crate::camera::actor::CameraActor;
 use crate::camera::control::ControlInfo;
 use crate::camera::CameraId;
@@ -21,15 +21,14 @@ impl Hub {
             Err(e) => return Box::pin(async move { Err(e) }),
         };
         let camera = camera.clone();
+        let timeout = self.timing.command_timeout;
         Box::pin(async move {
             let Some(addr) = addr else {
                 return Err(CommandError::NotRunning(camera));
             };
-            match addr.send(msg).timeout(COMMAND_TIMEOUT).await {
+            match addr.send(msg).timeout(timeout).await {
                 Ok(answer) => answer,
-                Err(MailboxError::Timeout) => {
-                    Err(CommandError::Timeout(camera, COMMAND_TIMEOUT.as_secs()))
-                }
+                Err(MailboxError::Timeout) => Err(CommandError::Timeout(camera, timeout)),
                 Err(MailboxError::Closed) => Err(CommandError::NotRunning(camera)),
             }
         })
@@ -45,9 +44,9 @@ impl Handler<SetControl> for Hub {
         let (camera, control, value) = (msg.camera.clone(), msg.control.clone(), msg.value);
         Box::pin(self.route(&camera, msg).into_actor(self).map(
             move |answer, hub, _| {
-                if let Ok(Applied { remembered: true, .. }) = answer {
-                    if let Err(e) = hub.store.record(camera.as_str(), &control, value) {
-                        warn!(camera = %camera, "could not record the change of {control}: {e}");
+                if let Ok(Applied { is_override: true, .. }) = answer {
+                    if let Err(e) = hub.overrides.save(camera.as_str(), &control, value) {
+                        warn!(camera = %camera, "could not save the override of {control}: {e}");
                     }
                 }
                 answer
@@ -70,8 +69,8 @@ impl Handler<ResetControls> for Hub {
 
     fn handle(&mut self, msg: ResetControls, _: &mut Context<Self>) -> Self::Result {
         let camera = msg.camera.clone();
-        if let Err(e) = self.store.forget(camera.as_str()) {
-            warn!(camera = %camera, "could not forget recorded control changes: {e}");
+        if let Err(e) = self.overrides.forget(camera.as_str()) {
+            warn!(camera = %camera, "could not drop the saved overrides: {e}");
         }
         Box::pin(
             self.route(&camera, msg)

@@ -53,8 +53,8 @@ impl Handler<Connect> for Hub {
     type Result = Result<SessionId, CommandError>;
 
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
-        if self.sessions.len() >= self.limits.max_sessions as usize {
-            return Err(CommandError::TooMany(format!(
+        if self.sessions.len() >= self.server.max_sessions as usize {
+            return Err(CommandError::LimitReached(format!(
                 "the server already has {} WebSocket clients, its limit (server.max_sessions); \
                  close another client or raise the limit",
                 self.sessions.len()
@@ -105,7 +105,7 @@ impl Handler<Subscribe> for Hub {
             msg.cameras.clone()
         };
         let mut viewers = Vec::new();
-        if msg.frames {
+        if msg.send_frames {
             for camera in &targets {
                 match self.watch(camera, ViewerKind::WebSocket, ctx) {
                     Ok(v) => viewers.push(v),

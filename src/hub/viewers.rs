@@ -49,8 +49,8 @@ impl Hub {
         ctx: &mut Context<Self>,
     ) -> Result<Viewer, CommandError> {
         let entry = self.camera(camera)?;
-        let (frames, latency, status) = (
-            entry.frames.clone(),
+        let (watch, latency, status) = (
+            entry.watch.clone(),
             Arc::clone(&entry.latency),
             Arc::clone(&entry.status),
         );
@@ -63,14 +63,14 @@ impl Hub {
                 .filter(mjpeg)
                 .filter(|v| v.camera == *camera)
                 .count();
-            if here >= self.limits.max_streams_per_camera as usize {
-                return Err(CommandError::TooMany(format!(
+            if here >= self.server.max_streams_per_camera as usize {
+                return Err(CommandError::LimitReached(format!(
                     "camera `{camera}` already serves {here} MJPEG streams, its limit \
                      (server.max_streams_per_camera); close one or raise the limit"
                 )));
             }
-            if all >= self.limits.max_streams as usize {
-                return Err(CommandError::TooMany(format!(
+            if all >= self.server.max_streams as usize {
+                return Err(CommandError::LimitReached(format!(
                     "the server already serves {all} MJPEG streams, its limit \
                      (server.max_streams); close one or raise the limit"
                 )));
@@ -79,7 +79,7 @@ impl Hub {
         let id = self.next_viewer;
         self.next_viewer += 1;
         let hub = ctx.address().recipient();
-        let viewer = Viewer::new(id, hub, camera.clone(), frames, latency, status);
+        let viewer = Viewer::new(id, hub, camera.clone(), watch, latency, status);
         self.viewers.insert(
             id,
             ViewerEntry {

@@ -8,29 +8,52 @@ use awc::ws;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
+use camfleet::camera::actor::Timing;
 use camfleet::config::Config;
 use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S};
 
-/// How long a test waits for any one expected message.
+/// How long a test waits for any one expected message: far more than any of the design's
+/// bounds (a status interval, a backoff, a command timeout), so only a real fault runs
+/// into it.
 pub const WAIT: Duration = Duration::from_secs(10);
+/// Scheduling slack added to a bound from the design's constants: on a loaded 2-core
+/// machine a thread may wait that long for a core.
+pub const MARGIN: Duration = Duration::from_secs(3);
+
+/// The camera actor's clock for recovery tests: stalls are noticed, and failed devices
+/// retried, in milliseconds instead of seconds.
+pub fn fast_timing() -> Timing {
+    Timing {
+        backoff_initial: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        stall_timeout: Duration::from_millis(300),
+        command_timeout: Duration::from_millis(500),
+        ..Timing::default()
+    }
+}
 
 /// A camfleet server running on its own thread and actix system.
 pub struct TestServer {
     pub addr: SocketAddr,
-    stopper: camfleet::server::Stopper,
+    stopper: camfleet::app::Stopper,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Starts camfleet with this fleet (YAML text) on a free port.
 pub fn spawn(yaml: &str) -> TestServer {
+    spawn_with_timing(yaml, Timing::default())
+}
+
+/// [`spawn`], with the cameras on the clock given.
+pub fn spawn_with_timing(yaml: &str, timing: Timing) -> TestServer {
     let config = Config::parse(yaml, Path::new("test.yaml")).expect("test fleet is valid");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let store = camfleet::state::ControlStore::in_memory();
-            let server = camfleet::server::start(config, listener, store).unwrap();
+            let store = camfleet::overrides::OverrideStore::in_memory();
+            let server = camfleet::app::start_with_timing(config, listener, store, timing).unwrap();
             tx.send(server.stopper.clone()).unwrap();
             server.http.await.unwrap();
         });
@@ -280,10 +303,10 @@ impl Client {
         .await
     }
 
-    /// The next `Error` message's text.
-    pub async fn error_message(&mut self) -> String {
+    /// The next `Error` message.
+    pub async fn error(&mut self) -> proto::Error {
         self.recv_until(|k| match k {
-            S::Error(e) => Some(e.message.clone()),
+            S::Error(e) => Some(e.clone()),
             _ => None,
         })
         .await
@@ -332,4 +355,9 @@ pub fn fleet(ids: &[&str]) -> String {
         ));
     }
     yaml
+}
+
+/// The error code of a failed command's answer or of an `Error`.
+pub fn code(code: i32) -> proto::ErrorCode {
+    proto::ErrorCode::try_from(code).expect("a known error code")
 }

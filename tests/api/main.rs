@@ -1,5 +1,6 @@
 //! camfleet over real sockets: a server on port 0, a real WebSocket client.
 
+mod errors;
 mod helpers;
 mod mjpeg_client;
 mod protocol;

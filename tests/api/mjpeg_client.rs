@@ -10,6 +10,10 @@ use tokio::net::{TcpSocket, TcpStream};
 pub struct Part {
     pub seq: u64,
     pub jpeg: Vec<u8>,
+    /// For the NO SIGNAL picture of a failed camera, the reason it gives.
+    pub no_signal: Option<String>,
+    /// When the frame was captured, in microseconds since the Unix epoch.
+    pub captured_us: u64,
 }
 
 pub struct MjpegClient {
@@ -148,6 +152,11 @@ impl MjpegClient {
             .expect("part has a sequence number")
             .parse()
             .unwrap();
+        let no_signal = field("X-No-Signal:");
+        let captured_us = field("X-Capture-Timestamp:")
+            .expect("part has a capture time")
+            .parse()
+            .unwrap();
         let start = head_end + 4;
         if self.body.len() < start + len + 2 {
             return None;
@@ -155,7 +164,12 @@ impl MjpegClient {
         let jpeg = self.body[start..start + len].to_vec();
         assert_eq!(&self.body[start + len..start + len + 2], b"\r\n");
         self.body.drain(..start + len + 2);
-        Some(Part { seq, jpeg })
+        Some(Part {
+            seq,
+            jpeg,
+            no_signal,
+            captured_us,
+        })
     }
 
     /// The rest of a non-streaming body.

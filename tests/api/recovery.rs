@@ -1,9 +1,10 @@
 //! Failure is a state: a camera that vanishes, panics or stalls comes back by itself, with
 //! its controls re-applied, and the other cameras never notice.
 
-use camfleet::proto::{server_message::Kind as S, CameraState};
+use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S, CameraState};
 
 use crate::helpers::*;
+use crate::mjpeg_client::{jpeg_size, MjpegClient};
 
 const FLEET: &str = "\
 cameras:
@@ -44,12 +45,12 @@ async fn until_a_recovers(client: &mut Client, reason_has: &str) -> camfleet::pr
 
 #[actix_rt::test]
 async fn an_unplugged_camera_comes_back_with_its_controls() {
-    let server = spawn(FLEET);
+    let server = spawn_with_timing(FLEET, fast_timing());
     let mut client = server.client().await;
     client.subscribe(&[]).await;
     client.streaming("a").await;
     assert!(client.set_control("a", "contrast", 90).await.ok);
-    assert!(client.set_control("a", "reconnect_delay_ms", 1500).await.ok);
+    assert!(client.set_control("a", "reconnect_delay_ms", 300).await.ok);
     let b_before = client.status_where("b", |_| true).await.frames_captured;
 
     assert!(client.set_control("a", "disconnect", 1).await.ok);
@@ -59,10 +60,7 @@ async fn an_unplugged_camera_comes_back_with_its_controls() {
     assert_eq!(control_value(&up, "brightness"), Some(150));
     assert_eq!(control_value(&up, "contrast"), Some(90));
     let b_after = client.status_where("b", |_| true).await.frames_captured;
-    assert!(
-        b_after > b_before + 20,
-        "b went from {b_before} to {b_after}"
-    );
+    assert!(b_after > b_before, "b went from {b_before} to {b_after}");
     // And frames flow again.
     let seq = up.frames_captured;
     client.status_where("a", |s| s.frames_captured > seq).await;
@@ -70,7 +68,7 @@ async fn an_unplugged_camera_comes_back_with_its_controls() {
 
 #[actix_rt::test]
 async fn a_panicking_camera_recovers_and_the_process_survives() {
-    let server = spawn(FLEET);
+    let server = spawn_with_timing(FLEET, fast_timing());
     let mut client = server.client().await;
     client.subscribe(&[]).await;
     client.streaming("a").await;
@@ -89,7 +87,7 @@ async fn a_panicking_camera_recovers_and_the_process_survives() {
 
 #[actix_rt::test]
 async fn a_stalled_camera_is_reopened() {
-    let server = spawn(FLEET);
+    let server = spawn_with_timing(FLEET, fast_timing());
     let mut client = server.client().await;
     client.subscribe(&["a", "b"]).await;
     client.streaming("a").await;
@@ -100,5 +98,71 @@ async fn a_stalled_camera_is_reopened() {
     let now = client.status_where("a", |_| true).await.frames_captured;
     client
         .status_where("a", |s| s.frames_captured > now + 5)
+        .await;
+}
+
+#[actix_rt::test]
+async fn viewers_see_no_signal_with_the_reason_then_live_frames_again() {
+    let server = spawn_with_timing(FLEET, fast_timing());
+    let mut client = server.client().await;
+    let request_id = client.request_id();
+    client
+        .send(C::Subscribe(proto::Subscribe {
+            camera_ids: vec!["a".into()],
+            request_id,
+            send_frames: true,
+            max_fps: 0,
+        }))
+        .await;
+    assert!(client.result(request_id).await.ok);
+    client.streaming("a").await;
+    let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
+    let live = viewer.next_part().await.expect("a live picture");
+    assert_eq!(live.no_signal, None);
+
+    assert!(client.set_control("a", "reconnect_delay_ms", 300).await.ok);
+    assert!(client.set_control("a", "disconnect", 1).await.ok);
+    let dark = loop {
+        let part = viewer
+            .next_part()
+            .await
+            .expect("the stream goes on while the camera is down");
+        if part.no_signal.is_some() {
+            break part;
+        }
+    };
+    let reason = dark.no_signal.clone().unwrap();
+    assert!(reason.contains("unplugged"), "reason: {reason}");
+    assert_eq!(
+        jpeg_size(&dark.jpeg),
+        (160, 120),
+        "the NO SIGNAL picture is a JPEG"
+    );
+    // The WebSocket viewer sees it too, with the reason.
+    let ws_reason = client
+        .recv_until(|k| match k {
+            S::Frame(f) if f.camera_id == "a" && !f.no_signal.is_empty() => {
+                Some(f.no_signal.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(ws_reason.contains("unplugged"), "reason: {ws_reason}");
+
+    let back = loop {
+        let part = viewer
+            .next_part()
+            .await
+            .expect("the stream goes on after recovery");
+        if part.no_signal.is_none() {
+            break part;
+        }
+    };
+    assert!(back.seq > dark.seq);
+    client
+        .recv_until(|k| match k {
+            S::Frame(f) if f.camera_id == "a" && f.no_signal.is_empty() => Some(()),
+            _ => None,
+        })
         .await;
 }

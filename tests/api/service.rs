@@ -452,7 +452,7 @@ async fn reload_touches_only_what_changed() {
         .send(C::Subscribe(proto::Subscribe {
             camera_ids: vec!["c".into()],
             request_id,
-            frames: true,
+            send_frames: true,
             max_fps: 0,
         }))
         .await;
@@ -538,7 +538,7 @@ async fn reload_touches_only_what_changed() {
             "id: c\n    source: {kind: synthetic, width: 160, height: 120, fps: 0",
         ),
     );
-    let error = client.error_message().await;
+    let error = client.error().await.message;
     assert!(
         error.contains("was not reloaded") && error.contains("fps 0 is out of range"),
         "{error}"
@@ -580,7 +580,7 @@ async fn shutdown_with_100_viewers_is_quick_and_closes_every_socket() {
             kind: Some(C::Subscribe(proto::Subscribe {
                 camera_ids: vec![],
                 request_id: 1,
-                frames: true,
+                send_frames: true,
                 max_fps: 5,
             })),
         };

@@ -113,7 +113,7 @@ test("the default fleet: a live tile per camera, no console errors", async () =>
   );
   try {
     const { page, errors } = await open(server);
-    const listed = (await server.cameras()).map((c) => c.id);
+    const listed = (await server.cameras()).map((c) => c.camera_id);
     await page.waitForFunction((n) => document.querySelectorAll(".tile").length === n, listed.length);
     const shown = Object.keys(await seqs(page));
     assert.deepEqual(shown.sort(), [...listed].sort());
@@ -148,16 +148,16 @@ test("controls: brightness reaches the server, a bad value shows the server's er
     await page.press(`${row} input[type="number"]`, "Enter");
     await page.waitForSelector(`${row} .result[data-state="applied"]`);
     assert.match(await page.textContent(`${row} .result`), /Applied: 200/);
-    const desk = (await server.cameras()).find((c) => c.id === "desk");
+    const desk = (await server.cameras()).find((c) => c.camera_id === "desk");
     assert.equal(desk.controls.brightness, 200);
 
     await page.fill(`${row} input[type="number"]`, "999");
     await page.press(`${row} input[type="number"]`, "Enter");
-    await page.waitForSelector(`${row} .result[data-state="error"]`);
+    await page.waitForSelector(`${row} .result[data-state="error"][data-code="OUT_OF_RANGE"]`);
     const message = await page.textContent(`${row} .result`);
     assert.match(message, /999/);
     assert.match(message, /from 0 to 255/);
-    assert.equal((await server.cameras()).find((c) => c.id === "desk").controls.brightness, 200);
+    assert.equal((await server.cameras()).find((c) => c.camera_id === "desk").controls.brightness, 200);
 
     // Reset puts the camera back to cameras.yaml (brightness 90 there).
     await page.click("#panel-reset");
@@ -165,7 +165,7 @@ test("controls: brightness reaches the server, a bad value shows the server's er
     await page.waitForFunction(
       () => document.querySelector('.control[data-control="brightness"] input[type="number"]')?.value === "90",
     );
-    assert.equal((await server.cameras()).find((c) => c.id === "desk").controls.brightness, 90);
+    assert.equal((await server.cameras()).find((c) => c.camera_id === "desk").controls.brightness, 90);
 
     // Every kind of control the synthetic camera has is rendered with its widget.
     assert.ok(await page.$('.control[data-control="horizontal_flip"] input[type="checkbox"][role="switch"]'));
@@ -227,7 +227,7 @@ test("with an operator token, settings change only after signing in", async () =
     const row = '.control[data-control="brightness"]';
     await page.fill(`${row} input[type="number"]`, "60");
     await page.press(`${row} input[type="number"]`, "Enter");
-    await page.waitForSelector(`${row} .result[data-state="error"]`);
+    await page.waitForSelector(`${row} .result[data-state="error"][data-code="NOT_PERMITTED"]`);
     assert.match(await page.textContent(`${row} .result`), /operator token/);
 
     await page.fill("#operator-token", "not-the-token-at-all");
@@ -239,7 +239,7 @@ test("with an operator token, settings change only after signing in", async () =
     await page.fill(`${row} input[type="number"]`, "70");
     await page.press(`${row} input[type="number"]`, "Enter");
     await page.waitForSelector(`${row} .result[data-state="applied"]`);
-    assert.equal((await server.cameras()).find((c) => c.id === "a").controls.brightness, 70);
+    assert.equal((await server.cameras()).find((c) => c.camera_id === "a").controls.brightness, 70);
     assert.deepEqual(errors, []);
     await page.close();
   } finally {
@@ -266,7 +266,7 @@ test("the page shows a lost server and recovers by itself", async () => {
   }
 });
 
-test("measure: frames per second per tile, 8 cameras at 30 fps", async () => {
+test("8 cameras at 30 fps: every tile keeps up with its camera", async () => {
   let yaml = "cameras:\n";
   for (let i = 0; i < 8; i++) {
     yaml += `  - id: cam${i}\n    source: {kind: synthetic, width: 640, height: 360, fps: 30, prerender: 30}\n`;
@@ -275,18 +275,15 @@ test("measure: frames per second per tile, 8 cameras at 30 fps", async () => {
   try {
     const { page } = await open(server);
     await page.waitForFunction(() => document.querySelectorAll('.tile[data-state="Streaming"]').length === 8);
-    await sleep(2000);
-    const count = () =>
-      page.$$eval(".tile", (els) => Object.fromEntries(els.map((e) => [e.dataset.cameraId, Number(e.dataset.shown || 0)])));
-    const a = await count();
-    const t0 = Date.now();
-    await sleep(5000);
-    const b = await count();
-    const secs = (Date.now() - t0) / 1000;
-    const fps = Object.keys(b).map((id) => (b[id] - a[id]) / secs).sort((x, y) => x - y);
-    const median = fps[Math.floor(fps.length / 2)];
-    console.log(`dashboard: 8 cameras at 30 fps, pictures drawn per tile per second: min ${fps[0].toFixed(1)}, median ${median.toFixed(1)}`);
-    assert.ok(fps[0] > 0, "every tile shows pictures");
+    // Every tile keeps advancing and never falls behind: three times over, each tile
+    // catches up with the frame its camera had just published.
+    for (let round = 0; round < 3; round++) {
+      const latest = Object.fromEntries((await server.cameras()).map((c) => [c.camera_id, c.last_frame_seq]));
+      await page.waitForFunction(
+        (latest) => [...document.querySelectorAll(".tile")].every((e) => Number(e.dataset.seq || 0) >= latest[e.dataset.cameraId]),
+        latest,
+      );
+    }
     await page.close();
   } finally {
     await server.stop();

@@ -12,22 +12,23 @@ use crate::camera::control::{
     normalize_name, ControlError, ControlFlags, ControlInfo, ControlType, MenuItem,
 };
 
-const CTRL_CLASS: u32 = 6;
+const CTRL_CLASS: u32 = v4l2_ctrl_type_V4L2_CTRL_TYPE_CTRL_CLASS;
 
 fn kind(t: u32) -> ControlType {
+    #[allow(non_upper_case_globals)]
     match t {
-        1 => ControlType::Integer,
-        2 => ControlType::Boolean,
-        3 => ControlType::Menu,
-        4 => ControlType::Button,
-        5 => ControlType::Integer64,
-        8 => ControlType::Bitmask,
-        9 => ControlType::IntegerMenu,
-        7 => ControlType::Unsupported("string".into()),
-        0x100 => ControlType::Unsupported("u8 array".into()),
-        0x101 => ControlType::Unsupported("u16 array".into()),
-        0x102 => ControlType::Unsupported("u32 array".into()),
-        0x106 => ControlType::Unsupported("area".into()),
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_INTEGER => ControlType::Integer,
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_BOOLEAN => ControlType::Boolean,
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_MENU => ControlType::Menu,
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_BUTTON => ControlType::Button,
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_INTEGER64 => ControlType::Integer64,
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_BITMASK => ControlType::Bitmask,
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_INTEGER_MENU => ControlType::IntegerMenu,
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_STRING => ControlType::Unsupported("string".into()),
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_U8 => ControlType::Unsupported("u8 array".into()),
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_U16 => ControlType::Unsupported("u16 array".into()),
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_U32 => ControlType::Unsupported("u32 array".into()),
+        v4l2_ctrl_type_V4L2_CTRL_TYPE_AREA => ControlType::Unsupported("area".into()),
         other => ControlType::Unsupported(format!("type {other:#x}")),
     }
 }

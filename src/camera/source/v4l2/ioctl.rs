@@ -15,10 +15,35 @@ pub unsafe fn call<T>(fd: c_int, request: v4l2::vidioc::_IOC_TYPE, arg: &mut T) 
     v4l2::ioctl(fd, request, arg as *mut T as *mut c_void)
 }
 
+/// The plain-old-data structs of the V4L2 API (and `timespec`), for which all-zero bytes
+/// are a valid value.
+///
+/// # Safety
+/// Implement only for C structs of integers, arrays, unions and raw pointers, where every
+/// all-zero bit pattern is a valid value.
+pub unsafe trait Zeroable: Sized {}
+
+// SAFETY: each is a bindgen-generated C struct of integers, arrays, unions and raw
+// pointers; the kernel's API itself says to zero them before filling in fields.
+unsafe impl Zeroable for v4l2_capability {}
+// SAFETY: as above.
+unsafe impl Zeroable for v4l2_querymenu {}
+// SAFETY: as above.
+unsafe impl Zeroable for v4l2_ext_control {}
+// SAFETY: as above.
+unsafe impl Zeroable for v4l2_ext_controls {}
+// SAFETY: as above.
+unsafe impl Zeroable for v4l2_query_ext_ctrl {}
+// SAFETY: as above.
+unsafe impl Zeroable for v4l2_buffer {}
+// SAFETY: as above.
+unsafe impl Zeroable for v4l2_requestbuffers {}
+// SAFETY: two integers.
+unsafe impl Zeroable for libc::timespec {}
+
 /// A zeroed V4L2 struct, as the API expects before filling in the fields it needs.
-pub fn zeroed<T>() -> T {
-    // SAFETY: only used for the plain-old-data structs of the V4L2 API, for which all-zero
-    // bytes are a valid value.
+pub fn zeroed<T: Zeroable>() -> T {
+    // SAFETY: `Zeroable` promises that all-zero bytes are a valid `T`.
     unsafe { std::mem::zeroed() }
 }
 

@@ -7,11 +7,12 @@ use std::net::{SocketAddr, TcpListener};
 use actix::{Actor, Addr};
 use actix_web::{web, App, HttpServer};
 
+use crate::camera::actor::Timing;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::hub::{CloseSessions, Hub, StopCameras};
+use crate::overrides::OverrideStore;
 use crate::shutdown::{self, Shutdown};
-use crate::state::ControlStore;
 
 /// HTTP worker threads. Sessions are light; two keep one busy client from stalling others.
 pub const HTTP_WORKERS: usize = 2;
@@ -66,14 +67,30 @@ pub struct Stopper {
     pub shutdown: Shutdown,
 }
 
-/// Starts camfleet on `listener` with recorded control changes from `store`. Must be
+/// Starts camfleet on `listener` with the control overrides saved in `overrides`. Must be
 /// called inside an actix `System`; OS signals are left to the caller.
-pub fn start(config: Config, listener: TcpListener, store: ControlStore) -> io::Result<Server> {
+pub fn start(
+    config: Config,
+    listener: TcpListener,
+    overrides: OverrideStore,
+) -> io::Result<Server> {
+    start_with_timing(config, listener, overrides, Timing::default())
+}
+
+/// [`start`], with the cameras on another clock (tests make recovery fast).
+pub fn start_with_timing(
+    config: Config,
+    listener: TcpListener,
+    overrides: OverrideStore,
+    timing: Timing,
+) -> io::Result<Server> {
     let local_addr = listener.local_addr()?;
     let (shutdown, signal) = shutdown::signal();
     let max_message_bytes = config.server.max_message_bytes;
     let operator_token = config.server.operator_token.clone();
-    let hub = Hub::new(config.server, config.cameras, store).start();
+    let hub = Hub::new(config.server, config.cameras, overrides)
+        .with_timing(timing)
+        .start();
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         max_message_bytes,

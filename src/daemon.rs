@@ -4,6 +4,7 @@
 
 use std::ffi::CString;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,13 +14,13 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::hub::{Broadcast, Reload};
-use crate::state::ControlStore;
+use crate::overrides::OverrideStore;
 
 /// How long to wait after a change to the configuration file before reading it, so an
 /// editor's save (often several writes and a rename) is read once, whole.
 pub const RELOAD_SETTLE: Duration = Duration::from_millis(300);
 
-/// Where recorded control changes live unless `--state-dir` says otherwise: systemd's
+/// Where the control overrides live unless `--state-dir` says otherwise: systemd's
 /// `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/camfleet`, else `~/.local/state/camfleet`.
 pub fn default_state_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
@@ -72,12 +73,12 @@ pub fn run(
         config.server.listen = addr;
     }
     let store = match &state_dir {
-        Some(dir) => ControlStore::open(dir).map_err(anyhow::Error::msg)?,
+        Some(dir) => OverrideStore::open(dir).map_err(anyhow::Error::msg)?,
         None => {
             warn!(
                 "no state directory: control changes will not survive a restart; pass --state-dir"
             );
-            ControlStore::in_memory()
+            OverrideStore::in_memory()
         }
     };
     let path = path.to_path_buf();
@@ -86,14 +87,14 @@ pub fn run(
         let listener = std::net::TcpListener::bind(addr).map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr}: {e}; pass another address with --listen")
         })?;
-        let server = crate::server::start(config, listener, store)?;
+        let server = crate::app::start(config, listener, store)?;
         info!("camfleet serving on http://{}/", server.local_addr);
         let (stopper, http) = (server.stopper, server.http);
         let hub = stopper.hub.clone();
         if let Some(dir) = &state_dir {
             info!(
                 "control changes are kept in {}",
-                dir.join(crate::state::FILE_NAME).display()
+                dir.join(crate::overrides::FILE_NAME).display()
             );
         }
 
@@ -162,14 +163,24 @@ fn watch_file(path: &Path, changed: tokio::sync::mpsc::UnboundedSender<()>) {
     let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
         return;
     };
-    // SAFETY: plain inotify calls; the descriptor is owned by the thread below.
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
     let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
         return;
     };
+    // SAFETY: a plain call that returns a new descriptor or -1.
+    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    if raw < 0 {
+        warn!(
+            "cannot watch {} for changes ({}); reload with SIGHUP instead",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: `raw` is a new descriptor that nothing else owns; closed when `fd` drops.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_CREATE | libc::IN_DELETE;
-    // SAFETY: `dir_c` is a valid C string for the call.
-    if fd < 0 || unsafe { libc::inotify_add_watch(fd, dir_c.as_ptr(), mask) } < 0 {
+    // SAFETY: `fd` is open and `dir_c` is a valid C string for the call.
+    if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), dir_c.as_ptr(), mask) } < 0 {
         warn!(
             "cannot watch {} for changes ({}); reload with SIGHUP instead",
             dir.display(),
@@ -182,8 +193,8 @@ fn watch_file(path: &Path, changed: tokio::sync::mpsc::UnboundedSender<()>) {
         .spawn(move || {
             let mut buf = [0u8; 4096];
             loop {
-                // SAFETY: reads into a buffer we own.
-                let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                // SAFETY: reads into a buffer we own from a descriptor this thread owns.
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
                 if n <= 0 {
                     return;
                 }

@@ -1,6 +1,7 @@
-//! Control changes made while running, kept in `controls.json` under the state directory so
-//! they survive restarts. Owned by the hub, which records each change once the camera has
-//! applied it and before the client hears `ok`.
+//! Overrides: control values set while a camera runs. Each is applied after the configured
+//! value on every open, kept in `controls.json` under the state directory so it survives
+//! restarts, and dropped by `ResetControls`. The store is owned by the hub, which saves
+//! each override once the camera has applied it and before the client hears `ok`.
 //!
 //! Every write goes to a temporary file that is flushed to disk (fsync) and then renamed
 //! over the old one, and the directory is flushed too: a crash at any moment leaves either
@@ -14,21 +15,21 @@ use std::path::{Path, PathBuf};
 /// The file's name inside the state directory.
 pub const FILE_NAME: &str = "controls.json";
 
-/// Recorded control values, by camera and control name.
+/// The overrides, by camera and control name.
 #[derive(Debug, Default)]
-pub struct ControlStore {
+pub struct OverrideStore {
     path: Option<PathBuf>,
-    recorded: BTreeMap<String, BTreeMap<String, i64>>,
+    saved: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
-impl ControlStore {
+impl OverrideStore {
     /// A store that keeps nothing on disk (no state directory).
     pub fn in_memory() -> Self {
-        ControlStore::default()
+        OverrideStore::default()
     }
 
     /// Opens the store in `dir`, creating the directory if needed and reading what an
-    /// earlier run recorded.
+    /// earlier run saved.
     pub fn open(dir: &Path) -> Result<Self, String> {
         fs::create_dir_all(dir).map_err(|e| {
             format!(
@@ -37,42 +38,42 @@ impl ControlStore {
             )
         })?;
         let path = dir.join(FILE_NAME);
-        let recorded = match fs::read_to_string(&path) {
+        let saved = match fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| {
                 format!(
-                    "{} is not valid ({e}); move it away to start without recorded control changes",
+                    "{} is not valid ({e}); move it away to start without the overrides it holds",
                     path.display()
                 )
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        Ok(ControlStore {
+        Ok(OverrideStore {
             path: Some(path),
-            recorded,
+            saved,
         })
     }
 
-    /// What was recorded for a camera, in control-name order.
+    /// A camera's overrides, in control-name order.
     pub fn for_camera(&self, camera: &str) -> Vec<(String, i64)> {
-        self.recorded
+        self.saved
             .get(camera)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default()
     }
 
-    /// Records a control's new value and writes the file.
-    pub fn record(&mut self, camera: &str, control: &str, value: i64) -> io::Result<()> {
-        self.recorded
+    /// Saves a control's override and writes the file.
+    pub fn save(&mut self, camera: &str, control: &str, value: i64) -> io::Result<()> {
+        self.saved
             .entry(camera.to_string())
             .or_default()
             .insert(control.to_string(), value);
         self.write()
     }
 
-    /// Forgets a camera's recorded values and writes the file.
+    /// Drops a camera's overrides and writes the file.
     pub fn forget(&mut self, camera: &str) -> io::Result<()> {
-        if self.recorded.remove(camera).is_some() {
+        if self.saved.remove(camera).is_some() {
             self.write()?;
         }
         Ok(())
@@ -85,7 +86,7 @@ impl ControlStore {
         let dir = path.parent().unwrap_or(Path::new("."));
         let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
         let mut file = File::create(&tmp)?;
-        file.write_all(serde_json::to_string_pretty(&self.recorded)?.as_bytes())?;
+        file.write_all(serde_json::to_string_pretty(&self.saved)?.as_bytes())?;
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, path)?;
@@ -98,24 +99,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_survive_reopening_and_forgetting_works() {
+    fn overrides_survive_reopening_and_forgetting_works() {
         let dir = std::env::temp_dir().join(format!("camfleet-state-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let mut store = ControlStore::open(&dir).unwrap();
-        store.record("a", "brightness", 10).unwrap();
-        store.record("a", "contrast", 20).unwrap();
-        store.record("b", "brightness", 30).unwrap();
-        store.record("a", "brightness", 11).unwrap();
-        let again = ControlStore::open(&dir).unwrap();
+        let mut store = OverrideStore::open(&dir).unwrap();
+        store.save("a", "brightness", 10).unwrap();
+        store.save("a", "contrast", 20).unwrap();
+        store.save("b", "brightness", 30).unwrap();
+        store.save("a", "brightness", 11).unwrap();
+        let again = OverrideStore::open(&dir).unwrap();
         assert_eq!(
             again.for_camera("a"),
             vec![("brightness".into(), 11), ("contrast".into(), 20)]
         );
         let mut again = again;
         again.forget("a").unwrap();
-        assert!(ControlStore::open(&dir).unwrap().for_camera("a").is_empty());
+        assert!(OverrideStore::open(&dir)
+            .unwrap()
+            .for_camera("a")
+            .is_empty());
         fs::write(dir.join(FILE_NAME), "{ not json").unwrap();
-        assert!(ControlStore::open(&dir).unwrap_err().contains("not valid"));
+        assert!(OverrideStore::open(&dir).unwrap_err().contains("not valid"));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

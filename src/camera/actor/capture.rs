@@ -1,0 +1,158 @@
+//! The camera actor's capture loop: one step at a time, opening, capturing, failing and
+//! going idle.
+
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::{drop_quietly, CameraActor};
+use crate::camera::jpeg;
+use crate::camera::source::{FrameData, SourceError};
+use crate::camera::status::CameraState;
+use crate::config::CaptureMode;
+
+/// Size of the NO SIGNAL picture of a camera whose format is not known yet.
+const NO_SIGNAL_SIZE: (u32, u32) = (640, 480);
+
+impl CameraActor {
+    /// One step: capture a frame, or (re)open the device when its time has come, or, for
+    /// an on-demand camera, close it once it has been unwatched for its idle timeout.
+    pub(super) fn step(&mut self) {
+        let wait = self.timing.capture_wait;
+        if self.settings.capture == CaptureMode::OnDemand {
+            let idle_for = self
+                .unwatched_since
+                .map(|t| t.elapsed())
+                .unwrap_or_default();
+            match self.state {
+                CameraState::Idle if self.viewers > 0 => self.set_state(CameraState::Opening),
+                CameraState::Idle => return std::thread::sleep(wait),
+                CameraState::Streaming
+                | CameraState::Reconnecting { .. }
+                | CameraState::Opening
+                    if self.viewers == 0 && idle_for >= self.settings.idle_timeout =>
+                {
+                    drop_quietly(self.link.device.take());
+                    self.slot.clear();
+                    return self.set_state(CameraState::Idle);
+                }
+                _ => {}
+            }
+        }
+        let retry_at = match &self.state {
+            CameraState::Streaming => return self.capture(),
+            CameraState::Stopped { .. } | CameraState::Idle => return,
+            CameraState::Opening => Instant::now(),
+            CameraState::Reconnecting { .. } => self.backoff.retry_at.unwrap_or_else(Instant::now),
+        };
+        let now = Instant::now();
+        if now >= retry_at {
+            self.open();
+        } else {
+            std::thread::sleep((retry_at - now).min(wait));
+        }
+    }
+
+    fn open(&mut self) {
+        let device = match self.link.opener.open() {
+            Ok(device) => device,
+            Err(e) => return self.fail(&e),
+        };
+        self.link.format = Some(device.format());
+        self.link.format_note = device.note();
+        self.link.device = Some(device);
+        if let Err(e) = self.apply_desired() {
+            return self.fail(&e);
+        }
+        if self.backoff.has_failed {
+            self.counters.reconnects += 1;
+        }
+        self.backoff.succeeded();
+        self.last_frame_at = Instant::now();
+        self.meter.reset();
+        self.set_state(CameraState::Streaming);
+    }
+
+    fn capture(&mut self) {
+        let wait = self.timing.capture_wait;
+        let stall_timeout = self.timing.stall_timeout;
+        let status_interval = self.timing.status_interval;
+        let Some(device) = self.link.device.as_mut() else {
+            return self.fail(&"the device closed while streaming");
+        };
+        let format = device.format();
+        let captured = match device.next_frame(wait) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                let limit = stall_timeout.max(Duration::from_secs_f64(5.0 / format.fps.max(0.1)));
+                if self.last_frame_at.elapsed() > limit {
+                    let reason = format!("no frame for {:.1} s", limit.as_secs_f64());
+                    self.fail(&SourceError::Failed(reason));
+                }
+                return;
+            }
+            Err(e) => return self.fail(&e),
+        };
+        let counters = &mut self.counters;
+        counters.captured += 1;
+        counters.dropped += captured.lost_before;
+        let captured_at = captured.captured_at;
+        self.last_frame_at = Instant::now();
+        self.meter.tick(status_interval);
+        let jpeg = match captured.data {
+            // The source made this JPEG itself; it is complete by construction.
+            FrameData::Jpeg(b) => Some(b),
+            FrameData::JpegBorrowed(data) => {
+                let jpeg = jpeg::normalize(data);
+                if jpeg.is_none() {
+                    counters.corrupt += 1;
+                }
+                jpeg
+            }
+            // Raw frames are encoded once each, and only while someone watches.
+            FrameData::Raw(_) if self.viewers == 0 => None,
+            FrameData::Raw(data) => {
+                let started = Instant::now();
+                let f = format;
+                let quality = self.settings.jpeg_quality;
+                match jpeg::encode_raw(f.fourcc, f.width, f.height, data, quality) {
+                    Ok(jpeg) => {
+                        counters.encoded += 1;
+                        counters.encode_time += started.elapsed();
+                        Some(jpeg)
+                    }
+                    Err(e) => {
+                        warn!(camera = %self.settings.id, "dropping a frame: {e}");
+                        counters.corrupt += 1;
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(jpeg) = jpeg {
+            self.seq = self.slot.publish(captured_at, jpeg);
+        }
+    }
+
+    /// Gives up the device, shows every viewer the NO SIGNAL picture with the reason, and
+    /// schedules a reopen with backoff.
+    pub(super) fn fail(&mut self, error: &dyn std::fmt::Display) {
+        drop_quietly(self.link.device.take());
+        let reason = error.to_string();
+        let news = self.state.reason() != reason;
+        self.backoff.failed(&self.timing);
+        self.meter.reset();
+        self.set_state(CameraState::Reconnecting {
+            reason: reason.clone(),
+        });
+        // Retries that fail the same way do not redraw the picture.
+        if news {
+            let (w, h) = self
+                .link
+                .format
+                .map_or(NO_SIGNAL_SIZE, |f| (f.width, f.height));
+            let picture = jpeg::placeholder(w, h, &self.settings.name, &reason);
+            self.seq = self.slot.publish_no_signal(picture, reason);
+        }
+    }
+}

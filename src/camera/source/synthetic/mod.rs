@@ -1,0 +1,389 @@
+//! A synthetic camera: a moving test picture with the camera's name, a frame counter and
+//! the time drawn in, delivered as JPEG (or YUYV). It needs no hardware, so the default
+//! fleet runs anywhere, and its test controls make it stall, vanish, panic, refuse or hang
+//! like a real device.
+
+mod clock;
+mod controls;
+mod picture;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::{Captured, Device, FourCc, FrameData, Opener, SourceError, StreamFormat};
+use crate::camera::control::{ControlError, ControlInfo};
+use crate::config::SyntheticConfig;
+use controls::{Action, Settings};
+
+/// JPEG quality of synthetic frames.
+const JPEG_QUALITY: u8 = 80;
+
+/// Opens synthetic devices. Remembers, across reopens, until when the "device" is unplugged.
+pub struct SyntheticOpener {
+    cfg: SyntheticConfig,
+    label: String,
+    plug: Arc<Plug>,
+}
+
+/// Shared by an opener and the device it opened: the `disconnect` button sets it.
+struct Plug {
+    epoch: Instant,
+    absent_until_ms: AtomicU64,
+}
+
+impl Plug {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl SyntheticOpener {
+    /// A source drawing `label` (the camera's name) into every frame.
+    pub fn new(cfg: SyntheticConfig, label: &str) -> Self {
+        SyntheticOpener {
+            cfg,
+            label: label.to_string(),
+            plug: Arc::new(Plug {
+                epoch: Instant::now(),
+                absent_until_ms: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl Opener for SyntheticOpener {
+    fn open(&mut self) -> Result<Box<dyn Device>, SourceError> {
+        let now_ms = self.plug.now_ms();
+        let until = self.plug.absent_until_ms.load(Ordering::Relaxed);
+        if now_ms < until {
+            return Err(SourceError::NotFound(format!(
+                "synthetic camera unplugged for another {} ms",
+                until - now_ms
+            )));
+        }
+        let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
+        let mut device = SyntheticDevice {
+            settings: Settings::new(self.cfg.pattern),
+            cfg: self.cfg.clone(),
+            label: self.label.clone(),
+            plug: Arc::clone(&self.plug),
+            started: Instant::now(),
+            next_index: 0,
+            vanished: false,
+            panic_next: false,
+            hang_next: None,
+            corrupt_pending: 0,
+            scratch: Vec::new(),
+            current: Bytes::new(),
+            ring: Vec::new(),
+            rgb: vec![0; w * h * 3],
+        };
+        device.render_ring();
+        Ok(Box::new(device))
+    }
+}
+
+struct SyntheticDevice {
+    cfg: SyntheticConfig,
+    label: String,
+    plug: Arc<Plug>,
+    settings: Settings,
+    started: Instant,
+    next_index: u64,
+    vanished: bool,
+    panic_next: bool,
+    /// How long the next frame blocks, for the hang_ms control.
+    hang_next: Option<Duration>,
+    /// Frames still to damage, one per press of corrupt_frame.
+    corrupt_pending: u32,
+    /// A damaged copy of a frame, for the corrupt_frame control.
+    scratch: Vec<u8>,
+    /// The raw frame handed out last.
+    current: Bytes,
+    /// Pre-made frames (JPEG or YUYV), when `prerender` is set.
+    ring: Vec<Bytes>,
+    /// Scratch picture, reused for every render.
+    rgb: Vec<u8>,
+}
+
+impl SyntheticDevice {
+    fn interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.cfg.fps))
+    }
+
+    fn render_ring(&mut self) {
+        self.ring = (0..u64::from(self.cfg.prerender))
+            .map(|i| {
+                let text = format!("ring frame {}/{}", i + 1, self.cfg.prerender);
+                self.render(i, &text)
+            })
+            .collect();
+    }
+
+    /// Draws frame `index` with `counter` as its second text line, as JPEG or YUYV.
+    fn render(&mut self, index: u64, counter: &str) -> Bytes {
+        let s = &self.settings;
+        let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
+        picture::draw_pattern(&mut self.rgb, w, h, s.pattern, index, self.cfg.fps, s.flip);
+        picture::adjust(&mut self.rgb, s.brightness, s.contrast);
+        let lines = [
+            self.label.clone(),
+            counter.to_string(),
+            clock::utc_text(SystemTime::now()),
+            format!("brightness {} contrast {}", s.brightness, s.contrast),
+        ];
+        crate::camera::draw::text(&mut self.rgb, w, h, &lines);
+        if self.cfg.raw {
+            return Bytes::from(picture::rgb_to_yuyv(&self.rgb));
+        }
+        let mut out = Vec::with_capacity(w * h / 4);
+        jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY)
+            .encode(
+                &self.rgb,
+                self.cfg.width as u16,
+                self.cfg.height as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .expect("the scratch picture matches the frame size");
+        Bytes::from(out)
+    }
+}
+
+impl Device for SyntheticDevice {
+    fn format(&self) -> StreamFormat {
+        StreamFormat {
+            fourcc: if self.cfg.raw {
+                FourCc(*b"YUYV")
+            } else {
+                FourCc::MJPG
+            },
+            width: self.cfg.width,
+            height: self.cfg.height,
+            fps: f64::from(self.cfg.fps),
+        }
+    }
+
+    fn next_frame(&mut self, wait: Duration) -> Result<Option<Captured<'_>>, SourceError> {
+        if self.vanished {
+            return Err(SourceError::Unplugged(
+                "synthetic camera's disconnect control was pressed".into(),
+            ));
+        }
+        if self.panic_next {
+            self.panic_next = false;
+            panic!("synthetic camera's panic control was pressed");
+        }
+        if let Some(hang) = self.hang_next.take() {
+            // A driver stuck in a call: the camera's thread blocks past any bound.
+            std::thread::sleep(hang);
+        }
+        let interval = self.interval();
+        let due = self.started + interval * self.next_index as u32;
+        let now = Instant::now();
+        if self.settings.stall || due.saturating_duration_since(now) > wait {
+            std::thread::sleep(wait);
+            return Ok(None);
+        }
+        std::thread::sleep(due.saturating_duration_since(now));
+        // A caller that came late skips the frames it missed, as a real device would.
+        let late = Instant::now().saturating_duration_since(due);
+        let lost = (late.as_secs_f64() / interval.as_secs_f64()) as u64;
+        self.next_index += lost;
+        let index = self.next_index;
+        self.next_index += 1;
+        let bytes = if self.ring.is_empty() {
+            self.render(index, &format!("frame {index}"))
+        } else {
+            self.ring[(index % self.ring.len() as u64) as usize].clone()
+        };
+        let data = if self.corrupt_pending > 0 {
+            self.corrupt_pending -= 1;
+            self.scratch = bytes[..bytes.len() / 2].to_vec();
+            if self.cfg.raw {
+                FrameData::Raw(&self.scratch)
+            } else {
+                FrameData::JpegBorrowed(&self.scratch)
+            }
+        } else if self.cfg.raw {
+            self.current = bytes;
+            FrameData::Raw(&self.current)
+        } else {
+            FrameData::Jpeg(bytes)
+        };
+        Ok(Some(Captured {
+            data,
+            captured_at: SystemTime::now(),
+            lost_before: lost,
+        }))
+    }
+
+    fn controls(&mut self) -> Result<Vec<ControlInfo>, SourceError> {
+        Ok(self.controls_now())
+    }
+
+    fn set_control(&mut self, info: &ControlInfo, value: i64) -> Result<i64, ControlError> {
+        match controls::apply(&mut self.settings, info, value)? {
+            Action::None => {}
+            Action::Disconnect => {
+                let away = u64::try_from(self.settings.reconnect_delay_ms).unwrap_or(0);
+                self.plug
+                    .absent_until_ms
+                    .store(self.plug.now_ms() + away, Ordering::Relaxed);
+                self.vanished = true;
+            }
+            Action::Panic => self.panic_next = true,
+            Action::Corrupt => self.corrupt_pending += 1,
+            Action::Hang(ms) => self.hang_next = Some(Duration::from_millis(ms)),
+        }
+        if !self.ring.is_empty() && info.id < controls::ID_FIRST_TEST {
+            self.render_ring();
+        }
+        Ok(self
+            .controls_now()
+            .iter()
+            .find(|c| c.id == info.id)
+            .and_then(|c| c.value)
+            .unwrap_or(value))
+    }
+}
+
+impl SyntheticDevice {
+    fn controls_now(&self) -> Vec<ControlInfo> {
+        controls::list(&self.settings, self.cfg.pattern, self.cfg.test_controls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Pattern;
+
+    fn config(prerender: u32) -> SyntheticConfig {
+        SyntheticConfig {
+            width: 320,
+            height: 240,
+            fps: 30,
+            pattern: Pattern::Bars,
+            prerender,
+            test_controls: true,
+            raw: false,
+        }
+    }
+
+    fn jpeg_of(device: &mut dyn Device) -> Bytes {
+        loop {
+            if let Some(f) = device.next_frame(Duration::from_millis(100)).unwrap() {
+                match f.data {
+                    FrameData::Jpeg(b) => return b,
+                    _ => panic!("synthetic frames are JPEG"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn frames_are_jpeg_and_brightness_changes_them() {
+        let mut opener = SyntheticOpener::new(config(0), "test");
+        let mut dev = opener.open().unwrap();
+        let a = jpeg_of(dev.as_mut());
+        assert_eq!(&a[..2], &[0xFF, 0xD8]);
+        assert_eq!(&a[a.len() - 2..], &[0xFF, 0xD9]);
+        let controls = dev.controls().unwrap();
+        let b = controls.iter().find(|c| c.name == "brightness").unwrap();
+        assert_eq!(dev.set_control(b, 200).unwrap(), 200);
+        let mean = |jpeg: &Bytes| {
+            let px = zune_jpeg::JpegDecoder::new(jpeg.as_ref()).decode().unwrap();
+            px.iter().map(|v| u64::from(*v)).sum::<u64>() / px.len() as u64
+        };
+        assert!(mean(&jpeg_of(dev.as_mut())) > mean(&a) + 30);
+    }
+
+    #[test]
+    fn disconnect_vanishes_then_comes_back() {
+        let mut opener = SyntheticOpener::new(config(2), "test");
+        let mut dev = opener.open().unwrap();
+        let controls = dev.controls().unwrap();
+        let find = |n: &str| controls.iter().find(|c| c.name == n).unwrap().clone();
+        dev.set_control(&find("reconnect_delay_ms"), 200).unwrap();
+        dev.set_control(&find("disconnect"), 1).unwrap();
+        assert!(matches!(
+            dev.next_frame(Duration::from_millis(10)),
+            Err(SourceError::Unplugged(_))
+        ));
+        drop(dev);
+        assert!(matches!(opener.open(), Err(SourceError::NotFound(_))));
+        std::thread::sleep(Duration::from_millis(250));
+        let mut dev = opener.open().unwrap();
+        jpeg_of(dev.as_mut());
+    }
+
+    #[test]
+    fn stall_delivers_nothing() {
+        let mut opener = SyntheticOpener::new(config(0), "test");
+        let mut dev = opener.open().unwrap();
+        let stall = dev
+            .controls()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == "stall")
+            .unwrap();
+        dev.set_control(&stall, 1).unwrap();
+        for _ in 0..5 {
+            assert!(dev.next_frame(Duration::from_millis(40)).unwrap().is_none());
+        }
+    }
+}
+
+#[cfg(test)]
+mod misbehaviour {
+    use super::*;
+    use crate::config::Pattern;
+
+    fn config() -> SyntheticConfig {
+        SyntheticConfig {
+            width: 160,
+            height: 120,
+            fps: 10,
+            pattern: Pattern::Bars,
+            prerender: 0,
+            test_controls: true,
+            raw: false,
+        }
+    }
+
+    fn control(dev: &mut dyn Device, name: &str) -> ControlInfo {
+        dev.controls()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn busy_refuses_other_writes_until_turned_off() {
+        let mut dev = SyntheticOpener::new(config(), "test").open().unwrap();
+        let (busy, brightness) = (
+            control(dev.as_mut(), "busy"),
+            control(dev.as_mut(), "brightness"),
+        );
+        dev.set_control(&busy, 1).unwrap();
+        assert!(matches!(
+            dev.set_control(&brightness, 10),
+            Err(ControlError::Refused { .. })
+        ));
+        dev.set_control(&busy, 0).unwrap();
+        assert_eq!(dev.set_control(&brightness, 10).unwrap(), 10);
+    }
+
+    #[test]
+    fn test_pattern_offers_every_pattern() {
+        let mut dev = SyntheticOpener::new(config(), "test").open().unwrap();
+        let pattern = control(dev.as_mut(), "test_pattern");
+        assert_eq!(pattern.menu.len(), Pattern::ALL.len());
+        assert_eq!(pattern.max, pattern.menu.last().unwrap().index);
+        assert!(pattern.check(pattern.max + 1).is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! The second step of parsing: checks what types cannot (ranges, duplicates, settings that
+//! do not belong to a source kind) and turns the raw structs into validated configuration,
+//! with every problem located in the text.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::error::{locate, path_string, Seg};
+use super::*;
+use crate::camera::CameraId;
+
+/// Collects semantic errors and finds their positions in the text.
+pub(super) struct Issues<'t> {
+    text: &'t str,
+    file: &'t Path,
+    found: std::cell::RefCell<Vec<ConfigError>>,
+}
+
+impl<'t> Issues<'t> {
+    pub(super) fn new(text: &'t str, file: &'t Path) -> Self {
+        Issues {
+            text,
+            file,
+            found: Default::default(),
+        }
+    }
+
+    /// Records a problem with the node at `path`.
+    fn at(&self, path: &[Seg<'_>], message: impl Into<String>) {
+        let (line, column) = match locate(self.text, path) {
+            Some((l, c)) => (Some(l), Some(c)),
+            None => (None, None),
+        };
+        self.found.borrow_mut().push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: format!("{}: {}", path_string(path), message.into()),
+        });
+    }
+
+    fn line_of(&self, path: &[Seg<'_>]) -> Option<usize> {
+        locate(self.text, path).map(|(l, _)| l)
+    }
+}
+
+pub(super) fn validate(raw: raw::RawConfig, issues: &Issues<'_>) -> Result<Config, ConfigErrors> {
+    let server = validate_server(&raw.server, issues);
+    if raw.cameras.is_empty() {
+        issues.at(
+            &[Seg::Key("cameras")],
+            "no cameras are declared; add at least one camera under `cameras:` \
+             (see the examples in the repository's cameras.yaml)",
+        );
+    }
+    let mut cameras = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, cam) in raw.cameras.into_iter().enumerate() {
+        let id_path = [Seg::Key("cameras"), Seg::Index(i), Seg::Key("id")];
+        if let Some(first) = seen.get(&cam.id) {
+            let first_path = [Seg::Key("cameras"), Seg::Index(*first), Seg::Key("id")];
+            let where_first = match issues.line_of(&first_path) {
+                Some(line) => format!("line {line}"),
+                None => path_string(&first_path),
+            };
+            issues.at(
+                &id_path,
+                format!(
+                    "camera id `{}` is already used by cameras[{first}] at {where_first}; \
+                     give every camera its own id",
+                    cam.id
+                ),
+            );
+        } else {
+            seen.insert(cam.id.clone(), i);
+        }
+        if let Some(camera) = validate_camera(i, cam, issues) {
+            cameras.push(camera);
+        }
+    }
+    let found = issues.found.take();
+    if found.is_empty() {
+        Ok(Config {
+            server: server.expect("server settings are valid when no issue was found"),
+            cameras,
+        })
+    } else {
+        Err(ConfigErrors(found))
+    }
+}
+
+fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerConfig> {
+    let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            issues.at(
+                &[Seg::Key("server"), Seg::Key("listen")],
+                format!(
+                    "`{listen_text}` is not an address and port; write it like \
+                     `127.0.0.1:8080`, or `0.0.0.0:8080` to listen on every interface"
+                ),
+            );
+            None
+        }
+    };
+    let max_message_bytes = raw.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+    if !(1024..=16 * 1024 * 1024).contains(&max_message_bytes) {
+        issues.at(
+            &[Seg::Key("server"), Seg::Key("max_message_bytes")],
+            format!("{max_message_bytes} is out of range; use a size from 1024 to 16777216 bytes"),
+        );
+    }
+    let limit = |key: &'static str, value: Option<u32>, default: u32| {
+        let v = value.unwrap_or(default);
+        if !(1..=10_000).contains(&v) {
+            issues.at(
+                &[Seg::Key("server"), Seg::Key(key)],
+                format!("{v} is out of range; use a number from 1 to 10000"),
+            );
+        }
+        v
+    };
+    Some(ServerConfig {
+        max_streams: limit("max_streams", raw.max_streams, DEFAULT_MAX_STREAMS),
+        max_streams_per_camera: limit(
+            "max_streams_per_camera",
+            raw.max_streams_per_camera,
+            DEFAULT_MAX_STREAMS_PER_CAMERA,
+        ),
+        max_sessions: limit("max_sessions", raw.max_sessions, DEFAULT_MAX_SESSIONS),
+        operator_token: operator_token(raw.operator_token.as_deref(), issues),
+        listen: listen?,
+        max_message_bytes,
+    })
+}
+
+fn operator_token(token: Option<&str>, issues: &Issues<'_>) -> Option<String> {
+    let token = token?;
+    if token.chars().count() < MIN_OPERATOR_TOKEN_LEN || token.trim() != token {
+        issues.at(
+            &[Seg::Key("server"), Seg::Key("operator_token")],
+            format!(
+                "the operator token must be at least {MIN_OPERATOR_TOKEN_LEN} characters with \
+                 no spaces at either end; make one with `head -c 18 /dev/urandom | base64`"
+            ),
+        );
+    }
+    Some(token.to_string())
+}
+
+fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option<CameraConfig> {
+    let at = |key: &'static str, msg: String| {
+        issues.at(&[Seg::Key("cameras"), Seg::Index(i), Seg::Key(key)], msg)
+    };
+    let id = match CameraId::parse(&raw.id) {
+        Ok(id) => Some(id),
+        Err(why) => {
+            at("id", why);
+            None
+        }
+    };
+    let source = validate_source(i, &raw.source, issues);
+    let jpeg_quality = raw.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY);
+    if !(1..=100).contains(&jpeg_quality) {
+        at(
+            "jpeg_quality",
+            format!(
+                "{jpeg_quality} is out of range; use a quality from 1 to 100 (80 is a good start)"
+            ),
+        );
+    }
+    let idle = raw.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS);
+    if !(1..=86_400).contains(&idle) {
+        at(
+            "idle_timeout_secs",
+            format!("{idle} is out of range; use from 1 to 86400 seconds"),
+        );
+    }
+    if raw.idle_timeout_secs.is_some() && raw.capture != Some(CaptureMode::OnDemand) {
+        at(
+            "idle_timeout_secs",
+            "only on-demand cameras have an idle timeout; add `capture: on_demand` or remove it"
+                .into(),
+        );
+    }
+    let mut controls = Vec::new();
+    for (name, value) in raw.controls.0 {
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            issues.at(
+                &[
+                    Seg::Key("cameras"),
+                    Seg::Index(i),
+                    Seg::Key("controls"),
+                    Seg::Key(&name),
+                ],
+                format!(
+                    "`{name}` is not a control name; names are lower case with underscores, \
+                     as `camfleet devices` lists them, e.g. `white_balance_automatic`"
+                ),
+            );
+        }
+        controls.push(DesiredControl { name, value });
+    }
+    Some(CameraConfig {
+        name: raw.name.unwrap_or_else(|| raw.id.clone()),
+        id: id?,
+        enabled: raw.enabled.unwrap_or(true),
+        capture: raw.capture.unwrap_or(CaptureMode::Always),
+        idle_timeout: std::time::Duration::from_secs(u64::from(idle)),
+        jpeg_quality,
+        source: source?,
+        controls,
+    })
+}
+
+fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Option<SourceConfig> {
+    let path = |key: &'static str| {
+        [
+            Seg::Key("cameras"),
+            Seg::Index(i),
+            Seg::Key("source"),
+            Seg::Key(key),
+        ]
+    };
+    let before = issues.found.borrow().len();
+    let check_range = |key: &'static str, value: Option<u32>, min: u32, max: u32, what: &str| {
+        if let Some(v) = value {
+            if !(min..=max).contains(&v) {
+                issues.at(
+                    &path(key),
+                    format!("{key} {v} is out of range; use {what} from {min} to {max}"),
+                );
+            }
+        }
+    };
+    check_range("fps", raw.fps, 1, 240, "a frame rate");
+    check_range("width", raw.width, 16, 7680, "a width in pixels");
+    check_range("height", raw.height, 16, 4320, "a height in pixels");
+
+    let kind = raw.kind;
+    let refuse = |key: &'static str, present: bool, hint: &str| {
+        if present {
+            issues.at(
+                &path(key),
+                format!("`{key}` is not a setting of a {kind} source; {hint}"),
+            );
+        }
+    };
+    let source = match kind {
+        raw::SourceKind::Synthetic => {
+            let hint =
+                "synthetic sources take width, height, fps, pattern, pixel_format, prerender and test_controls";
+            refuse("device", raw.device.is_some(), hint);
+            refuse("card", raw.card.is_some(), hint);
+            refuse("bus_info", raw.bus_info.is_some(), hint);
+            refuse("serial", raw.serial.is_some(), hint);
+            let raw_output = match raw.pixel_format.as_deref() {
+                None | Some("MJPG") => false,
+                Some("YUYV") => true,
+                Some(other) => {
+                    issues.at(
+                        &path("pixel_format"),
+                        format!("a synthetic source delivers MJPG or YUYV, not `{other}`"),
+                    );
+                    false
+                }
+            };
+            check_range("prerender", raw.prerender, 0, 300, "a number of frames");
+            SourceConfig::Synthetic(SyntheticConfig {
+                width: raw.width.unwrap_or(640),
+                height: raw.height.unwrap_or(480),
+                fps: raw.fps.unwrap_or(15),
+                pattern: raw.pattern.unwrap_or(Pattern::Bars),
+                prerender: raw.prerender.unwrap_or(0),
+                test_controls: raw.test_controls.unwrap_or(false),
+                raw: raw_output,
+            })
+        }
+        raw::SourceKind::V4l2 => {
+            let hint = "V4L2 sources take device (or card, bus_info, serial), pixel_format, width, height and fps";
+            refuse("pattern", raw.pattern.is_some(), hint);
+            refuse("prerender", raw.prerender.is_some(), hint);
+            refuse("test_controls", raw.test_controls.is_some(), hint);
+            let device = v4l2_device(raw, &path("kind"), issues);
+            let pixel_format = raw.pixel_format.as_deref().and_then(|f| {
+                let bytes = f.as_bytes();
+                let ok =
+                    bytes.len() == 4 && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+                if !ok {
+                    issues.at(
+                        &path("pixel_format"),
+                        format!(
+                            "`{f}` is not a FourCC; use four characters such as MJPG or YUYV \
+                             (`camfleet devices` lists what each camera offers)"
+                        ),
+                    );
+                    return None;
+                }
+                Some([bytes[0], bytes[1], bytes[2], bytes[3]])
+            });
+            let size = match (raw.width, raw.height) {
+                (Some(w), Some(h)) => Some((w, h)),
+                (None, None) => None,
+                (Some(_), None) | (None, Some(_)) => {
+                    let key = if raw.width.is_some() {
+                        "width"
+                    } else {
+                        "height"
+                    };
+                    issues.at(
+                        &path(key),
+                        "set both width and height, or neither to take the device's default size",
+                    );
+                    None
+                }
+            };
+            SourceConfig::V4l2(V4l2Config {
+                device: device?,
+                pixel_format,
+                size,
+                fps: raw.fps,
+            })
+        }
+    };
+    (issues.found.borrow().len() == before).then_some(source)
+}
+
+fn v4l2_device(
+    raw: &raw::RawSource,
+    kind_path: &[Seg<'_>],
+    issues: &Issues<'_>,
+) -> Option<DeviceMatch> {
+    let mut given = Vec::new();
+    if let Some(d) = &raw.device {
+        given.push(DeviceMatch::Path(PathBuf::from(d)));
+    }
+    if let Some(c) = &raw.card {
+        given.push(DeviceMatch::Card(c.clone()));
+    }
+    if let Some(b) = &raw.bus_info {
+        given.push(DeviceMatch::BusInfo(b.clone()));
+    }
+    if let Some(s) = &raw.serial {
+        given.push(DeviceMatch::Serial(s.clone()));
+    }
+    if given.len() != 1 {
+        issues.at(
+            kind_path,
+            "a V4L2 source needs exactly one of `device` (a path such as \
+             /dev/v4l/by-id/usb-...-video-index0), `card`, `bus_info` or `serial`",
+        );
+        return None;
+    }
+    given.pop()
+}

@@ -1,0 +1,66 @@
+//! HTTP errors: every refusal of the REST, MJPEG and snapshot routes goes through
+//! [`ApiError`], which gives the status code for each [`ErrorCode`] in one place and
+//! answers `{"error": "...", "code": "..."}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::hub::{CommandError, ErrorCode};
+
+/// Seconds a client is asked to wait before trying again after a 503.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// A refused HTTP request: what was wrong and its code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// The code, which decides the status.
+    pub code: ErrorCode,
+    /// What was wrong and how to fix it.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this code and text.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The server is stopping.
+    pub fn stopping() -> Self {
+        CommandError::Stopping.into()
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self.code {
+            ErrorCode::UnknownCamera | ErrorCode::UnknownControl => StatusCode::NOT_FOUND,
+            ErrorCode::OutOfRange | ErrorCode::InvalidMessage => StatusCode::BAD_REQUEST,
+            ErrorCode::NotPermitted => StatusCode::FORBIDDEN,
+            ErrorCode::DeviceRefused => StatusCode::CONFLICT,
+            ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::CameraNotRunning | ErrorCode::LimitReached => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+        }
+        response.json(json!({ "error": self.message, "code": self.code.name() }))
+    }
+}

@@ -1,0 +1,196 @@
+//! Every error code of the wire contract (`ErrorCode` in proto/), each met the way a
+//! client meets it, over the WebSocket and, where HTTP has it too, as the JSON `code`.
+
+use std::time::Duration;
+
+use camfleet::proto::{self, client_message::Kind as C, ErrorCode};
+
+use crate::helpers::*;
+
+const TEST_CAMERA: &str = "\
+cameras:
+  - id: a
+    source: {kind: synthetic, width: 160, height: 120, fps: 20, test_controls: true}
+";
+
+/// An HTTP GET's status and JSON body.
+async fn get(server: &TestServer, path: &str, origin: Option<&str>) -> (u16, serde_json::Value) {
+    let mut request = awc::Client::new().get(server.url(path));
+    if let Some(origin) = origin {
+        request = request.insert_header(("Origin", origin));
+    }
+    let mut response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("a JSON error body");
+    (status, body)
+}
+
+async fn streaming_client(server: &TestServer, camera: &str) -> Client {
+    let mut client = server.client().await;
+    client.subscribe(&[camera]).await;
+    client.streaming(camera).await;
+    client
+}
+
+#[actix_rt::test]
+async fn unknown_camera() {
+    let server = spawn(TEST_CAMERA);
+    let mut client = server.client().await;
+    let r = client.set_control("ghost", "brightness", 1).await;
+    assert_eq!(code(r.code), ErrorCode::UnknownCamera, "{}", r.error);
+    assert!(r.error.contains("the cameras are: a"), "{}", r.error);
+    let (status, body) = get(&server, "/cameras/ghost/stream.mjpg", None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("unknown_camera"))
+    );
+}
+
+#[actix_rt::test]
+async fn unknown_control() {
+    let server = spawn(TEST_CAMERA);
+    let mut client = streaming_client(&server, "a").await;
+    let r = client.set_control("a", "zoom", 1).await;
+    assert_eq!(code(r.code), ErrorCode::UnknownControl, "{}", r.error);
+    assert!(r.error.contains("brightness"), "{}", r.error);
+}
+
+#[actix_rt::test]
+async fn out_of_range() {
+    let server = spawn(TEST_CAMERA);
+    let mut client = streaming_client(&server, "a").await;
+    let r = client.set_control("a", "brightness", 256).await;
+    assert_eq!(code(r.code), ErrorCode::OutOfRange, "{}", r.error);
+    let brightness = client.controls("a").await;
+    let brightness = brightness.iter().find(|c| c.name == "brightness").unwrap();
+    assert_eq!(brightness.value, Some(128), "nothing changed");
+    let (status, body) = get(&server, "/cameras/a/stream.mjpg?fps=0", None).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("out_of_range")));
+}
+
+#[actix_rt::test]
+async fn not_permitted() {
+    let server = spawn(&format!(
+        "server:\n  operator_token: s3cret-s3cret-s3cret\n{TEST_CAMERA}"
+    ));
+    let mut client = streaming_client(&server, "a").await;
+    let r = client.set_control("a", "brightness", 1).await;
+    assert_eq!(code(r.code), ErrorCode::NotPermitted, "{}", r.error);
+    let (status, body) = get(&server, "/ws", Some("http://evil.example")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_permitted"))
+    );
+}
+
+#[actix_rt::test]
+async fn device_refused() {
+    let server = spawn(TEST_CAMERA);
+    let mut client = streaming_client(&server, "a").await;
+    assert!(client.set_control("a", "busy", 1).await.ok);
+    let r = client.set_control("a", "brightness", 1).await;
+    assert_eq!(code(r.code), ErrorCode::DeviceRefused, "{}", r.error);
+    assert!(r.error.contains("busy"), "{}", r.error);
+    assert!(client.set_control("a", "busy", 0).await.ok);
+    assert!(client.set_control("a", "brightness", 1).await.ok);
+}
+
+#[actix_rt::test]
+async fn camera_not_running() {
+    let server = spawn(&format!(
+        "{TEST_CAMERA}  - id: off\n    enabled: false\n    source: {{kind: synthetic}}\n"
+    ));
+    let mut client = streaming_client(&server, "a").await;
+    let r = client.set_control("off", "brightness", 1).await;
+    assert_eq!(code(r.code), ErrorCode::CameraNotRunning, "{}", r.error);
+    // A camera that is away is not running either; the answer says why.
+    assert!(
+        client
+            .set_control("a", "reconnect_delay_ms", 60_000)
+            .await
+            .ok
+    );
+    assert!(client.set_control("a", "disconnect", 1).await.ok);
+    client
+        .status_where("a", |s| state(s) == proto::CameraState::Reconnecting)
+        .await;
+    let r = client.set_control("a", "brightness", 1).await;
+    assert_eq!(code(r.code), ErrorCode::CameraNotRunning, "{}", r.error);
+    assert!(r.error.contains("Reconnecting"), "{}", r.error);
+}
+
+#[actix_rt::test]
+async fn timeout() {
+    let timing = fast_timing();
+    let server = spawn_with_timing(TEST_CAMERA, timing);
+    let mut client = streaming_client(&server, "a").await;
+    // The camera's thread hangs in its next capture, longer than the hub waits.
+    let hang = timing.command_timeout * 4;
+    let ms = i64::try_from(hang.as_millis()).unwrap();
+    assert!(client.set_control("a", "hang_ms", ms).await.ok);
+    let r = client.set_control("a", "brightness", 1).await;
+    assert_eq!(code(r.code), ErrorCode::Timeout, "{}", r.error);
+    // Once the device is back, the camera answers again: within the hang, each try
+    // costing at most one command timeout.
+    let tries = hang.as_millis() / timing.command_timeout.as_millis() + 2;
+    let mut answered = false;
+    for _ in 0..tries {
+        let r = client.set_control("a", "brightness", 2).await;
+        if r.ok {
+            answered = true;
+            break;
+        }
+        assert_eq!(code(r.code), ErrorCode::Timeout, "{}", r.error);
+    }
+    assert!(answered, "the camera did not answer after its hang");
+}
+
+#[actix_rt::test]
+async fn invalid_message() {
+    let server = spawn(TEST_CAMERA);
+    let mut client = server.client().await;
+    client.send_raw(vec![0xff, 0xff, 0xff, 0x01]).await;
+    let error = client.error().await;
+    assert_eq!(code(error.code), ErrorCode::InvalidMessage, "{error:?}");
+}
+
+#[actix_rt::test]
+async fn limit_reached() {
+    let server = spawn(&format!(
+        "server:\n  max_streams_per_camera: 1\n{TEST_CAMERA}"
+    ));
+    // MJPEG: a second stream of one camera is over its limit.
+    let first = awc::Client::new()
+        .get(server.url("/cameras/a/stream.mjpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let (status, body) = get(&server, "/cameras/a/stream.mjpg", None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("limit_reached"))
+    );
+    drop(first);
+
+    // WebSocket: commands waiting on a hanging camera, past the session's limit.
+    let mut client = streaming_client(&server, "a").await;
+    let hang = Duration::from_secs(3);
+    let ms = i64::try_from(hang.as_millis()).unwrap();
+    assert!(client.set_control("a", "hang_ms", ms).await.ok);
+    let max = camfleet::http::ws::MAX_IN_FLIGHT;
+    let mut ids = Vec::new();
+    for _ in 0..=max {
+        let request_id = client.request_id();
+        ids.push(request_id);
+        client
+            .send(C::GetControls(proto::GetControls {
+                request_id,
+                camera_id: "a".into(),
+            }))
+            .await;
+    }
+    let over = client.result(*ids.last().unwrap()).await;
+    assert_eq!(code(over.code), ErrorCode::LimitReached, "{}", over.error);
+    assert!(over.error.contains(&max.to_string()), "{}", over.error);
+}
