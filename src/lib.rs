@@ -73,11 +73,15 @@ pub mod camera;
 pub mod config;
 pub mod daemon;
 pub mod devices;
-pub mod http;
-pub mod hub;
+pub(crate) mod http;
+pub(crate) mod hub;
 pub mod overrides;
-pub mod shutdown;
-pub mod stats;
+pub(crate) mod shutdown;
+pub(crate) mod stats;
+
+/// Limits and timeouts of the design that clients and tests derive their bounds from.
+pub use http::ws::{CLIENT_TIMEOUT, HEARTBEAT_INTERVAL, MAX_IN_FLIGHT};
+pub use hub::{CAMERA_STOP_TIMEOUT, COMMAND_TIMEOUT};
 
 /// The wire contract, generated from `proto/camfleet/v1/camfleet.proto`.
 #[allow(missing_docs, clippy::large_enum_variant)]

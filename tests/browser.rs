@@ -1,57 +1,23 @@
 //! The dashboard in real headless Chromium (`web/test/dashboard.test.mjs`, node's test
 //! runner with playwright-core).
 //!
-//! Installs what it needs on first use: Debian's `chromium` (apt-get) and playwright-core
-//! (npm, into `web/test/node_modules`, no browser download). Then runs the tests against
-//! this build's camfleet binary.
+//! `tests/deps.sh browser` installs what it needs on first use: Debian's `chromium`, Node.js
+//! and npm, and playwright-core (into `web/test/node_modules`, no browser download). Then
+//! the tests run against this build's camfleet binary.
 
 use std::path::Path;
 use std::process::{exit, Command};
 
-fn run(cmd: &mut Command) -> bool {
-    cmd.status().map(|s| s.success()).unwrap_or(false)
-}
-
 fn main() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tests = repo.join("web/test");
-    if !Path::new("/usr/bin/chromium").exists() {
-        eprintln!("browser tests: installing chromium");
-        let sudo = if unsafe_is_root() {
-            vec![]
-        } else {
-            vec!["sudo"]
-        };
-        let apt = |args: &[&str]| {
-            let mut c = Command::new(sudo.first().copied().unwrap_or("apt-get"));
-            if !sudo.is_empty() {
-                c.arg("apt-get");
-            }
-            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-            run(&mut c)
-        };
-        if !(apt(&["update", "-qq"])
-            && apt(&[
-                "install",
-                "-y",
-                "-qq",
-                "--no-install-recommends",
-                "chromium",
-            ]))
-        {
-            eprintln!("browser tests: could not install chromium");
-            exit(1);
-        }
-    }
-    if !tests.join("node_modules/playwright-core").exists() {
-        eprintln!("browser tests: installing playwright-core");
-        let ok = run(Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&tests));
-        if !ok {
-            eprintln!("browser tests: npm ci failed");
-            exit(1);
-        }
+    let installed = Command::new(repo.join("tests/deps.sh"))
+        .arg("browser")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!("browser tests: tests/deps.sh browser failed");
+        exit(1);
     }
     let mut node = Command::new("node");
     node.args(["--test", "--test-concurrency=1"])
@@ -69,12 +35,4 @@ fn main() {
             1
         }
     });
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

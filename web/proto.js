@@ -29,12 +29,6 @@ export class Codec {
     return Object.keys(values).find((k) => values[k] === value) ?? String(value);
   }
 
-  enumValue(enumType, name) {
-    const v = (this.enums[enumType] || {})[name];
-    if (v === undefined) throw new Error(`${enumType} has no value ${name}`);
-    return v;
-  }
-
   encode(typeName, obj) {
     const out = [];
     this.#write(typeName, obj, out);

@@ -76,22 +76,22 @@ pub struct ResetControls {
 }
 
 /// A new configuration to apply: unchanged cameras are left alone, changed ones restart,
-/// new ones start and removed ones stop. The answer says what changed.
+/// new ones start and removed ones stop; what changed is logged.
 #[derive(Message)]
-#[rtype(result = "ReloadSummary")]
+#[rtype(result = "()")]
 pub struct Reload(pub Config);
 
-/// What a reload changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReloadSummary {
+/// What a reload changed, for the log.
+#[derive(Debug, Default)]
+pub(super) struct ReloadSummary {
     /// Cameras started.
-    pub added: Vec<String>,
+    pub(super) added: Vec<String>,
     /// Cameras restarted with new settings.
-    pub restarted: Vec<String>,
+    pub(super) restarted: Vec<String>,
     /// Cameras stopped and removed.
-    pub removed: Vec<String>,
+    pub(super) removed: Vec<String>,
     /// Cameras left as they were.
-    pub unchanged: usize,
+    pub(super) unchanged: usize,
 }
 
 /// Tells every client about a problem they did not cause, such as a configuration file

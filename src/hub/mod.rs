@@ -33,8 +33,8 @@ use crate::stats::LatencyHistogram;
 pub use error::{CommandError, ErrorCode};
 pub use messages::*;
 use sessions::SessionEntry;
+pub use viewers::ListViewers;
 use viewers::ViewerEntry;
-pub use viewers::{ListViewers, ViewerInfo};
 
 /// Longest the hub waits for a camera to answer a command. A camera answers between two
 /// capture steps, so this is far more than it needs.
@@ -232,9 +232,9 @@ impl Handler<ListCameras> for Hub {
 }
 
 impl Handler<Reload> for Hub {
-    type Result = MessageResult<Reload>;
+    type Result = ();
 
-    fn handle(&mut self, Reload(config): Reload, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Reload(config): Reload, ctx: &mut Context<Self>) {
         let mut summary = ReloadSummary::default();
         let mut config = config;
         // The address may come from --listen; either way it is fixed while running.
@@ -299,7 +299,6 @@ impl Handler<Reload> for Hub {
         {
             self.tell_all(SessionEvent::Fleet(self.fleet()));
         }
-        MessageResult(summary)
     }
 }
 

@@ -178,7 +178,7 @@ async fn limit_reached() {
     let hang = Duration::from_secs(3);
     let ms = i64::try_from(hang.as_millis()).unwrap();
     assert!(client.set_control("a", "hang_ms", ms).await.ok);
-    let max = camfleet::http::ws::MAX_IN_FLIGHT;
+    let max = camfleet::MAX_IN_FLIGHT;
     let mut ids = Vec::new();
     for _ in 0..=max {
         let request_id = client.request_id();

@@ -347,7 +347,7 @@ async fn stopping_the_server_ends_streams_at_once() {
     while viewer.next_part().await.is_some() {}
     // Stopping waits at most for connections to close and for cameras to let go.
     let bound = Duration::from_secs(camfleet::app::SHUTDOWN_TIMEOUT_SECS)
-        + camfleet::hub::CAMERA_STOP_TIMEOUT
+        + camfleet::CAMERA_STOP_TIMEOUT
         + MARGIN;
     assert!(
         started.elapsed() < bound,

@@ -310,7 +310,7 @@ async fn device_errors_are_states_and_refusals() {
     let r = client
         .set_control("cam0", "enable_capture_cropping", 0)
         .await;
-    assert!(!r.ok);
+    assert_eq!(code(r.code), proto::ErrorCode::DeviceRefused, "{}", r.error);
     assert!(
         r.error.contains("refused") && r.error.contains("locked"),
         "{}",
@@ -319,7 +319,8 @@ async fn device_errors_are_states_and_refusals() {
     assert_eq!(get_ctrl("/dev/video0", "enable_capture_cropping"), 1);
     // A value out of range is refused before it reaches the driver, naming the range.
     let r = client.set_control("cam0", "brightness", 999).await;
-    assert!(!r.ok && r.error.contains("from 0 to 255"), "{}", r.error);
+    assert_eq!(code(r.code), proto::ErrorCode::OutOfRange, "{}", r.error);
+    assert!(r.error.contains("from 0 to 255"), "{}", r.error);
 }
 
 async fn devices_are_found_by_link_card_and_bus_info() {

@@ -2,7 +2,7 @@
 # Prepares everything the V4L2 test VM needs and caches it; prints the cache directory.
 #
 # - Debian packages: qemu-system-x86, busybox-static, kmod, cpio, v4l-utils, python3 (and,
-#   for building v4l2loopback, make and gcc), installed with apt-get on first use.
+#   for building v4l2loopback, make and gcc), installed by tests/deps.sh on first use.
 # - The kernel that Debian's linux-image-amd64 depends on, unpacked, with its vmlinux cut out
 #   of vmlinuz (booting the uncompressed ELF saves seconds per boot).
 # - v4l2loopback built for that exact kernel, so an MJPEG device exists in the VM too.
@@ -14,18 +14,7 @@ CACHE=${CAMFLEET_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/camfleet-vm}
 mkdir -p "$CACHE"
 log() { printf 'vm-prepare: %s\n' "$*" >&2; }
 
-need_pkgs=()
-for p in qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:depmod cpio:cpio \
-         v4l-utils:v4l2-ctl make:make gcc:gcc python3:python3; do
-    command -v "${p#*:}" >/dev/null 2>&1 || need_pkgs+=("${p%%:*}")
-done
-[ -x /bin/busybox ] || need_pkgs+=(busybox-static)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-    log "installing ${need_pkgs[*]}"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
-fi
+"$(dirname "$0")/../deps.sh" vm
 
 # The kernel: the image linux-image-amd64 depends on right now.
 if [ ! -f "$CACHE/kernel.ready" ]; then

@@ -1,0 +1,155 @@
+//! /metrics, parsed by the Prometheus project's own parser, moving as frames flow.
+
+use super::*;
+use crate::mjpeg_client::MjpegClient;
+/// The metrics text, parsed by the Prometheus project's own Python parser.
+fn parse_metrics(text: &str) -> serde_json::Value {
+    let python = deps("python");
+    let script = "import sys, json\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        out = {}\n\
+        for f in text_string_to_metric_families(sys.stdin.read()):\n    \
+            out[f.name] = {'type': f.type, 'help': f.documentation, 'samples': [[s.name, s.labels, s.value] for s in f.samples]}\n\
+        print(json.dumps(out))\n";
+    let mut child = Command::new(python.trim())
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused /metrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sample(m: &serde_json::Value, family: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    m[family]["samples"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no family {family}"))
+        .iter()
+        .find(|s| s[0] == name && labels.iter().all(|(k, v)| s[1][k] == *v))
+        .unwrap_or_else(|| panic!("no sample {name}{labels:?}"))[2]
+        .as_f64()
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn metrics_parse_and_move_as_frames_flow() {
+    let server = spawn(&fleet(&["a", "b"]));
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    client.streaming("a").await;
+    let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
+    for _ in 0..5 {
+        viewer.next_part().await.unwrap();
+    }
+    let text = |server: &TestServer| {
+        let url = server.url("/metrics");
+        async move {
+            let mut r = awc::Client::new().get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert!(r
+                .headers()
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4"));
+            String::from_utf8(r.body().await.unwrap().to_vec()).unwrap()
+        }
+    };
+    let first = parse_metrics(&text(&server).await);
+    let at = client.status_where("a", |_| true).await.frames_captured;
+    client
+        .status_where("a", |s| s.frames_captured > at + 10)
+        .await;
+    let second = parse_metrics(&text(&server).await);
+
+    for family in [
+        "camfleet_camera_state",
+        "camfleet_camera_fps",
+        "camfleet_camera_frames_captured",
+        "camfleet_camera_frames_dropped",
+        "camfleet_camera_frames_corrupt",
+        "camfleet_camera_reconnects",
+        "camfleet_camera_control_writes_failed",
+        "camfleet_camera_viewers",
+        "camfleet_camera_send_latency_seconds",
+        "camfleet_camera_encode_seconds",
+        "camfleet_session_queue_depth",
+        "camfleet_session_events_dropped",
+        "camfleet_session_frames_replaced",
+    ] {
+        assert!(second.get(family).is_some(), "{family} missing");
+        assert!(!second[family]["help"].as_str().unwrap().is_empty());
+    }
+    let captured = |m: &serde_json::Value, cam| {
+        sample(
+            m,
+            "camfleet_camera_frames_captured",
+            "camfleet_camera_frames_captured_total",
+            &[("camera", cam)],
+        )
+    };
+    assert!(captured(&second, "a") > captured(&first, "a"));
+    assert!(captured(&second, "b") > captured(&first, "b"));
+    assert_eq!(
+        sample(
+            &second,
+            "camfleet_camera_state",
+            "camfleet_camera_state",
+            &[("camera", "a"), ("state", "streaming")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &second,
+            "camfleet_camera_viewers",
+            "camfleet_camera_viewers",
+            &[("camera", "a"), ("kind", "mjpeg")]
+        ),
+        1.0
+    );
+    let sent = |m: &serde_json::Value| {
+        sample(
+            m,
+            "camfleet_camera_send_latency_seconds",
+            "camfleet_camera_send_latency_seconds_count",
+            &[("camera", "a")],
+        )
+    };
+    assert!(
+        sent(&second) > sent(&first),
+        "latency histogram did not move"
+    );
+    assert_eq!(
+        second["camfleet_camera_send_latency_seconds"]["type"],
+        "histogram"
+    );
+
+    assert!(!client.set_control("a", "brightness", 999).await.ok);
+    let third = parse_metrics(&text(&server).await);
+    assert_eq!(
+        sample(
+            &third,
+            "camfleet_camera_control_writes_failed",
+            "camfleet_camera_control_writes_failed_total",
+            &[("camera", "a")]
+        ),
+        0.0,
+        "a value refused before reaching the device is not a failed write"
+    );
+}

@@ -1,0 +1,157 @@
+//! camfleet as a service: the systemd unit, /metrics, control changes that survive a
+//! SIGKILL, configuration reload and orderly shutdown, against the real binary where a
+//! process must be killed, signalled or restarted.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use awc::ws;
+use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S, CameraState};
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+
+mod metrics;
+mod overrides;
+mod reload;
+mod shutdown;
+
+use crate::helpers::*;
+
+/// A camfleet process with its own configuration file and state directory.
+pub(super) struct Process {
+    child: Child,
+    pub(super) addr: SocketAddr,
+    log: mpsc::Receiver<String>,
+}
+
+pub(super) fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("camfleet-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Process {
+    pub(super) fn start(dir: &Path, addr: Option<SocketAddr>) -> Process {
+        let addr = addr.unwrap_or_else(|| {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        });
+        let mut child = Command::new(env!("CARGO_BIN_EXE_camfleet"))
+            .args(["serve", "--config"])
+            .arg(dir.join("cameras.yaml"))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("camfleet starts");
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "camfleet did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Process { child, addr, log }
+    }
+
+    pub(super) fn signal(&self, sig: libc::c_int) {
+        // SAFETY: sends a signal to our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+    }
+
+    /// Waits for a log line containing `text`.
+    pub(super) fn log_line(&self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(text) {
+                return line;
+            }
+        }
+        panic!("no log line with {text:?}");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Installs a test group's tools with `tests/deps.sh` and returns what it printed.
+pub(super) fn deps(group: &str) -> String {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/deps.sh"))
+        .arg(group)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("tests/deps.sh runs");
+    assert!(out.status.success(), "tests/deps.sh {group} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub(super) fn write_config(dir: &Path, yaml: &str) {
+    // As editors do: write a new file, then rename it over the old one.
+    let tmp = dir.join(".cameras.yaml.new");
+    std::fs::write(&tmp, yaml).unwrap();
+    std::fs::rename(tmp, dir.join("cameras.yaml")).unwrap();
+}
+
+pub(super) fn synthetic(id: &str, fps: u32) -> String {
+    format!("  - id: {id}\n    source: {{kind: synthetic, width: 160, height: 120, fps: {fps}}}\n")
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    deps("service");
+    // Verified as installed, except that ExecStart points at this build's binary.
+    let unit = include_str!("../../../deploy/systemd/camfleet.service")
+        .replace("/usr/local/bin/camfleet", env!("CARGO_BIN_EXE_camfleet"));
+    for line in [
+        "Type=notify",
+        "DeviceAllow=char-video4linux rw",
+        "SupplementaryGroups=video",
+        "ProtectSystem=strict",
+        "StateDirectory=camfleet",
+        "Restart=on-failure",
+        "--config /etc/camfleet/cameras.yaml",
+    ] {
+        assert!(unit.contains(line), "the unit lacks {line}");
+    }
+    let dir = scratch_dir("unit");
+    let path = dir.join("camfleet.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("camfleet.service"))
+        .collect();
+    assert!(
+        out.status.success() && complaints.is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The one place the test suites install what they need. Each suite calls it for its group
+# before it starts; a group whose tools are there installs nothing.
+#
+#   tests/deps.sh browser   Debian's chromium, Node.js and npm; playwright-core into web/test
+#   tests/deps.sh service   systemd-analyze, to verify the unit file
+#   tests/deps.sh python    a virtual environment under target/ with prometheus-client;
+#                           prints its python's path
+#   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
+#                           v4l-utils, and make and gcc for v4l2loopback)
+#
+# Debian packages: `apt-get update` runs once per boot, before the first install; a lock
+# keeps suites that run at once from calling apt-get together. Python packages go into the
+# virtual environment (stock Debian refuses pip installs into the system Python).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+log() { printf 'deps: %s\n' "$*" >&2; }
+
+# The packages among "package:command" pairs whose command is missing.
+missing() {
+    local p
+    for p in "$@"; do
+        command -v "${p#*:}" >/dev/null 2>&1 || printf '%s\n' "${p%%:*}"
+    done
+}
+
+# Installs the Debian packages of "package:command" pairs whose command is missing.
+debian() {
+    [ -z "$(missing "$@")" ] && return 0
+    exec 9>/tmp/camfleet-apt.lock
+    flock 9
+    local need
+    mapfile -t need < <(missing "$@")
+    [ ${#need[@]} -eq 0 ] && return 0
+    if [ ! -f /tmp/camfleet-apt-updated ]; then
+        $SUDO apt-get update -qq >&2
+        touch /tmp/camfleet-apt-updated
+    fi
+    log "installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+}
+
+case "${1:-}" in
+browser)
+    debian chromium:chromium nodejs:node npm:npm
+    if [ ! -d "$repo/web/test/node_modules/playwright-core" ]; then
+        log "installing playwright-core"
+        (cd "$repo/web/test" && npm ci --no-audit --no-fund >&2)
+    fi
+    ;;
+service)
+    debian systemd:systemd-analyze
+    ;;
+python)
+    venv="$repo/target/test-venv"
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv" >&2 2>/dev/null || {
+            debian python3-venv:__no_such_command__
+            python3 -m venv "$venv" >&2
+        }
+    fi
+    "$venv/bin/python" -c "import prometheus_client" 2>/dev/null ||
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check prometheus-client >&2
+    printf '%s\n' "$venv/bin/python"
+    ;;
+vm)
+    debian qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:depmod cpio:cpio \
+        v4l-utils:v4l2-ctl make:make gcc:gcc python3:python3
+    [ -x /bin/busybox ] || debian busybox-static:__no_such_command__
+    ;;
+*)
+    echo "usage: $0 browser|service|python|vm" >&2
+    exit 2
+    ;;
+esac
