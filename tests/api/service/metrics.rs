@@ -140,7 +140,13 @@ async fn metrics_parse_and_move_as_frames_flow() {
         "histogram"
     );
 
-    assert!(!client.set_control("a", "brightness", 999).await.ok);
+    let refused = client.set_control("a", "brightness", 999).await;
+    assert_eq!(
+        code(refused.code),
+        proto::ErrorCode::OutOfRange,
+        "{}",
+        refused.error
+    );
     let third = parse_metrics(&text(&server).await);
     assert_eq!(
         sample(

@@ -1,0 +1,218 @@
+//! Fan-out benchmark: camfleet against a plain tokio server sending the same bytes.
+//!
+//! `cargo bench --bench fanout` runs, in one go:
+//! - the JPEG encoder's cost per 1280x720 YUYV frame;
+//! - 1, 10 and 100 MJPEG clients, then 100 WebSocket clients, of one synthetic 1280x720
+//!   30 fps camera, against camfleet and against the baseline, all on loopback;
+//! - a fleet of 32 synthetic 640x480 30 fps cameras with one WebSocket client taking
+//!   every camera's frames.
+//!
+//! Servers run as separate processes, so their CPU time and memory are their own; the
+//! clients run on one thread of this process. Timings on a shared machine are noisy:
+//! compare the ratios measured in one run.
+
+mod clients;
+mod servers;
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use camfleet::camera::source::synthetic::SyntheticOpener;
+use camfleet::camera::source::{FourCc, FrameData, Opener};
+use camfleet::config::{Pattern, SyntheticConfig};
+
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 720;
+const FPS: u32 = 30;
+const WARMUP: Duration = Duration::from_secs(2);
+const MEASURE: Duration = Duration::from_secs(5);
+const BOUNDARY: &str = "camfleetframe";
+
+use clients::*;
+use servers::*;
+
+fn synthetic(width: u32, height: u32) -> SyntheticConfig {
+    SyntheticConfig {
+        width,
+        height,
+        fps: FPS,
+        pattern: Pattern::Noise,
+        prerender: FPS,
+        test_controls: false,
+        raw: false,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--baseline-server") {
+        let port: u16 = args[i + 1].parse().unwrap();
+        return baseline_server(port);
+    }
+    println!("camfleet fan-out benchmark ({} cores)", num_cores());
+    encoder_cost();
+    fanout();
+    fleet();
+}
+
+fn encoder_cost() {
+    let mut opener = SyntheticOpener::new(
+        SyntheticConfig {
+            raw: true,
+            ..synthetic(WIDTH, HEIGHT)
+        },
+        "encoder",
+    );
+    let mut device = opener.open().unwrap();
+    let yuyv = loop {
+        if let Some(f) = device.next_frame(Duration::from_millis(100)).unwrap() {
+            if let FrameData::Raw(b) = f.data {
+                break b.to_vec();
+            }
+        }
+    };
+    let fourcc = FourCc(*b"YUYV");
+    let runs = 60;
+    let start = Instant::now();
+    let mut size = 0;
+    for _ in 0..runs {
+        size = camfleet::camera::jpeg::encode_raw(fourcc, WIDTH, HEIGHT, &yuyv, 80)
+            .unwrap()
+            .len();
+    }
+    let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(runs);
+    println!("\n## Encoder\n");
+    println!("1280x720 YUYV -> JPEG at quality 80: {ms:.2} ms per frame ({} KB), one core, {runs} frames", size / 1000);
+}
+
+fn fanout() {
+    let yaml = format!(
+        "server:\n  listen: 127.0.0.1:PORT\n  max_streams: 500\n  max_streams_per_camera: 500\n  max_sessions: 500\ncameras:\n  - id: bench\n    source: {{kind: synthetic, width: {WIDTH}, height: {HEIGHT}, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n"
+    );
+    let camfleet = Server::camfleet(&yaml);
+    let idle_rss = camfleet.rss_mib();
+    let frame_kb = {
+        let mut opener = SyntheticOpener::new(synthetic(WIDTH, HEIGHT), "bench");
+        let mut d = opener.open().unwrap();
+        loop {
+            if let Some(f) = d.next_frame(Duration::from_millis(100)).unwrap() {
+                if let FrameData::Jpeg(b) = f.data {
+                    break b.len() / 1000;
+                }
+            }
+        }
+    };
+    let baseline = Server::baseline();
+    println!(
+        "\n## Fan-out of one {WIDTH}x{HEIGHT} {FPS} fps camera (frames of about {frame_kb} KB)\n"
+    );
+    println!(
+        "camfleet idle RSS: {idle_rss:.1} MiB; warm-up {} s, measured {} s per case\n",
+        WARMUP.as_secs(),
+        MEASURE.as_secs()
+    );
+    println!("| case | server | fps/client min | fps/client median | GB delivered | CPU s per GB | p50 ms | p99 ms | RSS MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for (via, clients) in [
+        (Via::Mjpeg, 1),
+        (Via::Mjpeg, 10),
+        (Via::Mjpeg, 100),
+        (Via::WebSocket, 100),
+    ] {
+        let name = match via {
+            Via::Mjpeg => format!("{clients} MJPEG"),
+            Via::WebSocket => format!("{clients} WebSocket"),
+        };
+        let ours = run_case(&camfleet, via, clients);
+        print_row(&name, "camfleet", &ours);
+        // The baseline speaks plain MJPEG; it is the reference for both kinds of client.
+        let base = run_case(&baseline, Via::Mjpeg, clients);
+        print_row(&name, "baseline", &base);
+        std::io::stdout().flush().unwrap();
+        ratios.push((name, ours.gbytes / base.gbytes, ours.rss_mib));
+    }
+    println!("\n| case | camfleet / baseline throughput | camfleet RSS growth per client |");
+    println!("|---|---|---|");
+    for (name, ratio, rss) in &ratios {
+        let clients: f64 = name.split(' ').next().unwrap().parse().unwrap();
+        println!(
+            "| {name} | {ratio:.2} | {:.3} MiB |",
+            (rss - idle_rss) / clients
+        );
+    }
+}
+
+fn print_row(case: &str, server: &str, r: &CaseResult) {
+    println!(
+        "| {case} | {server} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
+        r.fps_min, r.fps_median, r.gbytes, r.cpu_per_gb, r.p50_ms, r.p99_ms, r.rss_mib
+    );
+}
+
+fn fleet() {
+    let cameras = 32;
+    let mut yaml = String::from("server:\n  listen: 127.0.0.1:PORT\ncameras:\n");
+    for i in 0..cameras {
+        yaml.push_str(&format!(
+            "  - id: cam{i:02}\n    source: {{kind: synthetic, width: 640, height: 480, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n"
+        ));
+    }
+    let server = Server::camfleet(&yaml);
+    let idle0 = server.cpu_seconds();
+    std::thread::sleep(MEASURE);
+    let idle_cpu = (server.cpu_seconds() - idle0) / MEASURE.as_secs_f64();
+
+    let addr = server.addr;
+    let start = Instant::now() + WARMUP;
+    let window = (start, start + MEASURE);
+    let per_camera = Rc::new(RefCell::new(std::collections::HashMap::new()));
+    let map = per_camera.clone();
+    let cpu = actix_rt::System::new().block_on(async move {
+        let task = actix_rt::spawn(ws_client(addr, map, window));
+        actix_rt::time::sleep_until(window.0.into()).await;
+        let c0 = server.cpu_seconds();
+        actix_rt::time::sleep_until(window.1.into()).await;
+        let c1 = server.cpu_seconds();
+        let _ = task.await;
+        c1 - c0
+    });
+    let secs = MEASURE.as_secs_f64();
+    let map = per_camera.borrow();
+    let mut fps: Vec<f64> = (0..cameras)
+        .map(|i| {
+            map.get(&format!("cam{i:02}"))
+                .map_or(0.0, |s| s.frames as f64 / secs)
+        })
+        .collect();
+    fps.sort_by(f64::total_cmp);
+    let delivered: f64 = fps.iter().sum::<f64>() / (f64::from(FPS) * f64::from(cameras));
+    let mut lat: Vec<f64> = map.values().flat_map(|s| s.latencies_ms.clone()).collect();
+    lat.sort_by(f64::total_cmp);
+    let cpu_share = cpu / secs;
+    println!("\n## Fleet: {cameras} synthetic 640x480 {FPS} fps cameras, one WebSocket client taking all frames\n");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| delivered fps per camera, min / median | {:.1} / {:.1} |",
+        fps[0],
+        percentile(&fps, 0.5)
+    );
+    println!("| frames delivered | {:.1} % |", delivered * 100.0);
+    println!(
+        "| server CPU, all cameras, no viewer | {:.1} % of one core |",
+        idle_cpu * 100.0
+    );
+    println!(
+        "| server CPU, all cameras, one client | {:.1} % of one core ({:.2} % per camera) |",
+        cpu_share * 100.0,
+        cpu_share * 100.0 / f64::from(cameras)
+    );
+    println!(
+        "| capture-to-receive p50 / p99 | {:.1} / {:.1} ms |",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+}
