@@ -37,7 +37,7 @@ fn limit_unsent(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
             tcp.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_NOTSENT_LOWAT,
-            (&value as *const libc::c_int).cast(),
+            (&raw const value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -69,6 +69,10 @@ pub struct Stopper {
 
 /// Starts camfleet on `listener` with the control overrides saved in `overrides`. Must be
 /// called inside an actix `System`; OS signals are left to the caller.
+///
+/// # Errors
+/// When the listener cannot be served (its address cannot be read, or the HTTP server
+/// cannot take it).
 pub fn start(
     config: Config,
     listener: TcpListener,
@@ -78,6 +82,9 @@ pub fn start(
 }
 
 /// [`start`], with the cameras on another clock (tests make recovery fast).
+///
+/// # Errors
+/// As [`start`].
 pub fn start_with_timing(
     config: Config,
     listener: TcpListener,

@@ -22,6 +22,7 @@ pub const RELOAD_SETTLE: Duration = Duration::from_millis(300);
 
 /// Where the control overrides live unless `--state-dir` says otherwise: systemd's
 /// `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/camfleet`, else `~/.local/state/camfleet`.
+#[must_use]
 pub fn default_state_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
         // systemd may list several, separated by colons; the first is ours.
@@ -63,6 +64,10 @@ pub fn notify_systemd(state: &str) {
 
 /// Serves `config` until SIGTERM or SIGINT, reloading it from `path` on SIGHUP and when
 /// the file changes.
+///
+/// # Errors
+/// When the state directory, the listening address or the signal handlers cannot be
+/// set up, or the HTTP server fails.
 pub fn run(
     path: &Path,
     mut config: Config,
@@ -72,14 +77,11 @@ pub fn run(
     if let Some(addr) = listen {
         config.server.listen = addr;
     }
-    let store = match &state_dir {
-        Some(dir) => OverrideStore::open(dir).map_err(anyhow::Error::msg)?,
-        None => {
-            warn!(
-                "no state directory: control changes will not survive a restart; pass --state-dir"
-            );
-            OverrideStore::in_memory()
-        }
+    let store = if let Some(dir) = &state_dir {
+        OverrideStore::open(dir).map_err(anyhow::Error::msg)?
+    } else {
+        warn!("no state directory: control changes will not survive a restart; pass --state-dir");
+        OverrideStore::in_memory()
     };
     let path = path.to_path_buf();
     actix_web::rt::System::new().block_on(async move {
@@ -160,7 +162,7 @@ fn watch_file(path: &Path, changed: tokio::sync::mpsc::UnboundedSender<()>) {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
+    let Some(name) = path.file_name().map(std::ffi::OsStr::to_os_string) else {
         return;
     };
     let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {

@@ -7,6 +7,7 @@ use crate::camera::control::ControlType;
 use crate::camera::source::v4l2::discover::{self, DeviceSummary, FormatSummary};
 
 /// A human-readable list of capture devices with formats, sizes, rates and controls.
+#[must_use]
 pub fn report() -> String {
     let devices = discover::capture_devices();
     if devices.is_empty() {
@@ -57,6 +58,7 @@ pub fn report() -> String {
 }
 
 /// A `cameras:` section for every capture device, each at its best format.
+#[must_use]
 pub fn yaml() -> String {
     let devices = discover::capture_devices();
     let mut out = String::from("cameras:\n");

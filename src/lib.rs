@@ -84,7 +84,7 @@ pub use http::ws::{CLIENT_TIMEOUT, HEARTBEAT_INTERVAL, MAX_IN_FLIGHT};
 pub use hub::{CAMERA_STOP_TIMEOUT, COMMAND_TIMEOUT};
 
 /// The wire contract, generated from `proto/camfleet/v1/camfleet.proto`.
-#[allow(missing_docs, clippy::large_enum_variant)]
+#[allow(missing_docs, clippy::large_enum_variant, clippy::pedantic)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/camfleet.v1.rs"));
 }

@@ -27,7 +27,7 @@ enum Cmd {
         /// Address to listen on; overrides the file's `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// Where control changes are kept across restarts [default: $STATE_DIRECTORY,
+        /// Where control changes are kept across restarts [default: systemd's state directory,
         /// else ~/.local/state/camfleet].
         #[arg(long)]
         state_dir: Option<PathBuf>,

@@ -24,12 +24,17 @@ pub struct OverrideStore {
 
 impl OverrideStore {
     /// A store that keeps nothing on disk (no state directory).
+    #[must_use]
     pub fn in_memory() -> Self {
         OverrideStore::default()
     }
 
     /// Opens the store in `dir`, creating the directory if needed and reading what an
     /// earlier run saved.
+    ///
+    /// # Errors
+    /// What went wrong and how to fix it, when the directory cannot be created or the file
+    /// cannot be read or parsed.
     pub fn open(dir: &Path) -> Result<Self, String> {
         fs::create_dir_all(dir).map_err(|e| {
             format!(
@@ -55,6 +60,7 @@ impl OverrideStore {
     }
 
     /// A camera's overrides, in control-name order.
+    #[must_use]
     pub fn for_camera(&self, camera: &str) -> Vec<(String, i64)> {
         self.saved
             .get(camera)
@@ -63,6 +69,9 @@ impl OverrideStore {
     }
 
     /// Saves a control's override and writes the file.
+    ///
+    /// # Errors
+    /// When the file cannot be written; the override is then kept in memory only.
     pub fn save(&mut self, camera: &str, control: &str, value: i64) -> io::Result<()> {
         self.saved
             .entry(camera.to_string())
@@ -72,6 +81,9 @@ impl OverrideStore {
     }
 
     /// Drops a camera's overrides and writes the file.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
     pub fn forget(&mut self, camera: &str) -> io::Result<()> {
         if self.saved.remove(camera).is_some() {
             self.write()?;

@@ -15,6 +15,7 @@ mod clients;
 mod servers;
 
 use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -30,8 +31,8 @@ const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(5);
 const BOUNDARY: &str = "camfleetframe";
 
-use clients::*;
-use servers::*;
+use clients::{now_micros, percentile, run_case, ws_client, CaseResult, Via};
+use servers::{baseline_server, num_cores, Server};
 
 fn synthetic(width: u32, height: u32) -> SyntheticConfig {
     SyntheticConfig {
@@ -156,9 +157,7 @@ fn fleet() {
     let cameras = 32;
     let mut yaml = String::from("server:\n  listen: 127.0.0.1:PORT\ncameras:\n");
     for i in 0..cameras {
-        yaml.push_str(&format!(
-            "  - id: cam{i:02}\n    source: {{kind: synthetic, width: 640, height: 480, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n"
-        ));
+        let _ = write!(yaml, "  - id: cam{i:02}\n    source: {{kind: synthetic, width: 640, height: 480, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n");
     }
     let server = Server::camfleet(&yaml);
     let idle0 = server.cpu_seconds();

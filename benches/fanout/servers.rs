@@ -13,7 +13,7 @@ use camfleet::camera::source::{FrameData, Opener};
 use super::*;
 
 pub(crate) fn num_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 pub(crate) fn free_port() -> u16 {

@@ -136,6 +136,7 @@ pub enum ControlError {
 
 impl ControlInfo {
     /// Describes the valid values, e.g. `an integer from 0 to 255 in steps of 1`.
+    #[must_use]
     pub fn allowed(&self) -> String {
         match &self.kind {
             ControlType::Boolean => "0 (off) or 1 (on)".to_string(),
@@ -164,6 +165,10 @@ impl ControlInfo {
     }
 
     /// Checks `value` against the control's type, range, step and flags.
+    ///
+    /// # Errors
+    /// [`ControlError::Invalid`] when the value does not fit the range, step, bits or menu;
+    /// [`ControlError::NotSettable`] when the control cannot be set now.
     pub fn check(&self, value: i64) -> Result<(), ControlError> {
         let not_settable = |why: &str| ControlError::NotSettable {
             name: self.name.clone(),
@@ -203,6 +208,9 @@ impl ControlInfo {
     }
 
     /// Turns a desired value from the configuration into the device's value.
+    ///
+    /// # Errors
+    /// [`ControlError::NoSuchItem`] when a menu item's name is not one of the control's items.
     pub fn resolve(&self, desired: &DesiredValue) -> Result<i64, ControlError> {
         match desired {
             DesiredValue::MenuItem(item) => self
@@ -220,12 +228,16 @@ impl ControlInfo {
                         .collect::<Vec<_>>()
                         .join(", "),
                 }),
-            other => Ok(other.as_int().expect("non-menu values are integers")),
+            DesiredValue::Int(v) => Ok(*v),
+            DesiredValue::Bool(b) => Ok(i64::from(*b)),
         }
     }
 }
 
 /// Finds a control by name; the error lists the names there are.
+///
+/// # Errors
+/// [`ControlError::Unknown`], listing the names there are, when none matches.
 pub fn find<'a>(controls: &'a [ControlInfo], name: &str) -> Result<&'a ControlInfo, ControlError> {
     controls
         .iter()
@@ -242,6 +254,7 @@ pub fn find<'a>(controls: &'a [ControlInfo], name: &str) -> Result<&'a ControlIn
 
 /// Turns a device's control label into the name `v4l2-ctl -l` prints: lower case, every
 /// run of other characters between letters or digits becomes one `_`.
+#[must_use]
 pub fn normalize_name(label: &str) -> String {
     let mut out = String::new();
     let mut gap = false;
@@ -261,12 +274,14 @@ pub fn normalize_name(label: &str) -> String {
 
 /// Whether a control switches an automatic mode that gates manual values (auto exposure,
 /// auto white balance, autofocus, auto gain).
+#[must_use]
 pub fn is_automatic_mode(name: &str) -> bool {
     name.contains("auto") || name.ends_with("_automatic")
 }
 
 /// The desired controls in the order they must be applied: automatic modes first, since
 /// a device refuses a manual exposure while auto exposure is on; otherwise file order.
+#[must_use]
 pub fn apply_order(desired: &[DesiredControl]) -> Vec<&DesiredControl> {
     let mut ordered: Vec<&DesiredControl> = desired.iter().collect();
     ordered.sort_by_key(|d| !is_automatic_mode(&d.name));

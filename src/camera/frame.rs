@@ -34,8 +34,7 @@ impl Frame {
     pub fn timestamp_micros(&self) -> u64 {
         self.captured_at
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0)
+            .map_or(0, |d| d.as_micros() as u64)
     }
 }
 

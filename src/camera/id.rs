@@ -12,6 +12,9 @@ pub struct CameraId(String);
 
 impl CameraId {
     /// Checks that `s` is a valid id; the error says what is wrong and how to fix it.
+    ///
+    /// # Errors
+    /// What is wrong with the text, when it is not a valid id.
     pub fn parse(s: &str) -> Result<CameraId, String> {
         if s.is_empty() {
             return Err("the camera id is empty; use a short name such as `front-door`".into());
@@ -35,6 +38,7 @@ impl CameraId {
     }
 
     /// The id as text.
+    #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -11,6 +11,7 @@ use super::source::FourCc;
 /// Length of the complete JPEG at the start of `data`, up to and including its end
 /// marker, or `None` if it is truncated or not a JPEG. Devices may report a buffer larger
 /// than the picture; the bytes after the end marker are not part of it.
+#[must_use]
 pub fn complete_len(data: &[u8]) -> Option<usize> {
     if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
         return None;
@@ -91,6 +92,7 @@ fn standard_huffman_segments() -> &'static [u8] {
 
 /// Turns a device's JPEG into one every decoder takes: cut at its end marker, with the
 /// standard Huffman tables added if it lacks them. `None` if it is truncated or corrupt.
+#[must_use]
 pub fn normalize(data: &[u8]) -> Option<Bytes> {
     let len = complete_len(data)?;
     let jpeg = &data[..len];
@@ -106,6 +108,7 @@ pub fn normalize(data: &[u8]) -> Option<Bytes> {
 }
 
 /// Whether camfleet can encode this raw pixel format.
+#[must_use]
 pub fn can_encode(fourcc: FourCc) -> bool {
     matches!(
         &fourcc.0,
@@ -114,6 +117,7 @@ pub fn can_encode(fourcc: FourCc) -> bool {
 }
 
 /// Bytes one frame of a raw format takes, if camfleet knows the format.
+#[must_use]
 pub fn raw_frame_len(fourcc: FourCc, width: u32, height: u32) -> Option<usize> {
     let px = width as usize * height as usize;
     Some(match &fourcc.0 {
@@ -188,6 +192,10 @@ impl ImageBuffer for Nv12<'_> {
 }
 
 /// Encodes one raw frame as JPEG at `quality` (1 to 100).
+///
+/// # Errors
+/// When the pixel format is not one camfleet encodes, or the buffer is shorter than a
+/// frame of that size.
 pub fn encode_raw(
     fourcc: FourCc,
     width: u32,
@@ -233,6 +241,7 @@ pub fn encode_raw(
 }
 
 /// A grey picture saying NO SIGNAL, the camera's name and the reason.
+#[must_use]
 pub fn placeholder(width: u32, height: u32, name: &str, reason: &str) -> Bytes {
     let (w, h) = (
         width.clamp(160, 1920) as usize,
@@ -245,9 +254,9 @@ pub fn placeholder(width: u32, height: u32, name: &str, reason: &str) -> Bytes {
     lines.extend(chars.chunks(per_line).map(|c| c.iter().collect::<String>()));
     super::draw::text(&mut rgb, w, h, &lines);
     let mut out = Vec::new();
-    Encoder::new(&mut out, 75)
-        .encode(&rgb, w as u16, h as u16, ColorType::Rgb)
-        .expect("the placeholder's size is valid");
+    // The size is clamped to at most 1920x1080 above, so it fits the encoder's u16s; an
+    // encoder failure leaves an empty picture rather than failing the camera.
+    let _ = Encoder::new(&mut out, 75).encode(&rgb, w as u16, h as u16, ColorType::Rgb);
     Bytes::from(out)
 }
 
@@ -276,7 +285,7 @@ mod tests {
         let jpeg = encode_raw(FourCc(*b"YUYV"), w as u32, h as u32, &yuyv, 90).unwrap();
         let (dw, dh, px) = decode(&jpeg);
         assert_eq!((dw, dh), (w, h));
-        let at = |x: usize| px[(8 * w + x) * 3] as i32;
+        let at = |x: usize| i32::from(px[(8 * w + x) * 3]);
         assert!(at(4) < 40 && at(60) > 215, "{} {}", at(4), at(60));
     }
 

@@ -36,6 +36,7 @@ impl CameraState {
         ["Opening", "Streaming", "Reconnecting", "Stopped", "Idle"];
 
     /// The state's name, e.g. `Streaming`.
+    #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
             CameraState::Opening => "Opening",
@@ -47,6 +48,7 @@ impl CameraState {
     }
 
     /// Why the camera is not streaming; empty while it opens or streams.
+    #[must_use]
     pub fn reason(&self) -> &str {
         match self {
             CameraState::Reconnecting { reason } | CameraState::Stopped { reason } => reason,
@@ -56,6 +58,7 @@ impl CameraState {
     }
 
     /// Where a camera starts.
+    #[must_use]
     pub fn initial(cfg: &CameraConfig) -> Self {
         match (cfg.enabled, cfg.capture) {
             (false, _) => CameraState::Stopped {
@@ -123,6 +126,7 @@ pub struct CameraStatus {
 
 impl CameraStatus {
     /// The status of a camera that has not reported yet.
+    #[must_use]
     pub fn initial(cfg: &CameraConfig) -> Self {
         CameraStatus {
             id: cfg.id.clone(),

@@ -1,6 +1,7 @@
 //! Configuration errors that say where (file, line, column), what, and how to fix it.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -69,7 +70,9 @@ pub fn path_string(path: &[Seg<'_>]) -> String {
                 }
                 out.push_str(k);
             }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+            Seg::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
         }
     }
     out
@@ -86,8 +89,8 @@ pub fn from_yaml_error(file: &Path, err: &serde_yaml::Error) -> ConfigError {
     let location = err.location();
     ConfigError {
         file: file.to_path_buf(),
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
+        line: location.as_ref().map(serde_yaml::Location::line),
+        column: location.as_ref().map(serde_yaml::Location::column),
         message: explain(&message),
     }
 }
@@ -106,8 +109,12 @@ fn explain(message: &str) -> String {
         };
         let mut out = message.to_string();
         match closest(name, expected) {
-            Some(best) => out.push_str(&format!("; did you mean `{best}`?")),
-            None => out.push_str(&format!("; remove it or use a known {what}")),
+            Some(best) => {
+                let _ = write!(out, "; did you mean `{best}`?");
+            }
+            None => {
+                let _ = write!(out, "; remove it or use a known {what}");
+            }
         }
         return out;
     }

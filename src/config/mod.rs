@@ -131,7 +131,7 @@ pub enum DeviceMatch {
 pub struct V4l2Config {
     /// Which device.
     pub device: DeviceMatch,
-    /// Preferred pixel format as a FourCC such as `MJPG` or `YUYV`; MJPEG is preferred
+    /// Preferred pixel format as a four-character code such as `MJPG` or `YUYV`; MJPEG is preferred
     /// when this is not set and the device offers it.
     pub pixel_format: Option<[u8; 4]>,
     /// Requested frame size, when set.
@@ -151,6 +151,10 @@ pub struct DesiredControl {
 
 impl Config {
     /// Reads and validates a configuration file.
+    ///
+    /// # Errors
+    /// Every problem found, each with its file, line and column, when the file cannot be
+    /// read or is not a valid fleet.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -166,6 +170,9 @@ impl Config {
     }
 
     /// Validates configuration text; `file` names it in errors.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         let raw: raw::RawConfig = serde_yaml::from_str(text)
             .map_err(|e| ConfigErrors(vec![error::from_yaml_error(file, &e)]))?;

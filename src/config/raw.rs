@@ -108,6 +108,7 @@ impl Pattern {
     ];
 
     /// The pattern's name as written in YAML.
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Pattern::Bars => "bars",
@@ -131,6 +132,7 @@ pub enum DesiredValue {
 
 impl DesiredValue {
     /// The value as the device takes it, when it does not depend on a menu.
+    #[must_use]
     pub fn as_int(&self) -> Option<i64> {
         match self {
             DesiredValue::Int(v) => Some(*v),
@@ -156,7 +158,7 @@ const CONTROL_VALUE_HINT: &str =
 impl<'de> Deserialize<'de> for DesiredValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl<'de> Visitor<'de> for V {
+        impl Visitor<'_> for V {
             type Value = DesiredValue;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(CONTROL_VALUE_HINT)

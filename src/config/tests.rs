@@ -73,7 +73,7 @@ fn a_good_file_parses_into_validated_types() {
             assert_eq!(v.size, Some((1280, 720)));
             assert_eq!(v.fps, Some(30));
         }
-        other => panic!("unexpected {other:?}"),
+        other @ SourceConfig::Synthetic(_) => panic!("unexpected {other:?}"),
     }
 }
 
@@ -193,12 +193,9 @@ const BAD: &[(&str, &str, usize, &[&str])] = &[
 fn bad_files_say_where_what_and_how() {
     let mut failures = Vec::new();
     for (what, text, line, words) in BAD {
-        let errors = match Config::parse(text, Path::new("bad.yaml")) {
-            Ok(_) => {
-                failures.push(format!("{what}: was accepted"));
-                continue;
-            }
-            Err(e) => e,
+        let Err(errors) = Config::parse(text, Path::new("bad.yaml")) else {
+            failures.push(format!("{what}: was accepted"));
+            continue;
         };
         let first = &errors.0[0];
         let shown = first.to_string();

@@ -2,12 +2,18 @@
 //! do not belong to a source kind) and turns the raw structs into validated configuration,
 //! with every problem located in the text.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::error::{locate, path_string, Seg};
-use super::*;
+use super::{
+    raw, CameraConfig, CaptureMode, Config, ConfigError, ConfigErrors, DesiredControl, DeviceMatch,
+    Pattern, ServerConfig, SourceConfig, SyntheticConfig, V4l2Config, DEFAULT_IDLE_TIMEOUT_SECS,
+    DEFAULT_JPEG_QUALITY, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_CAMERA, MIN_OPERATOR_TOKEN_LEN,
+};
 use crate::camera::CameraId;
 
 /// Collects semantic errors and finds their positions in the text.
@@ -22,7 +28,7 @@ impl<'t> Issues<'t> {
         Issues {
             text,
             file,
-            found: Default::default(),
+            found: RefCell::default(),
         }
     }
 
@@ -92,18 +98,17 @@ pub(super) fn validate(raw: raw::RawConfig, issues: &Issues<'_>) -> Result<Confi
 
 fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerConfig> {
     let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-    let listen = match listen_text.parse::<SocketAddr>() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            issues.at(
-                &[Seg::Key("server"), Seg::Key("listen")],
-                format!(
-                    "`{listen_text}` is not an address and port; write it like \
-                     `127.0.0.1:8080`, or `0.0.0.0:8080` to listen on every interface"
-                ),
-            );
-            None
-        }
+    let listen = if let Ok(addr) = listen_text.parse::<SocketAddr>() {
+        Some(addr)
+    } else {
+        issues.at(
+            &[Seg::Key("server"), Seg::Key("listen")],
+            format!(
+                "`{listen_text}` is not an address and port; write it like \
+                 `127.0.0.1:8080`, or `0.0.0.0:8080` to listen on every interface"
+            ),
+        );
+        None
     };
     let max_message_bytes = raw.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
     if !(1024..=16 * 1024 * 1024).contains(&max_message_bytes) {
@@ -152,7 +157,7 @@ fn operator_token(token: Option<&str>, issues: &Issues<'_>) -> Option<String> {
 
 fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option<CameraConfig> {
     let at = |key: &'static str, msg: String| {
-        issues.at(&[Seg::Key("cameras"), Seg::Index(i), Seg::Key(key)], msg)
+        issues.at(&[Seg::Key("cameras"), Seg::Index(i), Seg::Key(key)], msg);
     };
     let id = match CameraId::parse(&raw.id) {
         Ok(id) => Some(id),

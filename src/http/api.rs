@@ -34,7 +34,7 @@ pub async fn viewers(state: web::Data<AppState>) -> HttpResponse {
                         "id": v.id,
                         "camera": v.camera.as_str(),
                         "kind": v.kind.name(),
-                        "since_unix_ms": v.since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+                        "since_unix_ms": v.since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
                         "frames_sent": v.sent,
                         "frames_skipped": v.skipped,
                         "bytes_sent": v.bytes,
@@ -59,6 +59,7 @@ pub(crate) fn state_name(state: i32) -> &'static str {
 }
 
 /// Writes `CameraStatus.state` by name.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `serialize_with` passes a reference
 pub(crate) fn serialize_state<S: serde::Serializer>(state: &i32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(state_name(*state))
 }

@@ -199,8 +199,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
                 cumulative += count;
                 let le = LATENCY_BUCKETS_MS
                     .get(i)
-                    .map(|ms| format!("{}", ms / 1000.0))
-                    .unwrap_or_else(|| "+Inf".into());
+                    .map_or_else(|| "+Inf".into(), |ms| format!("{}", ms / 1000.0));
                 fam.sample(
                     &format!("{name}_bucket"),
                     &[("camera", id), ("le", &le)],

@@ -1,4 +1,4 @@
-//! Plain HTTP video for VLC, ffmpeg, Home Assistant and OctoPrint: an MJPEG stream and a
+//! Plain HTTP video for VLC, ffmpeg, Home Assistant and 3D-printer hosts: an MJPEG stream and a
 //! single JPEG snapshot per camera.
 
 use std::collections::VecDeque;
@@ -33,7 +33,7 @@ pub struct StreamQuery {
 async fn watch(state: &AppState, id: &str, kind: ViewerKind) -> Result<Viewer, ApiError> {
     let camera = CameraId::parse(id).map_err(|why| CommandError::BadCameraId {
         id: id.to_string(),
-        why: why.to_string(),
+        why: why.clone(),
     })?;
     match state.hub.send(Watch { camera, kind }).await {
         Ok(answer) => Ok(answer?),

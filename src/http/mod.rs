@@ -53,7 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Refuses WebSockets opened by pages of other sites, which could otherwise drive the
+/// Refuses WebSocket connections opened by pages of other sites, which could otherwise drive the
 /// cameras from a user's browser; clients that are not browsers send no `Origin`.
 async fn websocket(
     req: HttpRequest,
@@ -74,5 +74,5 @@ async fn websocket(
             .into());
         }
     }
-    ws::route(req, payload, state).await
+    ws::route(&req, payload, &state)
 }

@@ -176,7 +176,7 @@ fn id(request_id: u64, raw: &str) -> Result<CameraId, Rejection> {
         request_id: Some(request_id),
         error: CommandError::BadCameraId {
             id: raw.to_string(),
-            why: why.to_string(),
+            why: why.clone(),
         },
     })
 }

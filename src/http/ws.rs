@@ -67,10 +67,10 @@ pub struct WsSession {
 }
 
 /// `GET /ws`: upgrades to a WebSocket session.
-pub async fn route(
-    req: HttpRequest,
+pub fn route(
+    req: &HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: &AppState,
 ) -> actix_web::Result<HttpResponse> {
     let session = WsSession {
         hub: state.hub.clone(),
@@ -85,7 +85,7 @@ pub async fn route(
         operator: state.operator_token.is_none(),
         operator_token: state.operator_token.clone(),
     };
-    ws::WsResponseBuilder::new(session, &req, payload)
+    ws::WsResponseBuilder::new(session, req, payload)
         .frame_size(state.max_message_bytes as usize)
         .start()
 }
@@ -96,7 +96,7 @@ impl Actor for WsSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(SESSION_QUEUE);
         let hello = wire::hello(self.max_message_bytes, self.operator_token.is_some());
-        self.send(ctx, hello);
+        Self::send(ctx, hello);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
             if act.last_heard.elapsed() > CLIENT_TIMEOUT {
                 debug!(session = ?act.id, "client timed out");
@@ -156,7 +156,7 @@ impl WsSession {
             messages_dropped: self.dropped_by_hub,
             frames_replaced,
         });
-        self.send(ctx, stats);
+        Self::send(ctx, stats);
     }
 
     /// Starts sending frames from these viewers, replacing earlier feeds of the same cameras.
@@ -190,7 +190,7 @@ impl WsSession {
         }
     }
 
-    fn send(&self, ctx: &mut ws::WebsocketContext<Self>, kind: ServerKind) {
+    fn send(ctx: &mut ws::WebsocketContext<Self>, kind: ServerKind) {
         ctx.binary(wire::encode(kind));
     }
 
@@ -213,7 +213,7 @@ impl WsSession {
                 "{MAX_IN_FLIGHT} commands are already waiting for an answer; \
                  wait for their results before sending more"
             ));
-            return self.send(ctx, wire::failure(request_id, &busy));
+            return Self::send(ctx, wire::failure(request_id, &busy));
         }
         self.in_flight += 1;
         self.hub
@@ -225,7 +225,7 @@ impl WsSession {
                     Ok(value) => reply(value, act, ctx),
                     Err(_) => wire::failure(request_id, &CommandError::Stopping),
                 };
-                act.send(ctx, kind);
+                Self::send(ctx, kind);
             })
             .spawn(ctx);
     }
@@ -233,7 +233,7 @@ impl WsSession {
     fn command(&mut self, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
         let command = match wire::decode(bytes) {
             Ok(c) => c,
-            Err(rejection) => return self.send(ctx, rejection.answer()),
+            Err(rejection) => return Self::send(ctx, rejection.answer()),
         };
         let Some(session) = self.id else { return };
         let request_id = command.request_id();
@@ -243,7 +243,7 @@ impl WsSession {
                  server's operator_token first (watching needs none)"
                     .into(),
             );
-            return self.send(ctx, wire::failure(request_id, &why));
+            return Self::send(ctx, wire::failure(request_id, &why));
         }
         match command {
             Command::Authenticate { token, .. } => {
@@ -263,7 +263,7 @@ impl WsSession {
                     );
                     wire::failure(request_id, &wrong)
                 };
-                self.send(ctx, answer);
+                Self::send(ctx, answer);
             }
             Command::ListCameras => self.ask(ctx, 0, hub::ListCameras, |list, _, _| {
                 wire::camera_list(&list)
@@ -352,7 +352,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         self.last_heard = Instant::now();
         match item {
             Ok(ws::Message::Binary(bytes)) => self.command(&bytes, ctx),
-            Ok(ws::Message::Text(_)) => self.send(
+            Ok(ws::Message::Text(_)) => Self::send(
                 ctx,
                 wire::error(&CommandError::InvalidMessage(
                     "text messages are not understood; send each camfleet.v1.ClientMessage \
@@ -360,7 +360,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                         .into(),
                 )),
             ),
-            Ok(ws::Message::Continuation(_)) => self.send(
+            Ok(ws::Message::Continuation(_)) => Self::send(
                 ctx,
                 wire::error(&CommandError::InvalidMessage(
                     "fragmented messages are not supported; send each ClientMessage in one \
@@ -369,7 +369,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 )),
             ),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Pong(_) | ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
                 ctx.stop();
@@ -435,6 +435,6 @@ impl Handler<SessionEvent> for WsSession {
                 return self.publish_stats(ctx);
             }
         };
-        self.send(ctx, kind);
+        Self::send(ctx, kind);
     }
 }

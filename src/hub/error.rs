@@ -112,13 +112,12 @@ impl CommandError {
             CommandError::UnknownCamera { .. } | CommandError::BadCameraId { .. } => {
                 ErrorCode::UnknownCamera
             }
-            CommandError::NotRunning(_) => ErrorCode::CameraNotRunning,
+            // The hub is gone only while the server stops, cameras included.
+            CommandError::NotRunning(_) | CommandError::Stopping => ErrorCode::CameraNotRunning,
             CommandError::Timeout(..) => ErrorCode::Timeout,
             CommandError::LimitReached(_) => ErrorCode::LimitReached,
             CommandError::NotPermitted(_) => ErrorCode::NotPermitted,
             CommandError::InvalidMessage(_) => ErrorCode::InvalidMessage,
-            // The hub is gone only while the server stops, cameras included.
-            CommandError::Stopping => ErrorCode::CameraNotRunning,
             CommandError::Control { error, .. } => match error {
                 ControlError::Unknown { .. } => ErrorCode::UnknownControl,
                 ControlError::Invalid { .. } | ControlError::NoSuchItem { .. } => {

@@ -175,7 +175,7 @@ impl Hub {
 
     /// Tells every session something it must not miss (bypassing the queue limit: these
     /// are rare).
-    fn tell_all(&self, event: SessionEvent) {
+    fn tell_all(&self, event: &SessionEvent) {
         for session in self.sessions.values() {
             session.events.do_send(event.clone());
         }
@@ -297,7 +297,7 @@ impl Handler<Reload> for Hub {
         );
         if !(summary.added.is_empty() && summary.removed.is_empty() && summary.restarted.is_empty())
         {
-            self.tell_all(SessionEvent::Fleet(self.fleet()));
+            self.tell_all(&SessionEvent::Fleet(self.fleet()));
         }
     }
 }
@@ -306,7 +306,7 @@ impl Handler<Broadcast> for Hub {
     type Result = ();
 
     fn handle(&mut self, Broadcast(text): Broadcast, _: &mut Context<Self>) {
-        self.tell_all(SessionEvent::Notice(text));
+        self.tell_all(&SessionEvent::Notice(text));
     }
 }
 
@@ -314,7 +314,7 @@ impl Handler<CloseSessions> for Hub {
     type Result = ();
 
     fn handle(&mut self, _: CloseSessions, _: &mut Context<Self>) {
-        self.tell_all(SessionEvent::Close);
+        self.tell_all(&SessionEvent::Close);
     }
 }
 

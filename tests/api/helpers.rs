@@ -1,5 +1,6 @@
 //! A real camfleet on port 0 and a real WebSocket client speaking its protocol.
 
+use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -121,7 +122,7 @@ impl Client {
             framed,
             hello: proto::Hello::default(),
             next_request: 1,
-            backlog: Default::default(),
+            backlog: std::collections::VecDeque::new(),
         };
         client.hello = client
             .take_where(|k| match k {
@@ -250,7 +251,7 @@ impl Client {
     pub async fn subscribe(&mut self, cameras: &[&str]) {
         let request_id = self.request_id();
         self.send(C::Subscribe(proto::Subscribe {
-            camera_ids: cameras.iter().map(|c| c.to_string()).collect(),
+            camera_ids: cameras.iter().map(ToString::to_string).collect(),
             request_id,
             ..Default::default()
         }))
@@ -348,13 +349,13 @@ pub fn state(s: &proto::CameraStatus) -> proto::CameraState {
 
 /// A fleet of synthetic cameras with test controls, `ids` in order.
 pub fn fleet(ids: &[&str]) -> String {
-    let mut yaml = String::from("cameras:\n");
-    for id in ids {
-        yaml.push_str(&format!(
-            "  - id: {id}\n    source: {{kind: synthetic, width: 160, height: 120, fps: 20, test_controls: true}}\n"
-        ));
-    }
-    yaml
+    ids.iter().fold(String::from("cameras:\n"), |mut yaml, id| {
+        let _ = writeln!(
+            yaml,
+            "  - id: {id}\n    source: {{kind: synthetic, width: 160, height: 120, fps: 20, test_controls: true}}"
+        );
+        yaml
+    })
 }
 
 /// The error code of a failed command's answer or of an `Error`.

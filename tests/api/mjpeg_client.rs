@@ -84,9 +84,9 @@ impl MjpegClient {
     }
 
     async fn read_more(&mut self) -> bool {
-        let mut buf = [0u8; 65536];
-        let n = self.stream.read(&mut buf).await.unwrap_or(0);
-        self.raw.extend_from_slice(&buf[..n]);
+        // Straight into the end of `raw`, which grows as needed; no buffer on the stack.
+        self.raw.reserve(64 * 1024);
+        let n = self.stream.read_buf(&mut self.raw).await.unwrap_or(0);
         n > 0
     }
 

@@ -195,7 +195,7 @@ async fn an_oversized_message_closes_with_1009_and_others_carry_on() {
     client.send_raw(vec![0u8; limit + 1]).await;
     loop {
         match client.next().await {
-            Some(Ok(_)) => continue,
+            Some(Ok(_)) => {}
             Some(Err(ws::Frame::Close(Some(reason)))) => {
                 assert_eq!(reason.code, ws::CloseCode::Size);
                 break;

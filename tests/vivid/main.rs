@@ -45,15 +45,12 @@ fn main() {
             actix_rt::System::new().block_on(test());
         }));
         let secs = t.elapsed().as_secs_f64();
-        match outcome {
-            Ok(()) => {
-                println!("test vivid::{name} ... ok ({secs:.1} s)");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test vivid::{name} ... FAILED ({secs:.1} s)");
-                failed.push(*name);
-            }
+        if let Ok(()) = outcome {
+            println!("test vivid::{name} ... ok ({secs:.1} s)");
+            passed += 1;
+        } else {
+            println!("test vivid::{name} ... FAILED ({secs:.1} s)");
+            failed.push(*name);
         }
     }
     println!(
@@ -62,5 +59,5 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     println!("{passed} passed, {} failed", failed.len());
-    exit(if failed.is_empty() { 0 } else { 1 });
+    exit(i32::from(!failed.is_empty()));
 }

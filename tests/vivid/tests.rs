@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use camfleet::config::Config;
 use camfleet::proto::{self, CameraState};
 
-use crate::helpers::*;
+use crate::helpers::{code, control_value, spawn, state, Client};
 use crate::loopback::{self, Feeder};
 use crate::mjpeg_client::{jpeg_size, MjpegClient};
 

@@ -120,10 +120,10 @@ impl CameraActor {
 
     /// Forgets the overrides: each control goes back to the device's default unless the
     /// configuration sets it, then the configured values are applied again.
-    pub(super) fn reset_controls(&mut self) -> Result<(), CommandError> {
+    pub(super) fn reset_controls(&mut self) {
         let forgotten = std::mem::take(&mut self.overrides);
         let Some(device) = self.link.device.as_mut() else {
-            return Ok(());
+            return;
         };
         for (name, _) in forgotten {
             if self.settings.desired.iter().any(|d| d.name == name) {
@@ -139,6 +139,5 @@ impl CameraActor {
             self.fail(&e);
         }
         self.status_due = true;
-        Ok(())
     }
 }

@@ -42,7 +42,7 @@ impl Handler<ResetControls> for CameraActor {
     fn handle(&mut self, _: ResetControls, _: &mut SyncContext<Self>) -> Self::Result {
         let result = self
             .guarded(CameraActor::reset_controls)
-            .unwrap_or_else(|| Err(self.unavailable()));
+            .ok_or_else(|| self.unavailable());
         self.publish_status();
         result
     }

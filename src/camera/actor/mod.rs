@@ -138,6 +138,7 @@ pub struct CameraStart {
 }
 
 /// Starts a camera on a thread of its own and returns its address.
+#[must_use]
 pub fn start(start: CameraStart) -> Addr<CameraActor> {
     let thread_name = format!("camera-{}", start.config.id);
     SyncArbiter::start_with_thread_builder(

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::control::{ControlError, ControlInfo};
 
-/// A pixel format as its V4L2 FourCC, e.g. `*b"MJPG"`.
+/// A pixel format as its V4L2 four-character code, e.g. `*b"MJPG"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FourCc(pub [u8; 4]);
 
@@ -87,6 +87,9 @@ pub enum SourceError {
 /// Opens a device. Kept by the camera for its whole life, so it can reopen after faults.
 pub trait Opener: Send {
     /// Opens the device, negotiates its format and starts streaming.
+    ///
+    /// # Errors
+    /// A [`SourceError`] saying why the device cannot be opened now; the camera retries.
     fn open(&mut self) -> Result<Box<dyn Device>, SourceError>;
 }
 
@@ -101,11 +104,20 @@ pub trait Device: Send {
     }
 
     /// Waits at most `wait` for the next frame. `Ok(None)` means none came in time.
+    ///
+    /// # Errors
+    /// A [`SourceError`] when the device failed or went away; the camera reopens it.
     fn next_frame(&mut self, wait: Duration) -> Result<Option<Captured<'_>>, SourceError>;
 
     /// Every control with its range and current value.
+    ///
+    /// # Errors
+    /// A [`SourceError`] when the device cannot be queried.
     fn controls(&mut self) -> Result<Vec<ControlInfo>, SourceError>;
 
     /// Sets a control already checked against `info`, and returns the value read back.
+    ///
+    /// # Errors
+    /// A [`ControlError`] when the device refuses the value.
     fn set_control(&mut self, info: &ControlInfo, value: i64) -> Result<i64, ControlError>;
 }

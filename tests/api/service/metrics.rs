@@ -1,5 +1,7 @@
 //! /metrics, parsed by the Prometheus project's own parser, moving as frames flow.
 
+use std::io::Write as _;
+
 use super::*;
 use crate::mjpeg_client::MjpegClient;
 /// The metrics text, parsed by the Prometheus project's own Python parser.
@@ -18,7 +20,6 @@ fn parse_metrics(text: &str) -> serde_json::Value {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Write;
     child
         .stdin
         .take()
@@ -32,6 +33,12 @@ fn parse_metrics(text: &str) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A sample that counts something, as the whole number it is.
+fn whole(v: f64) -> u64 {
+    assert!(v >= 0.0 && v.fract() == 0.0, "{v} is not a count");
+    v as u64
 }
 
 fn sample(m: &serde_json::Value, family: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -71,10 +78,19 @@ async fn metrics_parse_and_move_as_frames_flow() {
         }
     };
     let first = parse_metrics(&text(&server).await);
-    let at = client.status_where("a", |_| true).await.frames_captured;
-    client
-        .status_where("a", |s| s.frames_captured > at + 10)
-        .await;
+    // Both cameras report more frames than /metrics showed; the hub then holds those
+    // statuses, which /metrics reads.
+    for camera in ["a", "b"] {
+        let shown = whole(sample(
+            &first,
+            "camfleet_camera_frames_captured",
+            "camfleet_camera_frames_captured_total",
+            &[("camera", camera)],
+        ));
+        client
+            .status_where(camera, |s| s.frames_captured > shown)
+            .await;
+    }
     let second = parse_metrics(&text(&server).await);
 
     for family in [
@@ -106,22 +122,22 @@ async fn metrics_parse_and_move_as_frames_flow() {
     assert!(captured(&second, "a") > captured(&first, "a"));
     assert!(captured(&second, "b") > captured(&first, "b"));
     assert_eq!(
-        sample(
+        whole(sample(
             &second,
             "camfleet_camera_state",
             "camfleet_camera_state",
             &[("camera", "a"), ("state", "streaming")]
-        ),
-        1.0
+        )),
+        1
     );
     assert_eq!(
-        sample(
+        whole(sample(
             &second,
             "camfleet_camera_viewers",
             "camfleet_camera_viewers",
             &[("camera", "a"), ("kind", "mjpeg")]
-        ),
-        1.0
+        )),
+        1
     );
     let sent = |m: &serde_json::Value| {
         sample(
@@ -149,13 +165,13 @@ async fn metrics_parse_and_move_as_frames_flow() {
     );
     let third = parse_metrics(&text(&server).await);
     assert_eq!(
-        sample(
+        whole(sample(
             &third,
             "camfleet_camera_control_writes_failed",
             "camfleet_camera_control_writes_failed_total",
             &[("camera", "a")]
-        ),
-        0.0,
+        )),
+        0,
         "a value refused before reaching the device is not a failed write"
     );
 }

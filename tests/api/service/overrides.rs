@@ -1,4 +1,4 @@
-//! Control overrides that survive SIGKILL, and ResetControls.
+//! Control overrides that survive SIGKILL, and `ResetControls`.
 
 use super::*;
 /// Sends brightness changes one after another, and SIGKILLs the server `kill_after` into

@@ -71,7 +71,7 @@ async fn reload_touches_only_what_changed() {
                     assert_eq!(s.reconnects, 0);
                 }
                 if s.camera_id == "c"
-                    && s.requested_fps == 10.0
+                    && (s.requested_fps - 10.0).abs() < f64::EPSILON
                     && state(&s) == CameraState::Streaming
                 {
                     c_restarted = true;

@@ -42,6 +42,7 @@ impl Plug {
 
 impl SyntheticOpener {
     /// A source drawing `label` (the camera's name) into every frame.
+    #[must_use]
     pub fn new(cfg: SyntheticConfig, label: &str) -> Self {
         SyntheticOpener {
             cfg,
@@ -95,11 +96,11 @@ struct SyntheticDevice {
     next_index: u64,
     vanished: bool,
     panic_next: bool,
-    /// How long the next frame blocks, for the hang_ms control.
+    /// How long the next frame blocks, for the `hang_ms` control.
     hang_next: Option<Duration>,
-    /// Frames still to damage, one per press of corrupt_frame.
+    /// Frames still to damage, one per press of `corrupt_frame`.
     corrupt_pending: u32,
-    /// A damaged copy of a frame, for the corrupt_frame control.
+    /// A damaged copy of a frame, for the `corrupt_frame` control.
     scratch: Vec<u8>,
     /// The raw frame handed out last.
     current: Bytes,

@@ -41,10 +41,11 @@ pub struct FormatSummary {
 }
 
 /// Every video capture node, in `/dev/videoN` order.
+#[must_use]
 pub fn capture_devices() -> Vec<DeviceSummary> {
     let mut nodes: Vec<(u32, PathBuf)> = fs::read_dir("/dev")
         .map(|dir| {
-            dir.filter_map(|e| e.ok())
+            dir.filter_map(std::result::Result::ok)
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().to_string();
                     let n = name.strip_prefix("video")?.parse().ok()?;
@@ -109,6 +110,9 @@ fn stable_paths(node: &Path) -> Vec<PathBuf> {
 }
 
 /// The node a camera's configuration names.
+///
+/// # Errors
+/// [`SourceError::NotFound`], saying what was looked for, when no device matches.
 pub fn find(m: &DeviceMatch) -> Result<PathBuf, SourceError> {
     type Pick<'a> = Box<dyn Fn(&DeviceSummary) -> bool + 'a>;
     let (what, pick): (String, Pick) = match m {
@@ -146,6 +150,7 @@ pub fn find(m: &DeviceMatch) -> Result<PathBuf, SourceError> {
 }
 
 /// The frame rates a device lists for a format and size (stepwise ranges are left out).
+#[must_use]
 pub fn frame_rates(dev: &v4l::Device, fourcc: v4l::FourCC, width: u32, height: u32) -> Vec<f64> {
     dev.enum_frameintervals(fourcc, width, height)
         .unwrap_or_default()
@@ -160,6 +165,9 @@ pub fn frame_rates(dev: &v4l::Device, fourcc: v4l::FourCC, width: u32, height: u
 }
 
 /// The formats, sizes and rates a device offers, and its controls.
+///
+/// # Errors
+/// When the device cannot be opened or does not answer its queries.
 pub fn details(path: &Path) -> std::io::Result<(Vec<FormatSummary>, Vec<ControlInfo>)> {
     let dev = v4l::Device::with_path(path)?;
     let mut formats = Vec::new();

@@ -12,7 +12,7 @@ use v4l::v4l_sys::*;
 /// # Safety
 /// `arg` must be the type the kernel expects for `request`.
 pub unsafe fn call<T>(fd: c_int, request: v4l2::vidioc::_IOC_TYPE, arg: &mut T) -> io::Result<()> {
-    v4l2::ioctl(fd, request, arg as *mut T as *mut c_void)
+    v4l2::ioctl(fd, request, std::ptr::from_mut(arg).cast::<c_void>())
 }
 
 /// The plain-old-data structs of the V4L2 API (and `timespec`), for which all-zero bytes
@@ -115,7 +115,7 @@ pub fn get_control(fd: c_int, id: u32, wide: bool) -> io::Result<i64> {
     c.id = id;
     let mut cs: v4l2_ext_controls = zeroed();
     cs.count = 1;
-    cs.controls = &mut c;
+    cs.controls = &raw mut c;
     // SAFETY: VIDIOC_G_EXT_CTRLS takes a v4l2_ext_controls whose `controls` points at
     // `count` live v4l2_ext_control structs; `c` outlives the call.
     unsafe { call(fd, v4l2::vidioc::VIDIOC_G_EXT_CTRLS, &mut cs)? };
@@ -140,7 +140,7 @@ pub fn set_control(fd: c_int, id: u32, value: i64, wide: bool) -> io::Result<()>
     }
     let mut cs: v4l2_ext_controls = zeroed();
     cs.count = 1;
-    cs.controls = &mut c;
+    cs.controls = &raw mut c;
     // SAFETY: as in `get_control`.
     unsafe { call(fd, v4l2::vidioc::VIDIOC_S_EXT_CTRLS, &mut cs) }
 }
@@ -153,7 +153,7 @@ pub fn poll(fd: c_int, timeout_ms: c_int) -> io::Result<i16> {
         revents: 0,
     };
     // SAFETY: one valid pollfd.
-    match unsafe { libc::poll(&mut p, 1, timeout_ms) } {
+    match unsafe { libc::poll(&raw mut p, 1, timeout_ms) } {
         -1 => {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {

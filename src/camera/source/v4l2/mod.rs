@@ -28,6 +28,7 @@ pub struct V4l2Opener {
 
 impl V4l2Opener {
     /// An opener for this configuration.
+    #[must_use]
     pub fn new(cfg: V4l2Config) -> Self {
         V4l2Opener { cfg }
     }
@@ -38,21 +39,21 @@ fn is_jpeg(f: FourCc) -> bool {
     matches!(&f.0, b"MJPG" | b"JPEG")
 }
 
-fn open_error(path: &Path, e: std::io::Error) -> SourceError {
+fn open_error(path: &Path, e: &std::io::Error) -> SourceError {
     match e.raw_os_error() {
         Some(libc::ENOENT) => SourceError::NotFound(format!("{} does not exist", path.display())),
-        Some(libc::EACCES) | Some(libc::EPERM) => SourceError::Failed(format!(
+        Some(libc::EACCES | libc::EPERM) => SourceError::Failed(format!(
             "no permission to open {}; run camfleet as a member of the `video` group",
             path.display()
         )),
-        _ => device_error(&format!("opening {}", path.display()), &e),
+        _ => device_error(&format!("opening {}", path.display()), e),
     }
 }
 
 impl Opener for V4l2Opener {
     fn open(&mut self) -> Result<Box<dyn Device>, SourceError> {
         let path = discover::find(&self.cfg.device)?;
-        let dev = v4l::Device::with_path(&path).map_err(|e| open_error(&path, e))?;
+        let dev = v4l::Device::with_path(&path).map_err(|e| open_error(&path, &e))?;
         let fd = dev.handle().fd();
         let caps = ioctl::querycap(fd).map_err(|e| device_error("querying the device", &e))?;
         if !ioctl::is_capture(&caps) {
@@ -108,7 +109,10 @@ fn negotiate(
                 .or_else(|| offered.iter().find(|f| usable(f)))
                 .copied()
                 .ok_or_else(|| {
-                    let list: Vec<String> = offered.iter().map(|f| f.to_string()).collect();
+                    let list: Vec<String> = offered
+                        .iter()
+                        .map(std::string::ToString::to_string)
+                        .collect();
                     SourceError::Failed(format!(
                         "the device offers only {}, none of which camfleet can use \
                          (MJPG, YUYV, UYVY, NV12, RGB3, BGR3, GREY)",
@@ -164,8 +168,9 @@ fn negotiate(
         .params()
         .ok()
         .filter(|p| p.interval.numerator > 0)
-        .map(|p| f64::from(p.interval.denominator) / f64::from(p.interval.numerator))
-        .unwrap_or(0.0);
+        .map_or(0.0, |p| {
+            f64::from(p.interval.denominator) / f64::from(p.interval.numerator)
+        });
     if let Some(asked) = cfg.fps {
         if fps > 0.0 && (fps - f64::from(asked)).abs() > 0.5 {
             notes.push(format!(

@@ -56,7 +56,7 @@ fn buffer(index: u32) -> v4l2_buffer {
 /// Maps an error of the device to what the camera should say.
 pub fn device_error(what: &str, e: &io::Error) -> SourceError {
     match e.raw_os_error() {
-        Some(libc::ENODEV) | Some(libc::ENXIO) | Some(libc::EIO) => {
+        Some(libc::ENODEV | libc::ENXIO | libc::EIO) => {
             SourceError::Unplugged(format!("{what}: {e}"))
         }
         Some(libc::EBUSY) => {
@@ -104,7 +104,7 @@ impl MmapStream {
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_SHARED,
                     fd,
-                    b.m.offset as libc::off_t,
+                    libc::off_t::from(b.m.offset),
                 )
             };
             if ptr == libc::MAP_FAILED {
@@ -194,7 +194,7 @@ impl MmapStream {
 fn capture_time(ts: &timeval) -> SystemTime {
     let mut now: libc::timespec = zeroed();
     // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut now) };
     let now_us = i64::from(now.tv_sec) * 1_000_000 + i64::from(now.tv_nsec) / 1000;
     let then_us = i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_usec);
     let age = now_us - then_us;
