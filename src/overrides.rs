@@ -84,7 +84,7 @@ impl OverrideStore {
     ///
     /// # Errors
     /// When the file cannot be written.
-    pub fn forget(&mut self, camera: &str) -> io::Result<()> {
+    pub fn drop_camera(&mut self, camera: &str) -> io::Result<()> {
         if self.saved.remove(camera).is_some() {
             self.write()?;
         }
@@ -111,7 +111,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn overrides_survive_reopening_and_forgetting_works() {
+    fn overrides_survive_reopening_and_can_be_dropped() {
         let dir = std::env::temp_dir().join(format!("camfleet-state-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut store = OverrideStore::open(&dir).unwrap();
@@ -125,7 +125,7 @@ mod tests {
             vec![("brightness".into(), 11), ("contrast".into(), 20)]
         );
         let mut again = again;
-        again.forget("a").unwrap();
+        again.drop_camera("a").unwrap();
         assert!(OverrideStore::open(&dir)
             .unwrap()
             .for_camera("a")

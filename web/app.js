@@ -286,7 +286,7 @@ document.getElementById("panel-reset").addEventListener("click", () => {
       if (key.startsWith(`${cameraId}/`)) lastResults.delete(key);
     }
     note.textContent = answer.ok
-      ? "Controls are back to cameras.yaml; changes made here are forgotten."
+      ? "Controls are back to cameras.yaml; the changes made here are dropped."
       : answer.error;
     if (panelCamera === cameraId) loadControls(cameraId, false);
   });

@@ -66,7 +66,7 @@ pub struct GetControls {
 #[rtype(result = "()")]
 pub struct StopCamera;
 
-/// Puts a camera back to its configured controls and forgets changes made while running.
+/// Puts a camera back to its configured controls and drops its overrides.
 /// Routed like [`SetControl`].
 #[derive(Message, Clone)]
 #[rtype(result = "Result<(), CommandError>")]

@@ -69,7 +69,7 @@ impl Handler<ResetControls> for Hub {
 
     fn handle(&mut self, msg: ResetControls, _: &mut Context<Self>) -> Self::Result {
         let camera = msg.camera.clone();
-        if let Err(e) = self.overrides.forget(camera.as_str()) {
+        if let Err(e) = self.overrides.drop_camera(camera.as_str()) {
             warn!(camera = %camera, "could not drop the saved overrides: {e}");
         }
         Box::pin(

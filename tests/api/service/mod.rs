@@ -14,6 +14,7 @@ use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
+mod limits;
 mod metrics;
 mod overrides;
 mod reload;
@@ -23,7 +24,7 @@ use crate::helpers::*;
 
 /// A camfleet process with its own configuration file and state directory.
 pub(super) struct Process {
-    child: Child,
+    pub(super) child: Child,
     pub(super) addr: SocketAddr,
     log: mpsc::Receiver<String>,
 }
