@@ -83,6 +83,9 @@ pub fn run(
         warn!("no state directory: control changes will not survive a restart; pass --state-dir");
         OverrideStore::in_memory()
     };
+    if let Some(what) = store.moved_aside() {
+        error!("{what}");
+    }
     let path = path.to_path_buf();
     actix_web::rt::System::new().block_on(async move {
         let addr = config.server.listen;

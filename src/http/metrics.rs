@@ -219,6 +219,16 @@ pub fn render(m: &MetricsSnapshot) -> String {
         }
     }
     {
+        let name = "camfleet_overrides_file_moved_aside";
+        let mut fam = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "1 when controls.json was corrupt at start and was moved aside (see the log).",
+        );
+        fam.sample(name, &[], f64::from(u8::from(m.overrides_moved_aside)));
+    }
+    {
         let mut fam = Family::new(
             &mut out,
             "camfleet_sessions",

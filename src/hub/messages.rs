@@ -153,6 +153,8 @@ pub struct MetricsSnapshot {
     pub cameras: Vec<CameraMetrics>,
     /// Per session.
     pub sessions: Vec<SessionMetrics>,
+    /// Whether the overrides file found at start was corrupt and moved aside.
+    pub overrides_moved_aside: bool,
 }
 
 /// A session introduces itself to the hub; the answer is its id, or a refusal when the

@@ -364,6 +364,10 @@ impl Handler<Metrics> for Hub {
         let mut sessions: Vec<SessionMetrics> =
             self.sessions.iter().map(|(id, s)| s.metrics(*id)).collect();
         sessions.sort_by_key(|s| s.id);
-        MessageResult(MetricsSnapshot { cameras, sessions })
+        MessageResult(MetricsSnapshot {
+            cameras,
+            sessions,
+            overrides_moved_aside: self.overrides.moved_aside().is_some(),
+        })
     }
 }

@@ -67,15 +67,22 @@ impl Handler<GetControls> for Hub {
 impl Handler<ResetControls> for Hub {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
+    /// Drops the saved overrides once the camera has gone back to its configuration, as
+    /// `SetControl` saves one once the camera has applied it: a camera that refused or did
+    /// not answer keeps its overrides, on the device and on disk alike.
     fn handle(&mut self, msg: ResetControls, _: &mut Context<Self>) -> Self::Result {
         let camera = msg.camera.clone();
-        if let Err(e) = self.overrides.drop_camera(camera.as_str()) {
-            warn!(camera = %camera, "could not drop the saved overrides: {e}");
-        }
         Box::pin(
             self.route(&camera, msg)
                 .into_actor(self)
-                .map(|answer, _, _| answer),
+                .map(move |answer, hub, _| {
+                    if answer.is_ok() {
+                        if let Err(e) = hub.overrides.drop_camera(camera.as_str()) {
+                            warn!(camera = %camera, "could not drop the saved overrides: {e}");
+                        }
+                    }
+                    answer
+                }),
         )
     }
 }

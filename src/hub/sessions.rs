@@ -75,6 +75,13 @@ impl Handler<Connect> for Hub {
             },
         );
         debug!(session = id, "session connected");
+        if let Some(what) = self.overrides.moved_aside() {
+            if let Some(session) = self.sessions.get(&id) {
+                session
+                    .events
+                    .do_send(SessionEvent::Notice(what.to_string()));
+            }
+        }
         Ok(id)
     }
 }

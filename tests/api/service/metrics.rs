@@ -5,7 +5,7 @@ use std::io::Write as _;
 use super::*;
 use crate::mjpeg_client::MjpegClient;
 /// The metrics text, parsed by the Prometheus project's own Python parser.
-fn parse_metrics(text: &str) -> serde_json::Value {
+pub(super) fn parse_metrics(text: &str) -> serde_json::Value {
     let python = deps("python");
     let script = "import sys, json\n\
         from prometheus_client.parser import text_string_to_metric_families\n\
@@ -35,13 +35,29 @@ fn parse_metrics(text: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The text of `/metrics` at `addr`.
+pub(super) async fn metrics_text(addr: SocketAddr) -> String {
+    let mut r = awc::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    String::from_utf8(r.body().await.unwrap().to_vec()).unwrap()
+}
+
 /// A sample that counts something, as the whole number it is.
-fn whole(v: f64) -> u64 {
+pub(super) fn whole(v: f64) -> u64 {
     assert!(v >= 0.0 && v.fract() == 0.0, "{v} is not a count");
     v as u64
 }
 
-fn sample(m: &serde_json::Value, family: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(super) fn sample(
+    m: &serde_json::Value,
+    family: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
     m[family]["samples"]
         .as_array()
         .unwrap_or_else(|| panic!("no family {family}"))

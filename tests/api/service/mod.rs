@@ -21,6 +21,7 @@ mod reload;
 mod shutdown;
 
 use crate::helpers::*;
+use metrics::{metrics_text, parse_metrics, sample, whole};
 
 /// A camfleet process with its own configuration file and state directory.
 pub(super) struct Process {

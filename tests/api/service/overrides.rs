@@ -1,6 +1,8 @@
-//! Control overrides that survive SIGKILL, and `ResetControls`.
+//! Control overrides that survive SIGKILL, `ResetControls`, and a state file that is
+//! corrupt or booby-trapped.
 
 use super::*;
+
 /// Sends brightness changes one after another, and SIGKILLs the server `kill_after` into
 /// them; returns the last value the server acknowledged before the connection dropped.
 async fn change_until_killed(process: &Process, start: i64, kill_after: Duration) -> i64 {
@@ -72,7 +74,7 @@ async fn acknowledged_control_changes_survive_sigkill() {
 }
 
 #[actix_rt::test]
-async fn reset_forgets_recorded_changes() {
+async fn reset_drops_the_overrides() {
     let dir = scratch_dir("reset");
     let yaml = "cameras:\n  - id: a\n    source: {kind: synthetic, width: 160, height: 120, fps: 10}\n    controls: {brightness: 100}\n";
     std::fs::write(dir.join("cameras.yaml"), yaml).unwrap();
@@ -100,4 +102,120 @@ async fn reset_forgets_recorded_changes() {
     );
     let file = std::fs::read_to_string(dir.join("state/controls.json")).unwrap();
     assert!(!file.contains("\"a\""), "still recorded: {file}");
+}
+
+/// A camera with test controls, saving overrides under `dir/state`.
+fn test_camera(dir: &Path) {
+    write_config(
+        dir,
+        "cameras:\n  - id: a\n    source: {kind: synthetic, width: 160, height: 120, fps: 10, test_controls: true}\n",
+    );
+}
+
+#[actix_rt::test]
+async fn a_corrupt_state_file_is_moved_aside_and_the_server_starts() {
+    for (case, content) in [
+        ("garbage", &b"\xff\xfe not json at all"[..]),
+        ("empty", b""),
+        ("truncated", b"{\"a\": {\"brightness\": 2"),
+        ("wrong types", b"{\"a\": {\"brightness\": \"bright\"}}"),
+    ] {
+        let dir = scratch_dir(&format!("corrupt-{}", case.replace(' ', "-")));
+        test_camera(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        std::fs::write(dir.join("state/controls.json"), content).unwrap();
+        let process = Process::start(&dir, None);
+        let logged = process.log_line("could not be used");
+        assert!(logged.contains("moved to"), "{case}: {logged}");
+        let aside: Vec<_> = std::fs::read_dir(dir.join("state"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("controls.json.corrupt-")
+            })
+            .collect();
+        assert_eq!(aside.len(), 1, "{case}: the file is kept aside");
+        assert_eq!(std::fs::read(aside[0].path()).unwrap(), content, "{case}");
+        // Every client is told, and /metrics says so.
+        let mut client = Client::connect_to(process.addr).await;
+        let notice = client.error().await;
+        assert!(notice.message.contains("moved to"), "{case}: {notice:?}");
+        client.subscribe(&["a"]).await;
+        let s = client.streaming("a").await;
+        assert_eq!(
+            control_value(&s, "brightness"),
+            Some(128),
+            "{case}: the configuration's value"
+        );
+        let metrics = parse_metrics(&metrics_text(process.addr).await);
+        assert_eq!(
+            whole(sample(
+                &metrics,
+                "camfleet_overrides_file_moved_aside",
+                "camfleet_overrides_file_moved_aside",
+                &[]
+            )),
+            1,
+            "{case}"
+        );
+        // Changes are saved afresh.
+        assert!(client.set_control("a", "brightness", 7).await.ok);
+        let file = std::fs::read_to_string(dir.join("state/controls.json")).unwrap();
+        assert!(file.contains("\"brightness\": 7"), "{case}: {file}");
+    }
+}
+
+#[actix_rt::test]
+async fn a_symlink_where_the_temporary_file_goes_is_not_followed() {
+    let dir = scratch_dir("symlink");
+    test_camera(&dir);
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    for name in [".controls.json.tmp", ".controls.json.new"] {
+        std::os::unix::fs::symlink(&victim, dir.join("state").join(name)).unwrap();
+    }
+    let process = Process::start(&dir, None);
+    let mut client = Client::connect_to(process.addr).await;
+    client.subscribe(&["a"]).await;
+    client.streaming("a").await;
+    assert!(client.set_control("a", "brightness", 9).await.ok);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let file = std::fs::read_to_string(dir.join("state/controls.json")).unwrap();
+    assert!(file.contains("\"brightness\": 9"), "{file}");
+    assert!(!std::fs::symlink_metadata(dir.join("state/controls.json"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[actix_rt::test]
+async fn a_reset_the_camera_did_not_carry_out_keeps_the_overrides() {
+    let dir = scratch_dir("reset-timeout");
+    test_camera(&dir);
+    let process = Process::start(&dir, None);
+    let mut client = Client::connect_to(process.addr).await;
+    client.subscribe(&["a"]).await;
+    client.streaming("a").await;
+    assert!(client.set_control("a", "brightness", 33).await.ok);
+    // The camera hangs past the hub's wait, so the reset does not happen.
+    let hang = camfleet::COMMAND_TIMEOUT + MARGIN;
+    let ms = i64::try_from(hang.as_millis()).unwrap();
+    assert!(client.set_control("a", "hang_ms", ms).await.ok);
+    let request_id = client.request_id();
+    client
+        .send(C::ResetControls(proto::ResetControls {
+            request_id,
+            camera_id: "a".into(),
+        }))
+        .await;
+    let r = client.result(request_id).await;
+    assert_eq!(code(r.code), proto::ErrorCode::Timeout, "{}", r.error);
+    let file = std::fs::read_to_string(dir.join("state/controls.json")).unwrap();
+    assert!(
+        file.contains("\"brightness\": 33"),
+        "the override went before the camera reset: {file}"
+    );
 }
