@@ -14,7 +14,7 @@
 //!   └───────────────────────────────┼────────────────────┘      └──▲──────────┬─────────────┘
 //!                                   ▼                              │          │
 //!    OverrideStore ◀── owns ─────  Hub ── SessionEvent (try_send) ─┘          │
-//!    (controls.json)                ▲ ◀── Connect/Subscribe/SetControl/... ───┤
+//!    (writer thread: controls.json) ▲ ◀── Connect/Subscribe/SetControl/... ───┤
 //!                                   ▲ ◀── Watch ─▶ Viewer (MJPEG, snapshot) ──┘
 //!                                   └──── SetControl/GetControls/ViewerCount ──▶ CameraActor
 //! ```
@@ -50,9 +50,12 @@
 //!
 //! ## Control overrides
 //! A control value set while running is an *override*: the camera applies it after the
-//! configured value on every open. The camera keeps its list; the hub saves each one to
-//! the [`overrides::OverrideStore`] once the camera has applied it, before the client hears
-//! `ok`, and drops a camera's overrides on `ResetControls`.
+//! configured value on every open. The camera keeps its list; the hub owns the saved copy,
+//! the [`overrides::OverrideStore`]. Once the camera has applied a change (numbered in the
+//! order it applied them, so a late answer never undoes a later change), the hub updates
+//! the store, whose writer thread writes `controls.json` (a burst of changes in one write)
+//! and answers; only then does the client hear `ok`, or `NOT_SAVED` if the write failed.
+//! `ResetControls` drops a camera's overrides once the camera has gone back.
 //!
 //! ## Stopping
 //! [`app::Stopper::stop`] stops in ownership order: stop accepting connections; close every

@@ -12,37 +12,57 @@
 //! camfleet: it is moved aside with a timestamp, the cameras start with the configuration's
 //! values, and the problem is logged, reported in `/metrics` and told to every client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{mpsc, Arc};
+
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
 
 /// The file's name inside the state directory.
 pub const FILE_NAME: &str = "controls.json";
 
-/// The overrides, by camera and control name.
-#[derive(Debug, Default)]
+/// Overrides by camera and control name.
+type Saved = BTreeMap<String, BTreeMap<String, i64>>;
+
+/// Where a change stands among a camera's changes: the camera's start (generation), then
+/// the order in which that start applied it. A later change always wins, whatever order
+/// the answers come back in.
+pub type ChangeOrder = (u64, u64);
+
+/// The overrides, by camera and control name, and the writer that keeps them on disk.
+#[derive(Default)]
 pub struct OverrideStore {
-    path: Option<PathBuf>,
-    saved: BTreeMap<String, BTreeMap<String, i64>>,
+    saved: Saved,
+    /// The order of the change behind each saved value.
+    order: HashMap<(String, String), ChangeOrder>,
+    writer: Option<FileWriter>,
     /// What was wrong with the file found at start, if it had to be moved aside.
     moved_aside: Option<String>,
+    /// Writes that failed since start.
+    write_failures: u64,
+    /// Whether the last write succeeded.
+    last_write_ok: bool,
 }
 
 impl OverrideStore {
     /// A store that keeps nothing on disk (no state directory).
     #[must_use]
     pub fn in_memory() -> Self {
-        OverrideStore::default()
+        OverrideStore {
+            last_write_ok: true,
+            ..OverrideStore::default()
+        }
     }
 
     /// Opens the store in `dir`, creating the directory if needed and reading what an
-    /// earlier run saved.
+    /// earlier run saved, and starts the thread that writes the file.
     ///
     /// # Errors
     /// What went wrong and how to fix it, when the directory cannot be created or the file
-    /// cannot be read or parsed.
+    /// cannot be read.
     pub fn open(dir: &Path) -> Result<Self, String> {
         fs::create_dir_all(dir).map_err(|e| {
             format!(
@@ -67,10 +87,14 @@ impl OverrideStore {
             }
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
+        let writer = FileWriter::start(path)
+            .map_err(|e| format!("cannot start the thread that saves overrides: {e}"))?;
         Ok(OverrideStore {
-            path: Some(path),
             saved,
+            writer: Some(writer),
             moved_aside,
+            last_write_ok: true,
+            ..OverrideStore::default()
         })
     }
 
@@ -79,6 +103,12 @@ impl OverrideStore {
     #[must_use]
     pub fn moved_aside(&self) -> Option<&str> {
         self.moved_aside.as_deref()
+    }
+
+    /// Writes that failed since start, and whether the last one succeeded.
+    #[must_use]
+    pub fn write_health(&self) -> (u64, bool) {
+        (self.write_failures, self.last_write_ok)
     }
 
     /// A camera's overrides, in control-name order.
@@ -90,45 +120,133 @@ impl OverrideStore {
             .unwrap_or_default()
     }
 
-    /// Saves a control's override and writes the file.
-    ///
-    /// # Errors
-    /// When the file cannot be written; the override is then kept in memory only.
-    pub fn save(&mut self, camera: &str, control: &str, value: i64) -> io::Result<()> {
+    /// Saves a control's override, unless a later change of it is already saved, and
+    /// hands back the write's outcome. Writes are made on the writer's thread; a burst of
+    /// changes becomes one write.
+    pub fn save(&mut self, camera: &str, control: &str, value: i64, order: ChangeOrder) -> Saving {
+        let key = (camera.to_string(), control.to_string());
+        if self.order.get(&key).is_some_and(|seen| *seen > order) {
+            return self.persist();
+        }
+        self.order.insert(key, order);
         self.saved
             .entry(camera.to_string())
             .or_default()
             .insert(control.to_string(), value);
-        self.write()
+        self.persist()
     }
 
-    /// Drops a camera's overrides and writes the file.
+    /// Drops a camera's overrides and hands back the write's outcome.
+    pub fn drop_camera(&mut self, camera: &str) -> Saving {
+        self.order.retain(|(c, _), _| c != camera);
+        if self.saved.remove(camera).is_none() {
+            return Saving::Done(Ok(()));
+        }
+        self.persist()
+    }
+
+    /// Notes how a write turned out, for `/metrics`.
+    pub fn note(&mut self, outcome: &Result<(), String>) {
+        self.last_write_ok = outcome.is_ok();
+        if outcome.is_err() {
+            self.write_failures += 1;
+        }
+    }
+
+    fn persist(&self) -> Saving {
+        match &self.writer {
+            Some(writer) => writer.write(Arc::new(self.saved.clone())),
+            None => Saving::Done(Ok(())),
+        }
+    }
+}
+
+/// A write of the overrides on its way: await it for the outcome.
+pub enum Saving {
+    /// Nothing to wait for.
+    Done(Result<(), String>),
+    /// The writer's answer.
+    Pending(oneshot::Receiver<Result<(), String>>),
+}
+
+impl Saving {
+    /// The outcome of the write.
     ///
     /// # Errors
-    /// When the file cannot be written.
-    pub fn drop_camera(&mut self, camera: &str) -> io::Result<()> {
-        if self.saved.remove(camera).is_some() {
-            self.write()?;
+    /// What went wrong, and that the change is live but not saved, when the file could not
+    /// be written.
+    pub async fn outcome(self) -> Result<(), String> {
+        match self {
+            Saving::Done(outcome) => outcome,
+            Saving::Pending(answer) => answer
+                .await
+                .unwrap_or_else(|_| Err("the thread that saves overrides stopped".into())),
         }
-        Ok(())
+    }
+}
+
+/// One request to the writer: the overrides as they are now, and who waits.
+struct Job {
+    saved: Arc<Saved>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The thread that writes `controls.json`, so that flushing to disk never holds up the hub
+/// and the cameras' frames it relays.
+struct FileWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl FileWriter {
+    fn start(path: PathBuf) -> io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("overrides-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    // Everything that queued up meanwhile is written at once: the newest
+                    // state includes every change before it.
+                    let mut batch = vec![first];
+                    batch.extend(queue.try_iter());
+                    let newest = &batch[batch.len() - 1].saved;
+                    let outcome = write_file(&path, newest).map_err(|e| {
+                        format!(
+                            "cannot write {}: {e}; the change is live but will not survive \
+                             a restart; free space or fix the permissions of the state directory",
+                            path.display()
+                        )
+                    });
+                    for job in batch {
+                        let _ = job.done.send(outcome.clone());
+                    }
+                }
+            })?;
+        Ok(FileWriter { jobs })
     }
 
-    fn write(&self) -> io::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let (tmp, mut file) = create_temporary(dir)?;
-        let written = file
-            .write_all(serde_json::to_string_pretty(&self.saved)?.as_bytes())
-            .and_then(|()| file.sync_all());
-        drop(file);
-        if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
+    fn write(&self, saved: Arc<Saved>) -> Saving {
+        let (done, answer) = oneshot::channel();
+        match self.jobs.send(Job { saved, done }) {
+            Ok(()) => Saving::Pending(answer),
+            Err(_) => Saving::Done(Err("the thread that saves overrides stopped".into())),
         }
-        File::open(dir)?.sync_all()
     }
+}
+
+/// Writes the overrides to `path` through a new temporary file, flushed, renamed over the
+/// old one, and the directory flushed.
+fn write_file(path: &Path, saved: &Saved) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let (tmp, mut file) = create_temporary(dir)?;
+    let written = file
+        .write_all(serde_json::to_string_pretty(saved)?.as_bytes())
+        .and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    File::open(dir)?.sync_all()
 }
 
 /// Creates a new temporary file in `dir` under a name nobody else uses: exclusively, and
@@ -188,26 +306,53 @@ fn move_aside(path: &Path, why: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn overrides_survive_reopening_and_can_be_dropped() {
+    fn saved(dir: &Path) -> String {
+        fs::read_to_string(dir.join(FILE_NAME)).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn overrides_survive_reopening_and_can_be_dropped() {
         let dir = std::env::temp_dir().join(format!("camfleet-state-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut store = OverrideStore::open(&dir).unwrap();
-        store.save("a", "brightness", 10).unwrap();
-        store.save("a", "contrast", 20).unwrap();
-        store.save("b", "brightness", 30).unwrap();
-        store.save("a", "brightness", 11).unwrap();
+        store
+            .save("a", "brightness", 10, (1, 1))
+            .outcome()
+            .await
+            .unwrap();
+        store
+            .save("a", "contrast", 20, (1, 2))
+            .outcome()
+            .await
+            .unwrap();
+        store
+            .save("b", "brightness", 30, (1, 1))
+            .outcome()
+            .await
+            .unwrap();
+        store
+            .save("a", "brightness", 11, (1, 3))
+            .outcome()
+            .await
+            .unwrap();
+        // An answer that comes back late does not undo a later change.
+        store
+            .save("a", "brightness", 99, (1, 0))
+            .outcome()
+            .await
+            .unwrap();
         let again = OverrideStore::open(&dir).unwrap();
         assert_eq!(
             again.for_camera("a"),
             vec![("brightness".into(), 11), ("contrast".into(), 20)]
         );
         let mut again = again;
-        again.drop_camera("a").unwrap();
+        again.drop_camera("a").outcome().await.unwrap();
         assert!(OverrideStore::open(&dir)
             .unwrap()
             .for_camera("a")
             .is_empty());
+        assert!(saved(&dir).contains("\"b\""));
         fs::write(dir.join(FILE_NAME), "{ not json").unwrap();
         let moved = OverrideStore::open(&dir).unwrap();
         assert!(moved.for_camera("a").is_empty());

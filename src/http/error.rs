@@ -50,6 +50,7 @@ impl ResponseError for ApiError {
             ErrorCode::NotPermitted => StatusCode::FORBIDDEN,
             ErrorCode::DeviceRefused => StatusCode::CONFLICT,
             ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::NotSaved => StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::CameraNotRunning | ErrorCode::LimitReached => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

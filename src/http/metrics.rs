@@ -229,6 +229,24 @@ pub fn render(m: &MetricsSnapshot) -> String {
         fam.sample(name, &[], f64::from(u8::from(m.overrides_moved_aside)));
     }
     {
+        let name = "camfleet_overrides_saving";
+        let mut fam = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "1 while control changes are being saved; 0 after a write of controls.json failed.",
+        );
+        fam.sample(name, &[], f64::from(u8::from(m.overrides_saving)));
+        let name = "camfleet_overrides_write_failures_total";
+        let mut fam = Family::new(
+            &mut out,
+            name,
+            "counter",
+            "Writes of controls.json that failed; each change they carried was answered NOT_SAVED.",
+        );
+        fam.sample(name, &[], m.overrides_write_failures as f64);
+    }
+    {
         let mut fam = Family::new(
             &mut out,
             "camfleet_sessions",

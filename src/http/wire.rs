@@ -212,6 +212,7 @@ pub fn code(code: ErrorCode) -> proto::ErrorCode {
         ErrorCode::Timeout => proto::ErrorCode::Timeout,
         ErrorCode::InvalidMessage => proto::ErrorCode::InvalidMessage,
         ErrorCode::LimitReached => proto::ErrorCode::LimitReached,
+        ErrorCode::NotSaved => proto::ErrorCode::NotSaved,
     }
 }
 

@@ -26,11 +26,13 @@ pub enum ErrorCode {
     InvalidMessage,
     /// A limit is reached.
     LimitReached,
+    /// The change is live but could not be saved.
+    NotSaved,
 }
 
 impl ErrorCode {
     /// Every code, in the proto's order.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::UnknownCamera,
         ErrorCode::UnknownControl,
         ErrorCode::OutOfRange,
@@ -40,6 +42,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::InvalidMessage,
         ErrorCode::LimitReached,
+        ErrorCode::NotSaved,
     ];
 
     /// Lower-case name with underscores, as the JSON API writes it.
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::InvalidMessage => "invalid_message",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::NotSaved => "not_saved",
         }
     }
 }
@@ -95,6 +99,14 @@ pub enum CommandError {
     /// The server is stopping.
     #[error("the server is shutting down; reconnect once it is back")]
     Stopping,
+    /// The camera made the change, but it could not be saved for restarts.
+    #[error("camera `{camera}`: {why}")]
+    NotSaved {
+        /// The camera.
+        camera: CameraId,
+        /// What went wrong, and that the change is live.
+        why: String,
+    },
     /// The camera refused the control change or read.
     #[error("camera `{camera}`: {error}")]
     Control {
@@ -118,6 +130,7 @@ impl CommandError {
             CommandError::LimitReached(_) => ErrorCode::LimitReached,
             CommandError::NotPermitted(_) => ErrorCode::NotPermitted,
             CommandError::InvalidMessage(_) => ErrorCode::InvalidMessage,
+            CommandError::NotSaved { .. } => ErrorCode::NotSaved,
             CommandError::Control { error, .. } => match error {
                 ControlError::Unknown { .. } => ErrorCode::UnknownControl,
                 ControlError::Invalid { .. } | ControlError::NoSuchItem { .. } => {

@@ -37,6 +37,8 @@ pub struct Applied {
     /// Whether the change becomes an override, kept across reconnects and restarts
     /// (a button press does not).
     pub is_override: bool,
+    /// Where the change stands among the changes this start of the camera applied.
+    pub order: u64,
 }
 
 /// Set one control. Sent by a session to the hub, which forwards it to the camera; the
@@ -155,6 +157,10 @@ pub struct MetricsSnapshot {
     pub sessions: Vec<SessionMetrics>,
     /// Whether the overrides file found at start was corrupt and moved aside.
     pub overrides_moved_aside: bool,
+    /// Writes of the overrides file that failed since start.
+    pub overrides_write_failures: u64,
+    /// Whether the last write of the overrides file succeeded.
+    pub overrides_saving: bool,
 }
 
 /// A session introduces itself to the hub; the answer is its id, or a refusal when the

@@ -368,6 +368,8 @@ impl Handler<Metrics> for Hub {
             cameras,
             sessions,
             overrides_moved_aside: self.overrides.moved_aside().is_some(),
+            overrides_write_failures: self.overrides.write_health().0,
+            overrides_saving: self.overrides.write_health().1,
         })
     }
 }

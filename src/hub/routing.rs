@@ -38,20 +38,44 @@ impl Hub {
 impl Handler<SetControl> for Hub {
     type Result = ResponseActFuture<Self, Result<Applied, CommandError>>;
 
-    /// Applies the change, then records it (flushed to disk) before the asker hears ok,
-    /// so an acknowledged change survives a crash.
+    /// Applies the change, then saves it (flushed to disk, on the writer's thread) before
+    /// the asker hears ok, so an acknowledged change survives a crash. A change that could
+    /// not be saved is answered with `NotSaved`: it is live, but a restart would lose it.
     fn handle(&mut self, msg: SetControl, _: &mut Context<Self>) -> Self::Result {
         let (camera, control, value) = (msg.camera.clone(), msg.control.clone(), msg.value);
-        Box::pin(self.route(&camera, msg).into_actor(self).map(
-            move |answer, hub, _| {
-                if let Ok(Applied { is_override: true, .. }) = answer {
-                    if let Err(e) = hub.overrides.save(camera.as_str(), &control, value) {
-                        warn!(camera = %camera, "could not save the override of {control}: {e}");
+        Box::pin(
+            self.route(&camera, msg)
+                .into_actor(self)
+                .then(move |answer, hub, _| {
+                    let saving = match &answer {
+                        Ok(applied) if applied.is_override => {
+                            let generation = hub.camera(&camera).map_or(0, |c| c.generation);
+                            let order = (generation, applied.order);
+                            Some(hub.overrides.save(camera.as_str(), &control, value, order))
+                        }
+                        _ => None,
+                    };
+                    async move {
+                        let saved = match saving {
+                            Some(saving) => Some(saving.outcome().await),
+                            None => None,
+                        };
+                        (answer, saved, camera)
                     }
-                }
-                answer
-            },
-        ))
+                    .into_actor(hub)
+                })
+                .map(|(answer, saved, camera), hub, _| {
+                    let Some(saved) = saved else { return answer };
+                    hub.overrides.note(&saved);
+                    match saved {
+                        Ok(()) => answer,
+                        Err(why) => {
+                            warn!(camera = %camera, "{why}");
+                            Err(CommandError::NotSaved { camera, why })
+                        }
+                    }
+                }),
+        )
     }
 }
 
@@ -75,13 +99,26 @@ impl Handler<ResetControls> for Hub {
         Box::pin(
             self.route(&camera, msg)
                 .into_actor(self)
-                .map(move |answer, hub, _| {
-                    if answer.is_ok() {
-                        if let Err(e) = hub.overrides.drop_camera(camera.as_str()) {
-                            warn!(camera = %camera, "could not drop the saved overrides: {e}");
-                        }
+                .then(move |answer, hub, _| {
+                    let saving = answer
+                        .is_ok()
+                        .then(|| hub.overrides.drop_camera(camera.as_str()));
+                    async move {
+                        let saved = match saving {
+                            Some(saving) => Some(saving.outcome().await),
+                            None => None,
+                        };
+                        (answer, saved, camera)
                     }
-                    answer
+                    .into_actor(hub)
+                })
+                .map(|(answer, saved, camera), hub, _| {
+                    let Some(saved) = saved else { return answer };
+                    hub.overrides.note(&saved);
+                    saved.map_err(|why| {
+                        warn!(camera = %camera, "{why}");
+                        CommandError::NotSaved { camera, why }
+                    })
                 }),
         )
     }

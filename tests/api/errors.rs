@@ -1,5 +1,7 @@
 //! Every error code of the wire contract (`ErrorCode` in proto/), each met the way a
 //! client meets it, over the WebSocket and, where HTTP has it too, as the JSON `code`.
+//! `NOT_SAVED` needs a state directory that fails, so the real binary: see
+//! `service::overrides::a_change_that_cannot_be_saved_is_not_acknowledged_and_is_saved_later`.
 
 use std::time::Duration;
 

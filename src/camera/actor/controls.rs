@@ -112,9 +112,11 @@ impl CameraActor {
             .unwrap_or(info);
         control.value = Some(actual);
         self.status_due = true;
+        self.changes_applied += 1;
         Ok(Applied {
             control,
             is_override,
+            order: self.changes_applied,
         })
     }
 

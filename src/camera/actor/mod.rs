@@ -100,6 +100,8 @@ pub struct CameraActor {
     generation: u64,
     /// Sequence number of the newest frame this camera published.
     seq: u64,
+    /// Control changes applied since this start, numbering them in the order applied.
+    changes_applied: u64,
     latency: Arc<LatencyHistogram>,
     latency_seen: HistogramSnapshot,
     last_frame_at: Instant,
@@ -166,6 +168,7 @@ impl CameraActor {
             hub: start.hub,
             generation: start.generation,
             seq: 0,
+            changes_applied: 0,
             latency_seen: start.latency.snapshot(),
             latency: start.latency,
             last_frame_at: now,

@@ -219,3 +219,119 @@ async fn a_reset_the_camera_did_not_carry_out_keeps_the_overrides() {
         "the override went before the camera reset: {file}"
     );
 }
+
+/// The brightness saved for camera `a` in `dir/state/controls.json`.
+fn saved_brightness(dir: &Path) -> Option<i64> {
+    let file = std::fs::read_to_string(dir.join("state/controls.json")).ok()?;
+    let saved: serde_json::Value = serde_json::from_str(&file).ok()?;
+    saved["a"]["brightness"].as_i64()
+}
+
+#[actix_rt::test]
+async fn overlapping_changes_are_saved_in_the_order_the_camera_applied_them() {
+    let dir = scratch_dir("overlapping");
+    test_camera(&dir);
+    let mut addr = None;
+    for round in 0..20i64 {
+        let process = Process::start(&dir, addr);
+        addr = Some(process.addr);
+        let mut client = Client::connect_to(process.addr).await;
+        client.subscribe(&["a"]).await;
+        client.streaming("a").await;
+        // 16 changes in flight at once on one connection, then every answer.
+        let values: Vec<i64> = (0..16).map(|i| (round * 16 + i) % 256).collect();
+        let mut ids = Vec::new();
+        for value in &values {
+            let request_id = client.request_id();
+            ids.push(request_id);
+            client
+                .send(C::SetControl(proto::SetControl {
+                    request_id,
+                    camera_id: "a".into(),
+                    control: "brightness".into(),
+                    value: *value,
+                }))
+                .await;
+        }
+        for request_id in ids {
+            let r = client.result(request_id).await;
+            assert!(r.ok, "round {round}: {}", r.error);
+        }
+        let last = *values.last().unwrap();
+        assert_eq!(
+            saved_brightness(&dir),
+            Some(last),
+            "round {round}: the file"
+        );
+        drop(client);
+        drop(process);
+        // The restart brings the camera back with the last value.
+        let process = Process::start(&dir, addr);
+        let mut client = Client::connect_to(process.addr).await;
+        client.subscribe(&["a"]).await;
+        let s = client
+            .status_where("a", |s| {
+                state(s) == CameraState::Streaming && !s.controls.is_empty()
+            })
+            .await;
+        assert_eq!(
+            control_value(&s, "brightness"),
+            Some(last),
+            "round {round}: after a restart"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_change_that_cannot_be_saved_is_not_acknowledged_and_is_saved_later() {
+    let dir = scratch_dir("unwritable");
+    test_camera(&dir);
+    let process = Process::start(&dir, None);
+    let mut client = Client::connect_to(process.addr).await;
+    client.subscribe(&["a"]).await;
+    client.streaming("a").await;
+    assert!(client.set_control("a", "brightness", 40).await.ok);
+
+    // The state directory becomes unusable (root ignores permissions, so it is replaced
+    // by a plain file: nothing can be created in it).
+    let state = dir.join("state");
+    let kept = dir.join("state.kept");
+    std::fs::rename(&state, &kept).unwrap();
+    std::fs::write(&state, "not a directory").unwrap();
+    let r = client.set_control("a", "brightness", 50).await;
+    assert_eq!(code(r.code), proto::ErrorCode::NotSaved, "{}", r.error);
+    assert!(
+        r.error.contains("live") && r.error.contains("will not survive a restart"),
+        "{}",
+        r.error
+    );
+    // The change is live on the camera all the same.
+    client
+        .status_where("a", |s| control_value(s, "brightness") == Some(50))
+        .await;
+    let metrics = parse_metrics(&metrics_text(process.addr).await);
+    let failures = whole(sample(
+        &metrics,
+        "camfleet_overrides_write_failures",
+        "camfleet_overrides_write_failures_total",
+        &[],
+    ));
+    assert!(failures >= 1, "{failures} failed writes counted");
+    let saving = sample(
+        &metrics,
+        "camfleet_overrides_saving",
+        "camfleet_overrides_saving",
+        &[],
+    );
+    assert_eq!(whole(saving), 0);
+
+    // Once the directory is back, the next write carries every change, the unsaved one too.
+    std::fs::remove_file(&state).unwrap();
+    std::fs::rename(&kept, &state).unwrap();
+    assert!(client.set_control("a", "contrast", 70).await.ok);
+    let file = std::fs::read_to_string(state.join("controls.json")).unwrap();
+    assert!(
+        file.contains("\"brightness\": 50") && file.contains("\"contrast\": 70"),
+        "{file}"
+    );
+}
