@@ -13,6 +13,7 @@ pub(crate) mod api;
 mod assets;
 pub mod error;
 pub mod feed;
+mod frame_guard;
 mod metrics;
 mod mjpeg;
 pub mod wire;

@@ -6,7 +6,6 @@
 //! `stopping`, so the pair is always symmetric. This is the only module that uses
 //! `actix-web-actors`.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use actix_web_actors::ws;
 use tracing::{debug, warn};
 
 use super::feed::FrameFeed;
+use super::frame_guard::{FrameGuard, Verdict, Violation};
 use super::wire::{self, Command};
 use super::AppState;
 use crate::camera::{CameraId, Frame};
@@ -66,8 +66,8 @@ pub struct WsSession {
     operator_token: Option<String>,
     /// Whether this client may change settings.
     operator: bool,
-    /// Raised when the client announced a frame larger than the largest message.
-    oversized: Rc<Cell<bool>>,
+    /// Raised by the frame guard when the client breaks the protocol.
+    verdict: Verdict,
 }
 
 /// `GET /ws`: upgrades to a WebSocket session.
@@ -76,7 +76,7 @@ pub fn route(
     payload: web::Payload,
     state: &AppState,
 ) -> actix_web::Result<HttpResponse> {
-    let oversized = Rc::new(Cell::new(false));
+    let verdict = Verdict::default();
     let session = WsSession {
         hub: state.hub.clone(),
         id: None,
@@ -89,107 +89,12 @@ pub fn route(
         counters: Arc::default(),
         operator: state.operator_token.is_none(),
         operator_token: state.operator_token.clone(),
-        oversized: Rc::clone(&oversized),
+        verdict: Rc::clone(&verdict),
     };
-    let guarded = FrameGuard::new(payload, state.max_message_bytes, Rc::clone(&oversized));
+    let guarded = FrameGuard::new(payload, state.max_message_bytes, verdict);
     ws::WsResponseBuilder::new(session, req, guarded)
         .frame_size(state.max_message_bytes as usize)
         .start()
-}
-
-/// Watches the client's bytes for WebSocket frame headers and refuses, from the header
-/// alone, a frame longer than the largest message.
-///
-/// actix-http checks a frame's size only once the whole frame has arrived, and
-/// actix-web-actors reads every chunk that is ready before it decodes any, so a client that
-/// announces a huge frame and streams its payload would be buffered without limit. The
-/// guard ends the stream with an error as soon as such a header passes, and raises
-/// `oversized`, which the session answers with close code 1009.
-struct FrameGuard<S> {
-    inner: S,
-    max: u64,
-    /// Payload bytes of the current frame still to pass.
-    skip: u64,
-    /// The header being read, when one is cut across chunks.
-    header: Vec<u8>,
-    oversized: Rc<Cell<bool>>,
-}
-
-impl<S> FrameGuard<S> {
-    fn new(inner: S, max: u32, oversized: Rc<Cell<bool>>) -> Self {
-        FrameGuard {
-            inner,
-            max: u64::from(max),
-            skip: 0,
-            header: Vec::with_capacity(14),
-            oversized,
-        }
-    }
-
-    /// Follows frame boundaries through `bytes`; true once a header announces too much.
-    fn too_long(&mut self, mut bytes: &[u8]) -> bool {
-        while !bytes.is_empty() {
-            if self.skip > 0 {
-                let n = bytes
-                    .len()
-                    .min(usize::try_from(self.skip).unwrap_or(usize::MAX));
-                self.skip -= n as u64;
-                bytes = &bytes[n..];
-                continue;
-            }
-            self.header.push(bytes[0]);
-            bytes = &bytes[1..];
-            if let Some((header_len, payload_len)) = frame_header(&self.header) {
-                if self.header.len() == header_len {
-                    if payload_len > self.max {
-                        return true;
-                    }
-                    self.skip = payload_len;
-                    self.header.clear();
-                }
-            }
-        }
-        false
-    }
-}
-
-/// A frame header's length and the payload length it announces, once enough of it is known.
-fn frame_header(h: &[u8]) -> Option<(usize, u64)> {
-    let second = *h.get(1)?;
-    let mask = if second & 0x80 == 0 { 0 } else { 4 };
-    let (extended, payload) = match second & 0x7f {
-        126 => (
-            2,
-            u64::from(u16::from_be_bytes(h.get(2..4)?.try_into().ok()?)),
-        ),
-        127 => (8, u64::from_be_bytes(h.get(2..10)?.try_into().ok()?)),
-        n => (0, u64::from(n)),
-    };
-    Some((2 + extended + mask, payload))
-}
-
-impl<S> futures_util::Stream for FrameGuard<S>
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, actix_web::error::PayloadError>> + Unpin,
-{
-    type Item = S::Item;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<S::Item>> {
-        if self.oversized.get() {
-            return std::task::Poll::Ready(None);
-        }
-        let next = std::pin::Pin::new(&mut self.inner).poll_next(cx);
-        if let std::task::Poll::Ready(Some(Ok(chunk))) = &next {
-            if self.too_long(chunk) {
-                self.oversized.set(true);
-                return std::task::Poll::Ready(Some(Err(actix_web::error::PayloadError::Overflow)));
-            }
-        }
-        next
-    }
 }
 
 impl Actor for WsSession {
@@ -456,6 +361,27 @@ impl WsSession {
         }));
         ctx.stop();
     }
+
+    /// Closes with the code for what the frame guard found.
+    fn close_for(&mut self, violation: Violation, ctx: &mut ws::WebsocketContext<Self>) {
+        let (code, why) = match violation {
+            Violation::TooLong => return self.close_oversized(ctx),
+            Violation::ReservedBits => (
+                ws::CloseCode::Protocol,
+                "a frame has reserved bits set, and no extension is in use",
+            ),
+            Violation::NotUtf8 => (
+                ws::CloseCode::Invalid,
+                "a text message is not valid UTF-8 (and camfleet takes binary messages)",
+            ),
+        };
+        warn!(session = ?self.id, "WebSocket protocol error: {why}");
+        ctx.close(Some(ws::CloseReason {
+            code,
+            description: Some(why.into()),
+        }));
+        ctx.stop();
+    }
 }
 
 /// Compares two secrets in time that does not depend on where they differ.
@@ -491,7 +417,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.stop();
             }
             Err(ws::ProtocolError::Overflow) => self.close_oversized(ctx),
-            Err(ws::ProtocolError::Io(_)) if self.oversized.get() => self.close_oversized(ctx),
+            Err(ws::ProtocolError::Io(_)) if self.verdict.get().is_some() => {
+                let violation = self.verdict.get().expect("checked in the guard above");
+                self.close_for(violation, ctx);
+            }
             // A client that vanishes without a close frame (a closed tab, a lost link) is
             // ordinary; only a client that breaks the protocol is worth a warning.
             Err(ws::ProtocolError::Io(e)) => {

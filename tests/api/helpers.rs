@@ -147,6 +147,11 @@ impl Client {
         let _ = self.framed.send(ws::Message::Binary(bytes.into())).await;
     }
 
+    /// Sends a text message, which the protocol does not use.
+    pub async fn framed_send_text(&mut self, text: &str) {
+        let _ = self.framed.send(ws::Message::Text(text.into())).await;
+    }
+
     /// The next server message, or `None` if the connection closed; panics after `WAIT`.
     pub async fn next(&mut self) -> Option<Result<S, ws::Frame>> {
         if let Some(kind) = self.backlog.pop_front() {
@@ -361,4 +366,49 @@ pub fn fleet(ids: &[&str]) -> String {
 /// The error code of a failed command's answer or of an `Error`.
 pub fn code(code: i32) -> proto::ErrorCode {
     proto::ErrorCode::try_from(code).expect("a known error code")
+}
+
+/// A WebSocket opened by hand on a plain socket, for frames no client library would send.
+pub async fn raw_websocket(addr: SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(socket.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    socket
+}
+
+/// Reads the server's WebSocket frames until a close frame, and returns its code.
+pub async fn close_code(rd: &mut (impl tokio::io::AsyncRead + Unpin)) -> u16 {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut head = [0u8; 2];
+        rd.read_exact(&mut head)
+            .await
+            .expect("a frame from the server");
+        let len = match head[1] & 0x7f {
+            126 => u64::from(rd.read_u16().await.unwrap()),
+            127 => rd.read_u64().await.unwrap(),
+            n => u64::from(n),
+        };
+        let mut payload = vec![0u8; usize::try_from(len).unwrap()];
+        rd.read_exact(&mut payload).await.unwrap();
+        if head[0] & 0x0f == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
 }

@@ -209,6 +209,38 @@ async fn an_oversized_message_closes_with_1009_and_others_carry_on() {
         .await;
 }
 
+/// Sends one masked frame, whose first byte is `first`, on a hand-made WebSocket and
+/// returns the close code the server answers with.
+async fn close_code_for(server: &TestServer, first: u8, payload: &[u8]) -> u16 {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = raw_websocket(server.addr).await;
+    let mask = [3u8, 1, 4, 1];
+    let mut frame = vec![first, 0x80 | u8::try_from(payload.len()).unwrap()];
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    socket.write_all(&frame).await.unwrap();
+    tokio::time::timeout(WAIT, close_code(&mut socket))
+        .await
+        .expect("the server answers with a close frame")
+}
+
+#[actix_rt::test]
+async fn protocol_violations_are_closed_with_their_codes() {
+    let server = spawn(&fleet(&["a"]));
+    // A binary frame with a reserved bit set: 1002.
+    assert_eq!(close_code_for(&server, 0x80 | 0x40 | 0x2, b"x").await, 1002);
+    // A text frame that is not UTF-8: 1007.
+    assert_eq!(
+        close_code_for(&server, 0x80 | 0x1, b"\xff\xfe\xfd").await,
+        1007
+    );
+    // Well-formed text is answered, not closed.
+    let mut client = server.client().await;
+    client.framed_send_text("hello").await;
+    let error = client.error().await;
+    assert_eq!(code(error.code), proto::ErrorCode::InvalidMessage);
+}
+
 #[actix_rt::test]
 async fn http_api_lists_cameras_and_health() {
     let server = spawn(&fleet(&["a", "b"]));

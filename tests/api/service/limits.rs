@@ -2,7 +2,7 @@
 //! read: a frame header that announces more than the largest message is refused before its
 //! payload is buffered.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::*;
 
@@ -19,26 +19,6 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc/PID/status")
 }
 
-/// Reads the server's WebSocket frames until a close frame, and returns its code.
-async fn close_code(rd: &mut (impl AsyncReadExt + Unpin)) -> u16 {
-    loop {
-        let mut head = [0u8; 2];
-        rd.read_exact(&mut head)
-            .await
-            .expect("a frame from the server");
-        let len = match head[1] & 0x7f {
-            126 => u64::from(rd.read_u16().await.unwrap()),
-            127 => rd.read_u64().await.unwrap(),
-            n => u64::from(n),
-        };
-        let mut payload = vec![0u8; usize::try_from(len).unwrap()];
-        rd.read_exact(&mut payload).await.unwrap();
-        if head[0] & 0x0f == 0x8 {
-            return u16::from_be_bytes([payload[0], payload[1]]);
-        }
-    }
-}
-
 #[actix_rt::test]
 async fn a_huge_frame_header_is_refused_before_its_payload_is_buffered() {
     let dir = scratch_dir("huge-frame");
@@ -47,24 +27,7 @@ async fn a_huge_frame_header_is_refused_before_its_payload_is_buffered() {
     let pid = process.child.id();
     let before = rss_kib(pid);
 
-    let mut socket = tokio::net::TcpStream::connect(process.addr).await.unwrap();
-    socket
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
-              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-              Sec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(socket.read_u8().await.unwrap());
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let socket = raw_websocket(process.addr).await;
     let (mut rd, mut wr) = socket.into_split();
     // A binary frame announcing 2^40 bytes, masked as a client's must be.
     let mut header = vec![0x82, 0x80 | 127];
