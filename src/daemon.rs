@@ -19,6 +19,8 @@ use crate::overrides::OverrideStore;
 /// How long to wait after a change to the configuration file before reading it, so an
 /// editor's save (often several writes and a rename) is read once, whole.
 pub const RELOAD_SETTLE: Duration = Duration::from_millis(300);
+/// Longest a reload waits for the configuration file to be read.
+pub const RELOAD_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the control overrides live unless `--state-dir` says otherwise: systemd's
 /// `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/camfleet`, else `~/.local/state/camfleet`.
@@ -138,23 +140,33 @@ pub fn run(
     })
 }
 
+/// Reads the configuration again and hands it to the hub. The file is read on a thread of
+/// the blocking pool, within [`RELOAD_READ_TIMEOUT`]: a file that hangs (a stuck network
+/// file system) never holds up the thread that runs the hub and relays the cameras.
 async fn reload(path: &Path, hub: &actix::Addr<crate::hub::Hub>) {
     info!("reloading {}", path.display());
-    match Config::load(path) {
-        Ok(config) => {
+    let file = path.to_path_buf();
+    let read = actix_web::rt::task::spawn_blocking(move || Config::load(&file));
+    let problem = match tokio::time::timeout(RELOAD_READ_TIMEOUT, read).await {
+        Ok(Ok(Ok(config))) => {
             let _ = hub.send(Reload(config)).await;
+            return;
         }
-        Err(errors) => {
-            error!(
-                "{} was not reloaded; the running fleet is unchanged:\n{errors}",
-                path.display()
-            );
-            hub.do_send(Broadcast(format!(
-                "{} was not reloaded; the running fleet is unchanged: {errors}",
-                path.display()
-            )));
-        }
-    }
+        Ok(Ok(Err(errors))) => errors.to_string(),
+        Ok(Err(e)) => format!("reading it failed: {e}"),
+        Err(_) => format!(
+            "reading it took longer than {} s (is it on a file system that hangs?)",
+            RELOAD_READ_TIMEOUT.as_secs()
+        ),
+    };
+    error!(
+        "{} was not reloaded; the running fleet is unchanged:\n{problem}",
+        path.display()
+    );
+    hub.do_send(Broadcast(format!(
+        "{} was not reloaded; the running fleet is unchanged: {problem}",
+        path.display()
+    )));
 }
 
 /// Watches the directory holding `path` (editors often save by writing a new file and

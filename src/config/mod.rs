@@ -156,6 +156,24 @@ impl Config {
     /// Every problem found, each with its file, line and column, when the file cannot be
     /// read or is not a valid fleet.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let refuse = |message: String| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                message,
+            }])
+        };
+        // Reading a FIFO or a device could block for ever; only a regular file is read.
+        if let Ok(meta) = std::fs::metadata(path) {
+            if !meta.is_file() {
+                return Err(refuse(format!(
+                    "not a regular file ({}); camfleet reads its configuration only from a \
+                     regular file: write the YAML to a file there",
+                    kind_of(&meta.file_type())
+                )));
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
@@ -177,6 +195,22 @@ impl Config {
         let raw: raw::RawConfig = serde_yaml::from_str(text)
             .map_err(|e| ConfigErrors(vec![error::from_yaml_error(file, &e)]))?;
         validate::validate(raw, &validate::Issues::new(text, file))
+    }
+}
+
+/// What kind of file something is, in words.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
     }
 }
 

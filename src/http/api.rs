@@ -6,12 +6,37 @@ use serde_json::json;
 use super::error::ApiError;
 use super::wire;
 use super::AppState;
-use crate::hub::{ListCameras, ListViewers};
+use crate::hub::{CheckHealth, ListCameras, ListViewers, HEALTH_TIMEOUT};
 use crate::proto;
 
-/// `GET /healthz`: 200 while the server runs.
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+/// `GET /healthz`: 200 when the hub and every running camera answer; 503 with the reason
+/// when one does not (a stuck device, a hub held up), so a supervisor can act on it.
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let waited = state
+        .hub
+        .send(CheckHealth)
+        .timeout(HEALTH_TIMEOUT * 2)
+        .await;
+    let problem = match waited {
+        Ok(stuck) if stuck.is_empty() => {
+            return HttpResponse::Ok().content_type("text/plain").body("ok\n")
+        }
+        Ok(stuck) => {
+            let names: Vec<String> = stuck.iter().map(|id| format!("`{id}`")).collect();
+            format!(
+                "camera {} did not answer within {} s; its device may be hanging (see dmesg)",
+                names.join(", "),
+                HEALTH_TIMEOUT.as_secs()
+            )
+        }
+        Err(_) => format!(
+            "the hub did not answer within {} s; the fleet is held up",
+            (HEALTH_TIMEOUT * 2).as_secs()
+        ),
+    };
+    HttpResponse::ServiceUnavailable()
+        .content_type("text/plain")
+        .body(format!("{problem}\n"))
 }
 
 /// `GET /api/cameras`: every camera's status, in configuration order.

@@ -7,7 +7,7 @@
 //! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
 //! - `GET /api/viewers`: every viewer with its delivery counters, as JSON
 //! - `GET /metrics`: Prometheus metrics ([`metrics`])
-//! - `GET /healthz`: 200 while the server runs
+//! - `GET /healthz`: 200 when the hub and every camera answer, else 503 with the reason
 
 pub(crate) mod api;
 mod assets;

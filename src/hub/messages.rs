@@ -297,6 +297,17 @@ impl Drop for Viewer {
     }
 }
 
+/// Asks whether the hub and every running camera answer; the answer names the cameras
+/// that did not within [`super::HEALTH_TIMEOUT`].
+#[derive(Message)]
+#[rtype(result = "Vec<CameraId>")]
+pub struct CheckHealth;
+
+/// Asks a camera to answer; it does between two capture steps.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ping;
+
 /// Tells a camera how many viewers watch its frames.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -41,6 +41,9 @@ use viewers::ViewerEntry;
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often sessions are told how many of their events were dropped, if any were.
 pub const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest `/healthz` waits for a camera to answer. A camera answers between two capture
+/// steps, each at most [`crate::camera::actor::CAPTURE_WAIT`], so this is far more.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest shutdown waits for a camera to release its device.
 pub const CAMERA_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -370,6 +373,30 @@ impl Handler<Metrics> for Hub {
             overrides_moved_aside: self.overrides.moved_aside().is_some(),
             overrides_write_failures: self.overrides.write_health().0,
             overrides_saving: self.overrides.write_health().1,
+        })
+    }
+}
+
+impl Handler<CheckHealth> for Hub {
+    type Result = ResponseFuture<Vec<CameraId>>;
+
+    fn handle(&mut self, _: CheckHealth, _: &mut Context<Self>) -> Self::Result {
+        let pings: Vec<_> = self
+            .cameras
+            .iter()
+            .filter_map(|c| c.addr.clone().map(|addr| (c.id().clone(), addr)))
+            .map(|(id, addr)| async move {
+                let answered = addr.send(Ping).timeout(HEALTH_TIMEOUT).await.is_ok();
+                (id, answered)
+            })
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(pings)
+                .await
+                .into_iter()
+                .filter(|(_, answered)| !answered)
+                .map(|(id, _)| id)
+                .collect()
         })
     }
 }

@@ -166,3 +166,40 @@ async fn viewers_see_no_signal_with_the_reason_then_live_frames_again() {
         })
         .await;
 }
+
+#[actix_rt::test]
+async fn healthz_names_a_camera_that_does_not_answer() {
+    let server = spawn_with_timing(FLEET, fast_timing());
+    let mut client = server.client().await;
+    client.subscribe(&["a"]).await;
+    client.streaming("a").await;
+    let health = || async {
+        let mut r = awc::Client::new()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        let body = String::from_utf8(r.body().await.unwrap().to_vec()).unwrap();
+        (r.status().as_u16(), body)
+    };
+    assert_eq!(health().await.0, 200);
+    // Camera a's thread hangs in its next capture, past the health check's wait.
+    let hang = camfleet::HEALTH_TIMEOUT * 3;
+    let ms = i64::try_from(hang.as_millis()).unwrap();
+    assert!(client.set_control("a", "hang_ms", ms).await.ok);
+    let (status, body) = health().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("`a`") && !body.contains("`b`"), "{body}");
+    // Once it answers again, so does /healthz: within the hang and one more check.
+    let deadline = std::time::Instant::now() + hang + camfleet::HEALTH_TIMEOUT * 2 + MARGIN;
+    loop {
+        let (status, body) = health().await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status}: {body}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use super::{drop_quietly, CameraActor, Capture};
 use crate::camera::control::ControlInfo;
 use crate::camera::status::CameraState;
 use crate::hub::{
-    Applied, CommandError, GetControls, ResetControls, SetControl, StopCamera, ViewerCount,
+    Applied, CommandError, GetControls, Ping, ResetControls, SetControl, StopCamera, ViewerCount,
 };
 
 impl Handler<Capture> for CameraActor {
@@ -65,6 +65,12 @@ impl Handler<GetControls> for CameraActor {
             _ => Err(self.unavailable()),
         }
     }
+}
+
+impl Handler<Ping> for CameraActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Ping, _: &mut SyncContext<Self>) {}
 }
 
 impl Handler<ViewerCount> for CameraActor {

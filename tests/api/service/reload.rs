@@ -134,3 +134,48 @@ async fn reload_touches_only_what_changed() {
     process.signal(libc::SIGHUP);
     process.log_line("reloading");
 }
+
+#[actix_rt::test]
+async fn a_fifo_renamed_over_the_configuration_is_refused_and_the_fleet_runs_on() {
+    let dir = scratch_dir("fifo");
+    write_config(&dir, &format!("cameras:\n{}", synthetic("a", 10)));
+    let process = Process::start(&dir, None);
+    let mut client = Client::connect_to(process.addr).await;
+    client.subscribe(&["a"]).await;
+    client.streaming("a").await;
+
+    // A FIFO with no writer: reading it would block for ever.
+    let fifo = dir.join(".cameras.yaml.fifo");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a plain call with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    std::fs::rename(&fifo, dir.join("cameras.yaml")).unwrap();
+    process.log_line("was not reloaded");
+    let logged = process.log_line("not a regular file");
+    assert!(logged.contains("a FIFO"), "{logged}");
+    let notice = client.error().await;
+    assert!(notice.message.contains("not a regular file"), "{notice:?}");
+
+    // The fleet runs on, and /healthz says so honestly.
+    let at = client.status_where("a", |_| true).await.frames_captured;
+    client.status_where("a", |s| s.frames_captured > at).await;
+    let health = awc::Client::new()
+        .get(format!("http://{}/healthz", process.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    // A regular file again is read as usual.
+    write_config(
+        &dir,
+        &format!("cameras:\n{}{}", synthetic("a", 10), synthetic("b", 10)),
+    );
+    process.log_line("configuration reloaded");
+    client
+        .recv_until(|k| match k {
+            S::CameraList(l) if l.cameras.iter().any(|c| c.camera_id == "b") => Some(()),
+            _ => None,
+        })
+        .await;
+}
