@@ -170,7 +170,7 @@ impl Config {
                 return Err(refuse(format!(
                     "not a regular file ({}); camfleet reads its configuration only from a \
                      regular file: write the YAML to a file there",
-                    kind_of(&meta.file_type())
+                    kind_of(meta.file_type())
                 )));
             }
         }
@@ -199,7 +199,7 @@ impl Config {
 }
 
 /// What kind of file something is, in words.
-fn kind_of(t: &std::fs::FileType) -> &'static str {
+fn kind_of(t: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if t.is_dir() {
         "a directory"
