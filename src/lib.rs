@@ -83,7 +83,9 @@ pub(crate) mod shutdown;
 pub(crate) mod stats;
 
 /// Limits and timeouts of the design that clients and tests derive their bounds from.
-pub use http::ws::{CLIENT_TIMEOUT, HEARTBEAT_INTERVAL, MAX_IN_FLIGHT};
+pub use http::ws::{
+    CLIENT_TIMEOUT, COMMANDS_PER_SECOND, COMMAND_BURST, HEARTBEAT_INTERVAL, MAX_IN_FLIGHT,
+};
 pub use hub::{CAMERA_STOP_TIMEOUT, COMMAND_TIMEOUT, HEALTH_TIMEOUT};
 
 /// The wire contract, generated from `proto/camfleet/v1/camfleet.proto`.

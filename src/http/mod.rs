@@ -11,6 +11,7 @@
 
 pub(crate) mod api;
 mod assets;
+mod budget;
 pub mod error;
 pub mod feed;
 mod frame_guard;

@@ -16,6 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use tracing::{debug, warn};
 
+use super::budget::CommandBudget;
 use super::feed::FrameFeed;
 use super::frame_guard::{FrameGuard, Verdict, Violation};
 use super::wire::{self, Command};
@@ -35,6 +36,11 @@ pub const SESSION_QUEUE: usize = 64;
 pub const MAX_IN_FLIGHT: usize = 32;
 /// How often a session with subscriptions gets its own delivery counters.
 pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Commands one session may send a second, on average; past that they are refused with
+/// `LIMIT_REACHED` and the session goes on. A dashboard sends a few a second.
+pub const COMMANDS_PER_SECOND: u32 = 100;
+/// Commands one session may send at once before the rate applies.
+pub const COMMAND_BURST: u32 = 200;
 
 /// A camera's frames being sent to this client.
 struct FrameSubscription {
@@ -68,6 +74,8 @@ pub struct WsSession {
     operator: bool,
     /// Raised by the frame guard when the client breaks the protocol.
     verdict: Verdict,
+    /// Commands this session may still send now.
+    budget: CommandBudget,
 }
 
 /// `GET /ws`: upgrades to a WebSocket session.
@@ -90,6 +98,7 @@ pub fn route(
         operator: state.operator_token.is_none(),
         operator_token: state.operator_token.clone(),
         verdict: Rc::clone(&verdict),
+        budget: CommandBudget::new(),
     };
     let guarded = FrameGuard::new(payload, state.max_message_bytes, verdict);
     ws::WsResponseBuilder::new(session, req, guarded)
@@ -244,6 +253,13 @@ impl WsSession {
         };
         let Some(session) = self.id else { return };
         let request_id = command.request_id();
+        if !self.budget.take() {
+            let busy = CommandError::LimitReached(format!(
+                "more than {COMMANDS_PER_SECOND} commands a second from this connection \
+                 (after a burst of {COMMAND_BURST}); send fewer, this one was not carried out"
+            ));
+            return Self::send(ctx, wire::failure(request_id, &busy));
+        }
         if command.changes_settings() && !self.operator {
             let why = CommandError::NotPermitted(
                 "changing settings needs the operator token; send Authenticate with the \

@@ -196,3 +196,43 @@ async fn limit_reached() {
     assert_eq!(code(over.code), ErrorCode::LimitReached, "{}", over.error);
     assert!(over.error.contains(&max.to_string()), "{}", over.error);
 }
+
+#[actix_rt::test]
+async fn a_command_flood_is_refused_past_the_rate_and_the_session_goes_on() {
+    let server = spawn(TEST_CAMERA);
+    let mut flooder = streaming_client(&server, "a").await;
+    let mut bystander = streaming_client(&server, "a").await;
+    // Three bursts' worth at once: the rate cannot have refilled two bursts meanwhile.
+    // Authenticate is answered by the session itself, so no other limit is in play.
+    let burst = camfleet::COMMAND_BURST as usize;
+    let mut ids = Vec::new();
+    for _ in 0..3 * burst {
+        let request_id = flooder.request_id();
+        ids.push(request_id);
+        flooder
+            .send(C::Authenticate(proto::Authenticate {
+                request_id,
+                token: String::new(),
+            }))
+            .await;
+    }
+    let mut refused = 0;
+    for request_id in ids {
+        let r = flooder.result(request_id).await;
+        if !r.ok {
+            assert_eq!(code(r.code), ErrorCode::LimitReached, "{}", r.error);
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= burst / 2,
+        "only {refused} of {} refused",
+        3 * burst
+    );
+    // Another client is not held back, and the flooder's session is still there.
+    assert!(bystander.set_control("a", "contrast", 10).await.ok);
+    flooder.send(C::ListCameras(proto::ListCameras {})).await;
+    flooder
+        .recv_until(|k| matches!(k, proto::server_message::Kind::CameraList(_)).then_some(()))
+        .await;
+}
