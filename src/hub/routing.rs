@@ -7,6 +7,7 @@ use super::{Applied, CommandError, GetControls, Hub, ResetControls, SetControl};
 use crate::camera::actor::CameraActor;
 use crate::camera::control::ControlInfo;
 use crate::camera::CameraId;
+use crate::overrides::Saving;
 
 impl Hub {
     /// Sends a command to a camera and hands back its answer, without blocking the hub.
@@ -35,26 +36,27 @@ impl Hub {
     }
 }
 
-impl Handler<SetControl> for Hub {
-    type Result = ResponseActFuture<Self, Result<Applied, CommandError>>;
-
-    /// Applies the change, then saves it (flushed to disk, on the writer's thread) before
-    /// the asker hears ok, so an acknowledged change survives a crash. A change that could
-    /// not be saved is answered with `NotSaved`: it is live, but a restart would lose it.
-    fn handle(&mut self, msg: SetControl, _: &mut Context<Self>) -> Self::Result {
-        let (camera, control, value) = (msg.camera.clone(), msg.control.clone(), msg.value);
+impl Hub {
+    /// Routes a command that changes the overrides: once the camera has carried it out,
+    /// `save` (given its answer) starts the write, and the asker hears the answer only once
+    /// the write is done. A write that fails turns the answer into `NotSaved`: the change is
+    /// live, but a restart would lose it.
+    fn route_and_save<M, T>(
+        &mut self,
+        camera: CameraId,
+        msg: M,
+        save: impl FnOnce(&T, &mut Hub) -> Option<Saving> + 'static,
+    ) -> ResponseActFuture<Self, Result<T, CommandError>>
+    where
+        M: Message<Result = Result<T, CommandError>> + Send + 'static,
+        T: Send + 'static,
+        CameraActor: Handler<M>,
+    {
         Box::pin(
             self.route(&camera, msg)
                 .into_actor(self)
                 .then(move |answer, hub, _| {
-                    let saving = match &answer {
-                        Ok(applied) if applied.is_override => {
-                            let generation = hub.camera(&camera).map_or(0, |c| c.generation);
-                            let order = (generation, applied.order);
-                            Some(hub.overrides.save(camera.as_str(), &control, value, order))
-                        }
-                        _ => None,
-                    };
+                    let saving = answer.as_ref().ok().and_then(|done| save(done, hub));
                     async move {
                         let saved = match saving {
                             Some(saving) => Some(saving.outcome().await),
@@ -79,6 +81,25 @@ impl Handler<SetControl> for Hub {
     }
 }
 
+impl Handler<SetControl> for Hub {
+    type Result = ResponseActFuture<Self, Result<Applied, CommandError>>;
+
+    /// Applies the change, then saves it (flushed to disk, on the writer's thread) before
+    /// the asker hears ok, so an acknowledged change survives a crash.
+    fn handle(&mut self, msg: SetControl, _: &mut Context<Self>) -> Self::Result {
+        let (camera, control, value) = (msg.camera.clone(), msg.control.clone(), msg.value);
+        let id = camera.clone();
+        self.route_and_save(camera, msg, move |applied: &Applied, hub| {
+            if !applied.is_override {
+                return None;
+            }
+            let generation = hub.camera(&id).map_or(0, |c| c.generation);
+            let order = (generation, applied.order);
+            Some(hub.overrides.save(id.as_str(), &control, value, order))
+        })
+    }
+}
+
 impl Handler<GetControls> for Hub {
     type Result = ResponseFuture<Result<Vec<ControlInfo>, CommandError>>;
 
@@ -96,30 +117,9 @@ impl Handler<ResetControls> for Hub {
     /// not answer keeps its overrides, on the device and on disk alike.
     fn handle(&mut self, msg: ResetControls, _: &mut Context<Self>) -> Self::Result {
         let camera = msg.camera.clone();
-        Box::pin(
-            self.route(&camera, msg)
-                .into_actor(self)
-                .then(move |answer, hub, _| {
-                    let saving = answer
-                        .is_ok()
-                        .then(|| hub.overrides.drop_camera(camera.as_str()));
-                    async move {
-                        let saved = match saving {
-                            Some(saving) => Some(saving.outcome().await),
-                            None => None,
-                        };
-                        (answer, saved, camera)
-                    }
-                    .into_actor(hub)
-                })
-                .map(|(answer, saved, camera), hub, _| {
-                    let Some(saved) = saved else { return answer };
-                    hub.overrides.note(&saved);
-                    saved.map_err(|why| {
-                        warn!(camera = %camera, "{why}");
-                        CommandError::NotSaved { camera, why }
-                    })
-                }),
-        )
+        let id = camera.clone();
+        self.route_and_save(camera, msg, move |(), hub| {
+            Some(hub.overrides.drop_camera(id.as_str()))
+        })
     }
 }

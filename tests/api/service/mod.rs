@@ -93,6 +93,16 @@ impl Process {
     }
 }
 
+impl Process {
+    /// A WebSocket client of this process, watching `camera` stream.
+    pub(super) async fn watcher(&self, camera: &str) -> Client {
+        let mut client = Client::connect_to(self.addr).await;
+        client.subscribe(&[camera]).await;
+        client.streaming(camera).await;
+        client
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -3,12 +3,24 @@
 
 use super::*;
 
+/// Starts the server again on the state in `dir` and returns camera `a`'s brightness once
+/// it streams with its controls applied.
+async fn brightness_after_restart(dir: &Path, addr: Option<SocketAddr>) -> Option<i64> {
+    let process = Process::start(dir, addr);
+    let mut client = Client::connect_to(process.addr).await;
+    client.subscribe(&["a"]).await;
+    let s = client
+        .status_where("a", |s| {
+            state(s) == CameraState::Streaming && !s.controls.is_empty()
+        })
+        .await;
+    control_value(&s, "brightness")
+}
+
 /// Sends brightness changes one after another, and SIGKILLs the server `kill_after` into
 /// them; returns the last value the server acknowledged before the connection dropped.
 async fn change_until_killed(process: &Process, start: i64, kill_after: Duration) -> i64 {
-    let mut client = Client::connect_to(process.addr).await;
-    client.subscribe(&["a"]).await;
-    client.streaming("a").await;
+    let mut client = process.watcher("a").await;
     let pid = process.child.id() as libc::pid_t;
     std::thread::spawn(move || {
         std::thread::sleep(kill_after);
@@ -61,15 +73,8 @@ async fn acknowledged_control_changes_survive_sigkill() {
             "acked {acked}, file has {kept}"
         );
 
-        let process = Process::start(&dir, addr);
-        let mut client = Client::connect_to(process.addr).await;
-        client.subscribe(&["a"]).await;
-        let s = client
-            .status_where("a", |s| {
-                state(s) == CameraState::Streaming && !s.controls.is_empty()
-            })
-            .await;
-        assert_eq!(control_value(&s, "brightness"), Some(kept), "round {round}");
+        let brightness = brightness_after_restart(&dir, addr).await;
+        assert_eq!(brightness, Some(kept), "round {round}");
     }
 }
 
@@ -79,9 +84,7 @@ async fn reset_drops_the_overrides() {
     let yaml = "cameras:\n  - id: a\n    source: {kind: synthetic, width: 160, height: 120, fps: 10}\n    controls: {brightness: 100}\n";
     std::fs::write(dir.join("cameras.yaml"), yaml).unwrap();
     let process = Process::start(&dir, None);
-    let mut client = Client::connect_to(process.addr).await;
-    client.subscribe(&["a"]).await;
-    client.streaming("a").await;
+    let mut client = process.watcher("a").await;
     assert!(client.set_control("a", "brightness", 30).await.ok);
     assert!(client.set_control("a", "contrast", 60).await.ok);
     let request_id = client.request_id();
@@ -178,9 +181,7 @@ async fn a_symlink_where_the_temporary_file_goes_is_not_followed() {
         std::os::unix::fs::symlink(&victim, dir.join("state").join(name)).unwrap();
     }
     let process = Process::start(&dir, None);
-    let mut client = Client::connect_to(process.addr).await;
-    client.subscribe(&["a"]).await;
-    client.streaming("a").await;
+    let mut client = process.watcher("a").await;
     assert!(client.set_control("a", "brightness", 9).await.ok);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     let file = std::fs::read_to_string(dir.join("state/controls.json")).unwrap();
@@ -196,9 +197,7 @@ async fn a_reset_the_camera_did_not_carry_out_keeps_the_overrides() {
     let dir = scratch_dir("reset-timeout");
     test_camera(&dir);
     let process = Process::start(&dir, None);
-    let mut client = Client::connect_to(process.addr).await;
-    client.subscribe(&["a"]).await;
-    client.streaming("a").await;
+    let mut client = process.watcher("a").await;
     assert!(client.set_control("a", "brightness", 33).await.ok);
     // The camera hangs past the hub's wait, so the reset does not happen.
     let hang = camfleet::COMMAND_TIMEOUT + MARGIN;
@@ -235,9 +234,7 @@ async fn overlapping_changes_are_saved_in_the_order_the_camera_applied_them() {
     for round in 0..20i64 {
         let process = Process::start(&dir, addr);
         addr = Some(process.addr);
-        let mut client = Client::connect_to(process.addr).await;
-        client.subscribe(&["a"]).await;
-        client.streaming("a").await;
+        let mut client = process.watcher("a").await;
         // 16 changes in flight at once on one connection, then every answer.
         let values: Vec<i64> = (0..16).map(|i| (round * 16 + i) % 256).collect();
         let mut ids = Vec::new();
@@ -266,19 +263,8 @@ async fn overlapping_changes_are_saved_in_the_order_the_camera_applied_them() {
         drop(client);
         drop(process);
         // The restart brings the camera back with the last value.
-        let process = Process::start(&dir, addr);
-        let mut client = Client::connect_to(process.addr).await;
-        client.subscribe(&["a"]).await;
-        let s = client
-            .status_where("a", |s| {
-                state(s) == CameraState::Streaming && !s.controls.is_empty()
-            })
-            .await;
-        assert_eq!(
-            control_value(&s, "brightness"),
-            Some(last),
-            "round {round}: after a restart"
-        );
+        let brightness = brightness_after_restart(&dir, addr).await;
+        assert_eq!(brightness, Some(last), "round {round}: after a restart");
     }
 }
 
@@ -287,9 +273,7 @@ async fn a_change_that_cannot_be_saved_is_not_acknowledged_and_is_saved_later() 
     let dir = scratch_dir("unwritable");
     test_camera(&dir);
     let process = Process::start(&dir, None);
-    let mut client = Client::connect_to(process.addr).await;
-    client.subscribe(&["a"]).await;
-    client.streaming("a").await;
+    let mut client = process.watcher("a").await;
     assert!(client.set_control("a", "brightness", 40).await.ok);
 
     // The state directory becomes unusable (root ignores permissions, so it is replaced

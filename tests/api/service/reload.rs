@@ -140,9 +140,7 @@ async fn a_fifo_renamed_over_the_configuration_is_refused_and_the_fleet_runs_on(
     let dir = scratch_dir("fifo");
     write_config(&dir, &format!("cameras:\n{}", synthetic("a", 10)));
     let process = Process::start(&dir, None);
-    let mut client = Client::connect_to(process.addr).await;
-    client.subscribe(&["a"]).await;
-    client.streaming("a").await;
+    let mut client = process.watcher("a").await;
 
     // A FIFO with no writer: reading it would block for ever.
     let fifo = dir.join(".cameras.yaml.fifo");
