@@ -23,12 +23,17 @@ pub const SHUTDOWN_TIMEOUT_SECS: u64 = 1;
 /// camfleet skips frames for it instead of queueing seconds of video.
 pub const UNSENT_BYTES_PER_CONNECTION: u32 = 64 * 1024;
 
-/// Caps the unsent bytes of a new connection (`TCP_NOTSENT_LOWAT`).
-fn limit_unsent(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+/// Caps the unsent bytes of a new connection (`TCP_NOTSENT_LOWAT`), and keeps a handle on
+/// its socket.
+fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
     use std::os::fd::AsRawFd;
     let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
         return;
     };
+    // Kept for the watchdog of a WebSocket session on this connection.
+    if let Some(socket) = crate::http::ConnectionSocket::of(tcp) {
+        data.insert(socket);
+    }
     let value: libc::c_int = UNSENT_BYTES_PER_CONNECTION as libc::c_int;
     // SAFETY: the descriptor is an open TCP socket owned by `tcp` for this whole call,
     // and the option value is a c_int that outlives the call.
@@ -105,7 +110,7 @@ pub fn start_with_timing(
         operator_token,
     });
     let http = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-        .on_connect(limit_unsent)
+        .on_connect(on_connect)
         .workers(HTTP_WORKERS)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)

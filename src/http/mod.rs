@@ -17,6 +17,7 @@ pub mod feed;
 mod frame_guard;
 mod metrics;
 mod mjpeg;
+mod watchdog;
 pub mod wire;
 pub mod ws;
 
@@ -26,6 +27,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::hub::{ErrorCode, Hub};
 use crate::shutdown::ShutdownSignal;
 use error::ApiError;
+pub(crate) use watchdog::ConnectionSocket;
 
 /// What every request handler can reach.
 pub struct AppState {

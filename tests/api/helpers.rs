@@ -370,8 +370,12 @@ pub fn code(code: i32) -> proto::ErrorCode {
 
 /// A WebSocket opened by hand on a plain socket, for frames no client library would send.
 pub async fn raw_websocket(addr: SocketAddr) -> tokio::net::TcpStream {
+    raw_websocket_on(tokio::net::TcpStream::connect(addr).await.unwrap()).await
+}
+
+/// Opens a WebSocket by hand on a connected socket.
+pub async fn raw_websocket_on(mut socket: tokio::net::TcpStream) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     socket
         .write_all(
             b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
@@ -411,4 +415,21 @@ pub async fn close_code(rd: &mut (impl tokio::io::AsyncRead + Unpin)) -> u16 {
             return u16::from_be_bytes([payload[0], payload[1]]);
         }
     }
+}
+
+/// A client message as one masked binary WebSocket frame, as a client sends it.
+pub fn masked_frame(kind: C) -> Vec<u8> {
+    let payload = proto::ClientMessage { kind: Some(kind) }.encode_to_vec();
+    let mask = [9u8, 8, 7, 6];
+    let mut frame = vec![0x82];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | u8::try_from(n).unwrap()),
+        n => {
+            frame.push(0x80 | 0x7e);
+            frame.extend(u16::try_from(n).unwrap().to_be_bytes());
+        }
+    }
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }

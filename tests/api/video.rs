@@ -355,3 +355,55 @@ async fn stopping_the_server_ends_streams_at_once() {
         started.elapsed()
     );
 }
+
+#[actix_rt::test]
+async fn clients_that_stop_reading_lose_their_slots() {
+    use tokio::io::AsyncWriteExt;
+    let server = spawn(&format!(
+        "server:\n  max_sessions: 2\ncameras:\n  - id: a\n    source: {{kind: synthetic, width: 640, height: 480, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n"
+    ));
+    // Two clients take every frame, then never read again; their receive buffers are tiny.
+    let mut frozen = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.addr).await.unwrap();
+        let mut ws = raw_websocket_on(stream).await;
+        let subscribe = C::Subscribe(proto::Subscribe {
+            camera_ids: vec!["a".into()],
+            request_id: 1,
+            send_frames: true,
+            max_fps: 0,
+        });
+        ws.write_all(&masked_frame(subscribe)).await.unwrap();
+        frozen.push(ws);
+    }
+    // Every slot is taken, so a third client is turned away...
+    let turned_away = Instant::now();
+    let mut third = server.client().await;
+    match third.next().await {
+        Some(Err(awc::ws::Frame::Close(Some(reason)))) => {
+            assert_eq!(reason.code, awc::ws::CloseCode::Again);
+        }
+        other => panic!("expected close 1013, got {other:?}"),
+    }
+    // ... until the frozen ones are cut: within the client timeout, one heartbeat for the
+    // watchdog to notice, and a margin.
+    let bound = camfleet::CLIENT_TIMEOUT + camfleet::HEARTBEAT_INTERVAL + MARGIN;
+    loop {
+        let mut client = server.client().await;
+        client.send(C::ListCameras(proto::ListCameras {})).await;
+        let answer = client.next().await;
+        if matches!(answer, Some(Ok(S::CameraList(_)))) {
+            break;
+        }
+        assert!(
+            turned_away.elapsed() < bound,
+            "frozen clients still hold their slots after {:?}: {answer:?}",
+            turned_away.elapsed()
+        );
+        // Pacing between attempts, not a wait for anything.
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(frozen);
+}

@@ -18,7 +18,10 @@ use tracing::{debug, warn};
 
 use super::budget::CommandBudget;
 use super::feed::FrameFeed;
-use super::frame_guard::{FrameGuard, Verdict, Violation};
+use super::frame_guard::{FrameGuard, Verdict};
+use super::watchdog::{ConnectionSocket, Watchdog};
+
+mod incoming;
 use super::wire::{self, Command};
 use super::AppState;
 use crate::camera::{CameraId, Frame};
@@ -76,6 +79,10 @@ pub struct WsSession {
     verdict: Verdict,
     /// Commands this session may still send now.
     budget: CommandBudget,
+    /// The connection's socket, until the watchdog takes it.
+    socket: Option<ConnectionSocket>,
+    /// Cuts the connection if this session is not served for `CLIENT_TIMEOUT`.
+    watchdog: Option<Watchdog>,
 }
 
 /// `GET /ws`: upgrades to a WebSocket session.
@@ -99,6 +106,8 @@ pub fn route(
         operator_token: state.operator_token.clone(),
         verdict: Rc::clone(&verdict),
         budget: CommandBudget::new(),
+        socket: req.conn_data::<ConnectionSocket>().cloned(),
+        watchdog: None,
     };
     let guarded = FrameGuard::new(payload, state.max_message_bytes, verdict);
     ws::WsResponseBuilder::new(session, req, guarded)
@@ -111,9 +120,11 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(SESSION_QUEUE);
+        self.watchdog = self.socket.take().map(Watchdog::start);
         let hello = wire::hello(self.max_message_bytes, self.operator_token.is_some());
         Self::send(ctx, hello);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
+            act.served();
             if act.last_heard.elapsed() > CLIENT_TIMEOUT {
                 debug!(session = ?act.id, "client timed out");
                 ctx.stop();
@@ -156,6 +167,13 @@ impl Actor for WsSession {
 }
 
 impl WsSession {
+    /// Tells the watchdog that this session runs.
+    fn served(&self) {
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.served();
+        }
+    }
+
     /// Publishes this session's delivery counters: to the client, and to the counters the
     /// hub reads for `/metrics`.
     fn publish_stats(&self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -365,98 +383,14 @@ impl WsSession {
     }
 }
 
-impl WsSession {
-    /// Closes with 1009: the client sent, or announced, a message over the limit.
-    fn close_oversized(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        ctx.close(Some(ws::CloseReason {
-            code: ws::CloseCode::Size,
-            description: Some(format!(
-                "message larger than {} bytes; split it into smaller commands",
-                self.max_message_bytes
-            )),
-        }));
-        ctx.stop();
-    }
-
-    /// Closes with the code for what the frame guard found.
-    fn close_for(&mut self, violation: Violation, ctx: &mut ws::WebsocketContext<Self>) {
-        let (code, why) = match violation {
-            Violation::TooLong => return self.close_oversized(ctx),
-            Violation::ReservedBits => (
-                ws::CloseCode::Protocol,
-                "a frame has reserved bits set, and no extension is in use",
-            ),
-            Violation::NotUtf8 => (
-                ws::CloseCode::Invalid,
-                "a text message is not valid UTF-8 (and camfleet takes binary messages)",
-            ),
-        };
-        warn!(session = ?self.id, "WebSocket protocol error: {why}");
-        ctx.close(Some(ws::CloseReason {
-            code,
-            description: Some(why.into()),
-        }));
-        ctx.stop();
-    }
-}
-
 /// Compares two secrets in time that does not depend on where they differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
-    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
-        match item {
-            Ok(ws::Message::Binary(bytes)) => self.command(&bytes, ctx),
-            Ok(ws::Message::Text(_)) => Self::send(
-                ctx,
-                wire::error(&CommandError::InvalidMessage(
-                    "text messages are not understood; send each camfleet.v1.ClientMessage \
-                     as a binary WebSocket message"
-                        .into(),
-                )),
-            ),
-            Ok(ws::Message::Continuation(_)) => Self::send(
-                ctx,
-                wire::error(&CommandError::InvalidMessage(
-                    "fragmented messages are not supported; send each ClientMessage in one \
-                     WebSocket frame"
-                        .into(),
-                )),
-            ),
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Pong(_) | ws::Message::Nop) => {}
-            Ok(ws::Message::Close(reason)) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
-            Err(ws::ProtocolError::Overflow) => self.close_oversized(ctx),
-            Err(ws::ProtocolError::Io(_)) if self.verdict.get().is_some() => {
-                let violation = self.verdict.get().expect("checked in the guard above");
-                self.close_for(violation, ctx);
-            }
-            // A client that vanishes without a close frame (a closed tab, a lost link) is
-            // ordinary; only a client that breaks the protocol is worth a warning.
-            Err(ws::ProtocolError::Io(e)) => {
-                debug!(session = ?self.id, "client went away: {e}");
-                ctx.stop();
-            }
-            Err(e) => {
-                warn!(session = ?self.id, "WebSocket protocol error: {e}");
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Protocol,
-                    description: Some(e.to_string()),
-                }));
-                ctx.stop();
-            }
-        }
-    }
-}
-
 impl StreamHandler<OutgoingFrame> for WsSession {
     fn handle(&mut self, out: OutgoingFrame, ctx: &mut Self::Context) {
+        self.served();
         ctx.binary(wire::frame(&out.camera, &out.frame));
     }
 
