@@ -4,12 +4,14 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
 use super::error::ApiError;
 use super::feed::FrameFeed;
+use super::watchdog::ConnectionSocket;
 use super::AppState;
 use crate::camera::status::CameraState;
 use crate::camera::{jpeg, CameraId, Frame};
@@ -43,6 +45,7 @@ async fn watch(state: &AppState, id: &str, kind: ViewerKind) -> Result<Viewer, A
 
 /// `GET /cameras/{id}/stream.mjpg[?fps=N]`: `multipart/x-mixed-replace`, one JPEG per part.
 pub async fn stream(
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<StreamQuery>,
     state: web::Data<AppState>,
@@ -60,19 +63,29 @@ pub async fn stream(
     let viewer = watch(&state, &path, ViewerKind::Mjpeg).await?;
     let feed = FrameFeed::new(viewer, fps);
     let shutdown = state.shutdown.clone();
+    // A viewer that hangs up while no frame comes (the camera is down) is noticed at once,
+    // so its slot is free at once.
+    let hung_up: LocalBoxFuture<'static, ()> = match req.conn_data::<ConnectionSocket>() {
+        Some(socket) => Box::pin(socket.clone().closed_by_peer()),
+        None => Box::pin(std::future::pending()),
+    };
     let parts = futures_util::stream::unfold(
-        (feed, shutdown, VecDeque::<Bytes>::new()),
-        |(mut feed, mut shutdown, mut pending)| async move {
+        (feed, shutdown, hung_up, VecDeque::<Bytes>::new()),
+        |(mut feed, mut shutdown, mut hung_up, mut pending)| async move {
             if pending.is_empty() {
                 let frame = tokio::select! {
                     frame = feed.next() => frame?,
                     () = shutdown.wait() => return None,
+                    () = &mut hung_up => return None,
                 };
                 feed.sent(&frame);
                 pending.extend(part(&frame));
             }
             let chunk = pending.pop_front()?;
-            Some((Ok::<_, actix_web::Error>(chunk), (feed, shutdown, pending)))
+            Some((
+                Ok::<_, actix_web::Error>(chunk),
+                (feed, shutdown, hung_up, pending),
+            ))
         },
     );
     Ok(HttpResponse::Ok()

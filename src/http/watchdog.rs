@@ -1,5 +1,7 @@
-//! A watchdog for each WebSocket session, outside it: it cuts a connection whose session
-//! has not been served for [`CLIENT_TIMEOUT`].
+//! Watching connections from outside the code that serves them: a watchdog for each
+//! WebSocket session, which cuts a connection whose session has not been served for
+//! [`CLIENT_TIMEOUT`], and a hang-up signal for MJPEG streams, which otherwise notice a
+//! viewer that left only when they next write, never while the camera is down.
 //!
 //! A session runs only when its connection can take what it writes. A client that stops
 //! reading fills the socket's buffers, the HTTP layer stops polling the session, and its
@@ -34,6 +36,36 @@ impl ConnectionSocket {
         Some(ConnectionSocket(Arc::new(unsafe {
             std::os::fd::FromRawFd::from_raw_fd(raw)
         })))
+    }
+
+    /// Returns once the client has closed its end of the connection (or it failed). A
+    /// stream with nothing to send notices a viewer that left only this way.
+    pub async fn closed_by_peer(self) {
+        use tokio::io::unix::AsyncFd;
+        use tokio::io::Interest;
+        let Some(own) = ConnectionSocket::of(&*self.0) else {
+            return std::future::pending().await;
+        };
+        let Ok(own) = Arc::try_unwrap(own.0) else {
+            return std::future::pending().await;
+        };
+        // SAFETY: `own` is an open descriptor that the AsyncFd owns, unchanged, until it is
+        // dropped.
+        let Ok(watched) = (unsafe { AsyncFd::register_with_interest(own, Interest::READABLE) })
+        else {
+            return std::future::pending().await;
+        };
+        loop {
+            let Ok(mut ready) = watched.ready(Interest::READABLE).await else {
+                return;
+            };
+            let state = ready.ready();
+            if state.is_read_closed() || state.is_error() {
+                return;
+            }
+            // Bytes from the client (a pipelined request): not a close; wait on.
+            ready.clear_ready();
+        }
     }
 
     fn shut_down(&self) {

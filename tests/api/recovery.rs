@@ -203,3 +203,36 @@ async fn healthz_names_a_camera_that_does_not_answer() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn an_mjpeg_viewer_that_hangs_up_while_the_camera_is_down_frees_its_slot_at_once() {
+    let server = spawn_with_timing(FLEET, fast_timing());
+    let mut client = server.client().await;
+    client.subscribe(&["a"]).await;
+    client.streaming("a").await;
+    assert!(
+        client
+            .set_control("a", "reconnect_delay_ms", 60_000)
+            .await
+            .ok
+    );
+    assert!(client.set_control("a", "disconnect", 1).await.ok);
+    client
+        .status_where("a", |s| state(s) == CameraState::Reconnecting)
+        .await;
+    let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
+    let dark = viewer.next_part().await.expect("the NO SIGNAL picture");
+    assert!(dark.no_signal.is_some());
+    let viewers = |list: &serde_json::Value| list.as_array().unwrap().len();
+    assert_eq!(viewers(&server.get_json("/api/viewers").await), 1);
+    // No frame comes while the camera is down; the hang-up alone must free the slot.
+    drop(viewer);
+    let deadline = std::time::Instant::now() + MARGIN;
+    while viewers(&server.get_json("/api/viewers").await) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the viewer that hung up still holds its slot"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -60,10 +60,10 @@ impl Opener for SyntheticOpener {
         let now_ms = self.plug.now_ms();
         let until = self.plug.absent_until_ms.load(Ordering::Relaxed);
         if now_ms < until {
-            return Err(SourceError::NotFound(format!(
-                "synthetic camera unplugged for another {} ms",
-                until - now_ms
-            )));
+            // The same words every time, as a real absent device gives.
+            return Err(SourceError::NotFound(
+                "synthetic camera unplugged (its disconnect control was pressed)".into(),
+            ));
         }
         let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
         let mut device = SyntheticDevice {
