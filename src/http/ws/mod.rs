@@ -2,9 +2,11 @@
 //!
 //! It speaks binary protobuf (`camfleet.v1.ClientMessage` in, `ServerMessage` out), sends
 //! `Hello` on connect, pings every [`HEARTBEAT_INTERVAL`] and drops a client that is silent
-//! for [`CLIENT_TIMEOUT`]. It registers with the hub in `started` and says goodbye in
-//! `stopping`, so the pair is always symmetric. This is the only module that uses
-//! `actix-web-actors`.
+//! for [`CLIENT_TIMEOUT`]; a watchdog outside it cuts the connection if it is not served
+//! for that long (a client that stopped reading). Each client may send
+//! [`COMMANDS_PER_SECOND`] commands a second. It registers with the hub in `started` and
+//! says goodbye in `stopping`, so the pair is always symmetric. This module and its
+//! `incoming` part are the only ones that use `actix-web-actors`.
 
 use std::collections::HashMap;
 use std::rc::Rc;
