@@ -34,9 +34,7 @@ impl Hub {
             }
         })
     }
-}
 
-impl Hub {
     /// Routes a command that changes the overrides: once the camera has carried it out,
     /// `save` (given its answer) starts the write, and the asker hears the answer only once
     /// the write is done. A write that fails turns the answer into `NotSaved`: the change is
