@@ -106,16 +106,7 @@ async fn camera_not_running() {
     let r = client.set_control("off", "brightness", 1).await;
     assert_eq!(code(r.code), ErrorCode::CameraNotRunning, "{}", r.error);
     // A camera that is away is not running either; the answer says why.
-    assert!(
-        client
-            .set_control("a", "reconnect_delay_ms", 60_000)
-            .await
-            .ok
-    );
-    assert!(client.set_control("a", "disconnect", 1).await.ok);
-    client
-        .status_where("a", |s| state(s) == proto::CameraState::Reconnecting)
-        .await;
+    client.unplug("a").await;
     let r = client.set_control("a", "brightness", 1).await;
     assert_eq!(code(r.code), ErrorCode::CameraNotRunning, "{}", r.error);
     assert!(r.error.contains("Reconnecting"), "{}", r.error);
@@ -128,8 +119,7 @@ async fn timeout() {
     let mut client = streaming_client(&server, "a").await;
     // The camera's thread hangs in its next capture, longer than the hub waits.
     let hang = timing.command_timeout * 4;
-    let ms = i64::try_from(hang.as_millis()).unwrap();
-    assert!(client.set_control("a", "hang_ms", ms).await.ok);
+    client.hang("a", hang).await;
     let r = client.set_control("a", "brightness", 1).await;
     assert_eq!(code(r.code), ErrorCode::Timeout, "{}", r.error);
     // Once the device is back, the camera answers again: within the hang, each try
@@ -178,8 +168,7 @@ async fn limit_reached() {
     // WebSocket: commands waiting on a hanging camera, past the session's limit.
     let mut client = streaming_client(&server, "a").await;
     let hang = Duration::from_secs(3);
-    let ms = i64::try_from(hang.as_millis()).unwrap();
-    assert!(client.set_control("a", "hang_ms", ms).await.ok);
+    client.hang("a", hang).await;
     let max = camfleet::MAX_IN_FLIGHT;
     let mut ids = Vec::new();
     for _ in 0..=max {

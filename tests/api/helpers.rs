@@ -309,6 +309,36 @@ impl Client {
         .await
     }
 
+    /// Resets a camera's controls and returns the answer.
+    pub async fn reset_controls(&mut self, camera: &str) -> proto::CommandResult {
+        let request_id = self.request_id();
+        self.send(C::ResetControls(proto::ResetControls {
+            request_id,
+            camera_id: camera.into(),
+        }))
+        .await;
+        self.result(request_id).await
+    }
+
+    /// Unplugs a synthetic camera with test controls for a minute (longer than any test),
+    /// and waits until it reports Reconnecting. The client must be subscribed to it.
+    pub async fn unplug(&mut self, camera: &str) {
+        let r = self.set_control(camera, "reconnect_delay_ms", 60_000).await;
+        assert!(r.ok, "{}", r.error);
+        let r = self.set_control(camera, "disconnect", 1).await;
+        assert!(r.ok, "{}", r.error);
+        self.status_where(camera, |s| state(s) == proto::CameraState::Reconnecting)
+            .await;
+    }
+
+    /// Makes a synthetic camera's thread hang for `how_long` in its next capture, as a
+    /// driver stuck in a call would.
+    pub async fn hang(&mut self, camera: &str, how_long: Duration) {
+        let ms = i64::try_from(how_long.as_millis()).unwrap();
+        let r = self.set_control(camera, "hang_ms", ms).await;
+        assert!(r.ok, "{}", r.error);
+    }
+
     /// The next `Error` message.
     pub async fn error(&mut self) -> proto::Error {
         self.recv_until(|k| match k {

@@ -185,8 +185,7 @@ async fn healthz_names_a_camera_that_does_not_answer() {
     assert_eq!(health().await.0, 200);
     // Camera a's thread hangs in its next capture, past the health check's wait.
     let hang = camfleet::HEALTH_TIMEOUT * 3;
-    let ms = i64::try_from(hang.as_millis()).unwrap();
-    assert!(client.set_control("a", "hang_ms", ms).await.ok);
+    client.hang("a", hang).await;
     let (status, body) = health().await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("`a`") && !body.contains("`b`"), "{body}");
@@ -210,16 +209,7 @@ async fn an_mjpeg_viewer_that_hangs_up_while_the_camera_is_down_frees_its_slot_a
     let mut client = server.client().await;
     client.subscribe(&["a"]).await;
     client.streaming("a").await;
-    assert!(
-        client
-            .set_control("a", "reconnect_delay_ms", 60_000)
-            .await
-            .ok
-    );
-    assert!(client.set_control("a", "disconnect", 1).await.ok);
-    client
-        .status_where("a", |s| state(s) == CameraState::Reconnecting)
-        .await;
+    client.unplug("a").await;
     let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
     let dark = viewer.next_part().await.expect("the NO SIGNAL picture");
     assert!(dark.no_signal.is_some());

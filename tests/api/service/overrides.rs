@@ -87,14 +87,8 @@ async fn reset_drops_the_overrides() {
     let mut client = process.watcher("a").await;
     assert!(client.set_control("a", "brightness", 30).await.ok);
     assert!(client.set_control("a", "contrast", 60).await.ok);
-    let request_id = client.request_id();
-    client
-        .send(C::ResetControls(proto::ResetControls {
-            request_id,
-            camera_id: "a".into(),
-        }))
-        .await;
-    assert!(client.result(request_id).await.ok);
+    let r = client.reset_controls("a").await;
+    assert!(r.ok, "{}", r.error);
     let s = client
         .status_where("a", |s| control_value(s, "brightness") == Some(100))
         .await;
@@ -201,16 +195,8 @@ async fn a_reset_the_camera_did_not_carry_out_keeps_the_overrides() {
     assert!(client.set_control("a", "brightness", 33).await.ok);
     // The camera hangs past the hub's wait, so the reset does not happen.
     let hang = camfleet::COMMAND_TIMEOUT + MARGIN;
-    let ms = i64::try_from(hang.as_millis()).unwrap();
-    assert!(client.set_control("a", "hang_ms", ms).await.ok);
-    let request_id = client.request_id();
-    client
-        .send(C::ResetControls(proto::ResetControls {
-            request_id,
-            camera_id: "a".into(),
-        }))
-        .await;
-    let r = client.result(request_id).await;
+    client.hang("a", hang).await;
+    let r = client.reset_controls("a").await;
     assert_eq!(code(r.code), proto::ErrorCode::Timeout, "{}", r.error);
     let file = std::fs::read_to_string(dir.join("state/controls.json")).unwrap();
     assert!(
