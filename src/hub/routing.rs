@@ -87,11 +87,12 @@ impl Handler<SetControl> for Hub {
     fn handle(&mut self, msg: SetControl, _: &mut Context<Self>) -> Self::Result {
         let (camera, control, value) = (msg.camera.clone(), msg.control.clone(), msg.value);
         let id = camera.clone();
+        // The start of the camera that this command reaches; it numbers its changes.
+        let generation = self.camera(&camera).map_or(0, |c| c.generation);
         self.route_and_save(camera, msg, move |applied: &Applied, hub| {
             if !applied.is_override {
                 return None;
             }
-            let generation = hub.camera(&id).map_or(0, |c| c.generation);
             let order = (generation, applied.order);
             Some(hub.overrides.save(id.as_str(), &control, value, order))
         })

@@ -81,8 +81,6 @@ pub struct WsSession {
     verdict: Verdict,
     /// Commands this session may still send now.
     budget: CommandBudget,
-    /// The connection's socket, until the watchdog takes it.
-    socket: Option<ConnectionSocket>,
     /// Cuts the connection if this session is not served for `CLIENT_TIMEOUT`.
     watchdog: Option<Watchdog>,
 }
@@ -108,8 +106,10 @@ pub fn route(
         operator_token: state.operator_token.clone(),
         verdict: Rc::clone(&verdict),
         budget: CommandBudget::new(),
-        socket: req.conn_data::<ConnectionSocket>().cloned(),
-        watchdog: None,
+        watchdog: req
+            .conn_data::<ConnectionSocket>()
+            .cloned()
+            .map(Watchdog::start),
     };
     let guarded = FrameGuard::new(payload, state.max_message_bytes, verdict);
     ws::WsResponseBuilder::new(session, req, guarded)
@@ -122,7 +122,6 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(SESSION_QUEUE);
-        self.watchdog = self.socket.take().map(Watchdog::start);
         let hello = wire::hello(self.max_message_bytes, self.operator_token.is_some());
         Self::send(ctx, hello);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
