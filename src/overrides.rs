@@ -180,7 +180,7 @@ impl Saving {
             Saving::Done(outcome) => outcome,
             Saving::Pending(answer) => answer
                 .await
-                .unwrap_or_else(|_| Err("the thread that saves overrides stopped".into())),
+                .unwrap_or_else(|_| Err("the thread that saves overrides stopped; restart camfleet to save changes again".into())),
         }
     }
 }
@@ -228,7 +228,10 @@ impl FileWriter {
         let (done, answer) = oneshot::channel();
         match self.jobs.send(Job { saved, done }) {
             Ok(()) => Saving::Pending(answer),
-            Err(_) => Saving::Done(Err("the thread that saves overrides stopped".into())),
+            Err(_) => Saving::Done(Err(
+                "the thread that saves overrides stopped; restart camfleet to save changes again"
+                    .into(),
+            )),
         }
     }
 }
@@ -276,7 +279,10 @@ fn create_temporary(dir: &Path) -> io::Result<(PathBuf, File)> {
     }
     Err(io::Error::new(
         io::ErrorKind::AlreadyExists,
-        format!("no free temporary file name in {}", dir.display()),
+        format!(
+            "no free temporary file name in {}; remove the stale .controls.json.*.tmp files there",
+            dir.display()
+        ),
     ))
 }
 

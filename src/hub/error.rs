@@ -31,20 +31,6 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the proto's order.
-    pub const ALL: [ErrorCode; 10] = [
-        ErrorCode::UnknownCamera,
-        ErrorCode::UnknownControl,
-        ErrorCode::OutOfRange,
-        ErrorCode::NotPermitted,
-        ErrorCode::DeviceRefused,
-        ErrorCode::CameraNotRunning,
-        ErrorCode::Timeout,
-        ErrorCode::InvalidMessage,
-        ErrorCode::LimitReached,
-        ErrorCode::NotSaved,
-    ];
-
     /// Lower-case name with underscores, as the JSON API writes it.
     pub fn name(self) -> &'static str {
         match self {

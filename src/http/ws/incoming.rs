@@ -82,11 +82,12 @@ impl WsSession {
             Violation::TooLong => return self.close_oversized(ctx),
             Violation::ReservedBits => (
                 ws::CloseCode::Protocol,
-                "a frame has reserved bits set, and no extension is in use",
+                "a frame has reserved bits set, and no extension is in use; send frames with \
+                 RSV1-3 clear",
             ),
             Violation::NotUtf8 => (
                 ws::CloseCode::Invalid,
-                "a text message is not valid UTF-8 (and camfleet takes binary messages)",
+                "a text message is not valid UTF-8; send each ClientMessage as a binary message",
             ),
         };
         warn!(session = ?self.id, "WebSocket protocol error: {why}");
