@@ -56,6 +56,10 @@ service)
     ;;
 python)
     venv="$repo/target/test-venv"
+    # Tests that run at once all ask for it: one makes it, the others wait for it whole.
+    mkdir -p "$repo/target"
+    exec 8>"$repo/target/.test-venv.lock"
+    flock 8
     if [ ! -x "$venv/bin/python" ]; then
         python3 -m venv "$venv" >&2 2>/dev/null || {
             debian python3-venv:__no_such_command__
