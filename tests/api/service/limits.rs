@@ -11,16 +11,6 @@ use crate::mjpeg_client::MjpegClient;
 /// How much payload the client streams after the refused header.
 const MOST: u64 = 256 << 20;
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
-}
-
 #[actix_rt::test]
 async fn a_huge_frame_header_is_refused_before_its_payload_is_buffered() {
     let dir = scratch_dir("huge-frame");

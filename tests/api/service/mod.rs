@@ -19,6 +19,7 @@ mod metrics;
 mod overrides;
 mod reload;
 mod shutdown;
+mod soak;
 
 use crate::helpers::*;
 use metrics::{metrics_text, parse_metrics, sample, whole};
@@ -126,6 +127,16 @@ pub(super) fn write_config(dir: &Path, yaml: &str) {
     let tmp = dir.join(".cameras.yaml.new");
     std::fs::write(&tmp, yaml).unwrap();
     std::fs::rename(tmp, dir.join("cameras.yaml")).unwrap();
+}
+
+/// Resident memory of a process, in KiB.
+pub(super) fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
 }
 
 pub(super) fn synthetic(id: &str, fps: u32) -> String {

@@ -104,8 +104,10 @@ struct SyntheticDevice {
     scratch: Vec<u8>,
     /// The raw frame handed out last.
     current: Bytes,
-    /// Pre-made frames (JPEG or YUYV), when `prerender` is set.
-    ring: Vec<Bytes>,
+    /// Pre-made frames (JPEG or YUYV), when `prerender` is set. A control change empties
+    /// the entries, and each is drawn again when its turn comes, so a change costs one
+    /// frame's drawing, not the whole ring's at once.
+    ring: Vec<Option<Bytes>>,
     /// Scratch picture, reused for every render.
     rgb: Vec<u8>,
 }
@@ -117,11 +119,13 @@ impl SyntheticDevice {
 
     fn render_ring(&mut self) {
         self.ring = (0..u64::from(self.cfg.prerender))
-            .map(|i| {
-                let text = format!("ring frame {}/{}", i + 1, self.cfg.prerender);
-                self.render(i, &text)
-            })
+            .map(|i| Some(self.render_ring_frame(i)))
             .collect();
+    }
+
+    fn render_ring_frame(&mut self, i: u64) -> Bytes {
+        let text = format!("ring frame {}/{}", i + 1, self.cfg.prerender);
+        self.render(i, &text)
     }
 
     /// Draws frame `index` with `counter` as its second text line, as JPEG or YUYV.
@@ -198,7 +202,14 @@ impl Device for SyntheticDevice {
         let bytes = if self.ring.is_empty() {
             self.render(index, &format!("frame {index}"))
         } else {
-            self.ring[(index % self.ring.len() as u64) as usize].clone()
+            let i = index % self.ring.len() as u64;
+            if let Some(bytes) = &self.ring[i as usize] {
+                bytes.clone()
+            } else {
+                let bytes = self.render_ring_frame(i);
+                self.ring[i as usize] = Some(bytes.clone());
+                bytes
+            }
         };
         let data = if self.corrupt_pending > 0 {
             self.corrupt_pending -= 1;
@@ -239,8 +250,8 @@ impl Device for SyntheticDevice {
             Action::Corrupt => self.corrupt_pending += 1,
             Action::Hang(ms) => self.hang_next = Some(Duration::from_millis(ms)),
         }
-        if !self.ring.is_empty() && info.id < controls::ID_FIRST_TEST {
-            self.render_ring();
+        if info.id < controls::ID_FIRST_TEST {
+            self.ring.iter_mut().for_each(|frame| *frame = None);
         }
         Ok(self
             .controls_now()
