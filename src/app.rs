@@ -100,6 +100,10 @@ pub fn start_with_timing(
     let (shutdown, signal) = shutdown::signal();
     let max_message_bytes = config.server.max_message_bytes;
     let operator_token = config.server.operator_token.clone();
+    let hosts = http::hosts::Hosts {
+        allowed: config.server.allowed_hosts.clone(),
+        trusted_proxies: config.server.trusted_proxies.clone(),
+    };
     let hub = Hub::new(config.server, config.cameras, overrides)
         .with_timing(timing)
         .start();
@@ -108,14 +112,20 @@ pub fn start_with_timing(
         max_message_bytes,
         shutdown: signal,
         operator_token,
+        hosts,
     });
-    let http = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-        .on_connect(on_connect)
-        .workers(HTTP_WORKERS)
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .listen(listener)?
-        .run();
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(http::check_host))
+            .configure(http::routes)
+    })
+    .on_connect(on_connect)
+    .workers(HTTP_WORKERS)
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .listen(listener)?
+    .run();
     Ok(Server {
         local_addr,
         stopper: Stopper {

@@ -60,6 +60,12 @@ pub struct ServerConfig {
     pub max_sessions: u32,
     /// When set, changing settings needs this token; watching does not.
     pub operator_token: Option<String>,
+    /// Host names, besides IP addresses and `localhost`, that browsers may use to reach the
+    /// server (lower case). A request naming any other host is refused, which keeps web pages
+    /// from reaching the server through DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-Host` and `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// One camera as declared.

@@ -23,6 +23,10 @@ pub(super) struct RawServer {
     pub max_streams_per_camera: Option<u32>,
     pub max_sessions: Option<u32>,
     pub operator_token: Option<String>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -136,9 +136,55 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
         ),
         max_sessions: limit("max_sessions", raw.max_sessions, DEFAULT_MAX_SESSIONS),
         operator_token: operator_token(raw.operator_token.as_deref(), issues),
+        allowed_hosts: allowed_hosts(&raw.allowed_hosts, issues),
+        trusted_proxies: trusted_proxies(&raw.trusted_proxies, issues),
         listen: listen?,
         max_message_bytes,
     })
+}
+
+fn allowed_hosts(names: &[String], issues: &Issues<'_>) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let host = name.to_ascii_lowercase();
+        let valid = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if valid {
+            hosts.push(host);
+        } else {
+            issues.at(
+                &[Seg::Key("server"), Seg::Key("allowed_hosts"), Seg::Index(i)],
+                format!(
+                    "`{name}` is not a host name; write the name alone, without scheme, port \
+                     or path, like `cameras.example.net`"
+                ),
+            );
+        }
+    }
+    hosts
+}
+
+fn trusted_proxies(addrs: &[String], issues: &Issues<'_>) -> Vec<std::net::IpAddr> {
+    let mut proxies = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        match addr.parse() {
+            Ok(ip) => proxies.push(ip),
+            Err(_) => issues.at(
+                &[
+                    Seg::Key("server"),
+                    Seg::Key("trusted_proxies"),
+                    Seg::Index(i),
+                ],
+                format!(
+                    "`{addr}` is not an IP address; list each proxy's address, like `127.0.0.1`"
+                ),
+            ),
+        }
+    }
+    proxies
 }
 
 fn operator_token(token: Option<&str>, issues: &Issues<'_>) -> Option<String> {

@@ -51,6 +51,8 @@ impl ResponseError for ApiError {
             ErrorCode::DeviceRefused => StatusCode::CONFLICT,
             ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::NotSaved => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::WrongHost => StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::NotSignedIn => StatusCode::UNAUTHORIZED,
             ErrorCode::CameraNotRunning | ErrorCode::LimitReached => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

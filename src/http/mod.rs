@@ -15,6 +15,7 @@ mod budget;
 pub mod error;
 pub mod feed;
 mod frame_guard;
+pub mod hosts;
 mod metrics;
 mod mjpeg;
 mod watchdog;
@@ -22,6 +23,9 @@ pub mod wire;
 pub mod ws;
 
 use actix::Addr;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::hub::{ErrorCode, Hub};
@@ -39,6 +43,25 @@ pub struct AppState {
     pub shutdown: ShutdownSignal,
     /// When set, a WebSocket client must present it before changing settings.
     pub operator_token: Option<String>,
+    /// The names the server answers to.
+    pub hosts: hosts::Hosts,
+}
+
+/// Refuses every request that names a host the server does not answer to (see [`hosts`]).
+///
+/// # Errors
+/// 421 for such a request; otherwise what the route answers.
+pub async fn check_host(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let refused = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.hosts.check_request(&req).err());
+    if let Some(hosts::Refused(why)) = refused {
+        return Err(ApiError::new(ErrorCode::WrongHost, why).into());
+    }
+    next.call(req).await
 }
 
 /// Registers every route.
@@ -64,19 +87,8 @@ async fn websocket(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    if let Some(origin) = req.headers().get("origin").and_then(|o| o.to_str().ok()) {
-        let host = req.connection_info().host().to_string();
-        let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-        if origin_host != host {
-            return Err(ApiError::new(
-                ErrorCode::NotPermitted,
-                format!(
-                    "WebSocket from another site ({origin}) refused; open the dashboard \
-                     from this server at http://{host}/"
-                ),
-            )
-            .into());
-        }
+    if let Err(hosts::Refused(why)) = state.hosts.check_origin(&req, "http") {
+        return Err(ApiError::new(ErrorCode::WrongHost, why).into());
     }
     ws::route(&req, payload, &state)
 }

@@ -213,6 +213,8 @@ pub fn code(code: ErrorCode) -> proto::ErrorCode {
         ErrorCode::InvalidMessage => proto::ErrorCode::InvalidMessage,
         ErrorCode::LimitReached => proto::ErrorCode::LimitReached,
         ErrorCode::NotSaved => proto::ErrorCode::NotSaved,
+        ErrorCode::WrongHost => proto::ErrorCode::WrongHost,
+        ErrorCode::NotSignedIn => proto::ErrorCode::NotSignedIn,
     }
 }
 

@@ -28,6 +28,10 @@ pub enum ErrorCode {
     LimitReached,
     /// The change is live but could not be saved.
     NotSaved,
+    /// The request named a host the server does not answer to, or came from another site.
+    WrongHost,
+    /// The request carries no valid credentials.
+    NotSignedIn,
 }
 
 impl ErrorCode {
@@ -44,6 +48,8 @@ impl ErrorCode {
             ErrorCode::InvalidMessage => "invalid_message",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::NotSaved => "not_saved",
+            ErrorCode::WrongHost => "wrong_host",
+            ErrorCode::NotSignedIn => "not_signed_in",
         }
     }
 }

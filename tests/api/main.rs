@@ -2,6 +2,7 @@
 
 mod errors;
 mod helpers;
+mod hosts;
 mod mjpeg_client;
 mod protocol;
 mod recovery;

@@ -280,8 +280,8 @@ async fn websockets_from_other_sites_are_refused() {
         .connect()
         .await;
     match refused {
-        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => assert_eq!(status, 403),
-        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => assert_eq!(status, 421),
+        other => panic!("expected 421, got {:?}", other.map(|_| ())),
     }
     let same_site = awc::Client::new()
         .ws(format!("ws://{}/ws", server.addr))
