@@ -99,19 +99,23 @@ pub fn start_with_timing(
     let local_addr = listener.local_addr()?;
     let (shutdown, signal) = shutdown::signal();
     let max_message_bytes = config.server.max_message_bytes;
-    let operator_token = config.server.operator_token.clone();
+    let (auth_tx, auth) = tokio::sync::watch::channel(std::sync::Arc::new(config.auth));
     let hosts = http::hosts::Hosts {
         allowed: config.server.allowed_hosts.clone(),
         trusted_proxies: config.server.trusted_proxies.clone(),
     };
     let hub = Hub::new(config.server, config.cameras, overrides)
         .with_timing(timing)
+        .with_auth(auth_tx)
         .start();
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         max_message_bytes,
         shutdown: signal,
-        operator_token,
+        auth,
+        cookie_key: crate::auth::CookieKey::default(),
+        gate: http::caller::Gate::default().start(),
+        scheme: "http",
         hosts,
     });
     let http = HttpServer::new(move || {

@@ -88,6 +88,13 @@ pub fn run(
     if let Some(what) = store.moved_aside() {
         error!("{what}");
     }
+    if matches!(config.auth, crate::auth::Auth::Open { explicit: true }) {
+        warn!(
+            "auth: none: anyone who can reach {} may watch every camera and change its \
+             settings",
+            config.server.listen
+        );
+    }
     let path = path.to_path_buf();
     actix_web::rt::System::new().block_on(async move {
         let addr = config.server.listen;
@@ -115,11 +122,11 @@ pub fn run(
         notify_systemd("READY=1");
         loop {
             tokio::select! {
-                _ = hangup.recv() => reload(&path, &hub).await,
+                _ = hangup.recv() => reload(&path, addr, &hub).await,
                 Some(()) = changed.recv() => {
                     tokio::time::sleep(RELOAD_SETTLE).await;
                     while changed.try_recv().is_ok() {}
-                    reload(&path, &hub).await;
+                    reload(&path, addr, &hub).await;
                 }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
@@ -143,15 +150,18 @@ pub fn run(
 /// Reads the configuration again and hands it to the hub. The file is read on a thread of
 /// the blocking pool, within [`RELOAD_READ_TIMEOUT`]: a file that hangs (a stuck network
 /// file system) never holds up the thread that runs the hub and relays the cameras.
-async fn reload(path: &Path, hub: &actix::Addr<crate::hub::Hub>) {
+async fn reload(path: &Path, listen: SocketAddr, hub: &actix::Addr<crate::hub::Hub>) {
     info!("reloading {}", path.display());
     let file = path.to_path_buf();
     let read = actix_web::rt::task::spawn_blocking(move || Config::load(&file));
     let problem = match tokio::time::timeout(RELOAD_READ_TIMEOUT, read).await {
-        Ok(Ok(Ok(config))) => {
-            let _ = hub.send(Reload(config)).await;
-            return;
-        }
+        Ok(Ok(Ok(config))) => match crate::config::exposure_problem(&config.auth, listen) {
+            None => {
+                let _ = hub.send(Reload(config)).await;
+                return;
+            }
+            Some(problem) => problem,
+        },
         Ok(Ok(Err(errors))) => errors.to_string(),
         Ok(Err(e)) => format!("reading it failed: {e}"),
         Err(_) => format!(

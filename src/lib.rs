@@ -32,7 +32,16 @@
 //!   `try_send` into each session's bounded mailbox, and what does not fit is dropped and
 //!   counted.
 //! - **[`http::ws::WsSession`]** is one client's WebSocket. It registers with the hub when it
-//!   starts (`Connect`) and unregisters when it stops (`Disconnect`).
+//!   starts (`Connect`) and unregisters when it stops (`Disconnect`). It owns its client's
+//!   rights ([`auth::Access`]): it refuses commands its role does not allow, and hides the
+//!   cameras its account may not see.
+//!
+//! ## Who may do what
+//! Every request passes [`http::check_host`] first (the `Host` must name this server, which
+//! stops DNS rebinding). [`http::caller`] reads who is asking (a Bearer token, HTTP Basic,
+//! or the dashboard's signed cookie) and checks it against [`auth::Auth`], which the hub
+//! publishes on a `watch` channel and replaces on reload. Wrong passwords are slowed per
+//! address by one small actor, the [`http::caller::Gate`]; argon2 runs on the blocking pool.
 //!
 //! ## How frames reach viewers
 //! Frames never pass through a mailbox. Each camera publishes its newest JPEG into its
@@ -72,6 +81,7 @@
 //!   ([`http::error::ApiError`]).
 
 pub mod app;
+pub mod auth;
 pub mod camera;
 pub mod config;
 pub mod daemon;

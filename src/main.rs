@@ -38,11 +38,34 @@ enum Cmd {
         #[arg(long, default_value = "cameras.yaml")]
         config: PathBuf,
     },
+    /// Hash a password for an account in cameras.yaml: reads it from the terminal without
+    /// echo (or one line from standard input) and prints the hash alone.
+    HashPassword,
+    /// Make API tokens for scripts and other programs.
+    Token {
+        #[command(subcommand)]
+        command: TokenCmd,
+    },
     /// List the V4L2 capture devices attached, with formats and controls.
     Devices {
         /// Print a `cameras:` section for cameras.yaml instead.
         #[arg(long)]
         yaml: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Print a new token once, and the `tokens:` entry to paste into cameras.yaml.
+    New {
+        /// What the token is for, as logs will name it.
+        name: String,
+        /// What it may do: viewer, operator or admin.
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// The cameras it may see, separated by commas [default: all].
+        #[arg(long, value_delimiter = ',')]
+        cameras: Vec<String>,
     },
 }
 
@@ -65,6 +88,27 @@ fn main() -> ExitCode {
             state_dir,
         } => serve(&config, listen, state_dir),
         Cmd::Check { config } => check(&config),
+        Cmd::HashPassword => hash_password(),
+        Cmd::Token {
+            command:
+                TokenCmd::New {
+                    name,
+                    role,
+                    cameras,
+                },
+        } => {
+            let (token, hash) = camfleet::auth::new_token();
+            eprintln!("The token (shown once; give it to the program that connects):");
+            println!("{token}");
+            eprintln!("\nAdd this under `auth: tokens:` in cameras.yaml:");
+            let cameras = if cameras.is_empty() {
+                String::new()
+            } else {
+                format!(", cameras: [{}]", cameras.join(", "))
+            };
+            println!("    - {{name: {name}, role: {role}, token_hash: \"{hash}\"{cameras}}}");
+            ExitCode::SUCCESS
+        }
         Cmd::Devices { yaml } => {
             if yaml {
                 print!("{}", camfleet::devices::yaml());
@@ -91,10 +135,45 @@ fn load(path: &std::path::Path) -> Option<Config> {
     }
 }
 
+fn hash_password() -> ExitCode {
+    use std::io::IsTerminal as _;
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    };
+    let password = match password {
+        Ok(p) => p.trim_end_matches(['\r', '\n']).to_string(),
+        Err(e) => {
+            eprintln!("camfleet: cannot read the password: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if password.is_empty() {
+        eprintln!("camfleet: the password is empty; type one, or pipe one line to standard input");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", camfleet::auth::hash_password(&password));
+    ExitCode::SUCCESS
+}
+
+/// Refuses a configuration that would put the cameras on the network with no accounts.
+fn exposed(config: &Config) -> bool {
+    if let Some(problem) = camfleet::config::exposure_problem(&config.auth, config.server.listen) {
+        eprintln!("camfleet: {problem}");
+        return true;
+    }
+    false
+}
+
 fn check(path: &std::path::Path) -> ExitCode {
     let Some(config) = load(path) else {
         return ExitCode::FAILURE;
     };
+    if exposed(&config) {
+        return ExitCode::FAILURE;
+    }
     println!(
         "{}: {} camera(s), listening on {}",
         path.display(),
@@ -138,9 +217,15 @@ fn serve(
     listen: Option<SocketAddr>,
     state_dir: Option<PathBuf>,
 ) -> ExitCode {
-    let Some(config) = load(path) else {
+    let Some(mut config) = load(path) else {
         return ExitCode::FAILURE;
     };
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    if exposed(&config) {
+        return ExitCode::FAILURE;
+    }
     let state_dir = state_dir.or_else(camfleet::daemon::default_state_dir);
     match camfleet::daemon::run(path, config, listen, state_dir) {
         Ok(()) => ExitCode::SUCCESS,

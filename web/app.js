@@ -20,9 +20,9 @@ let socket = null;
 let nextRequest = 1;
 let retryMs = RECONNECT_FIRST_MS;
 let panelCamera = null;
-let operatorRequired = false;
-let operator = true;
-const TOKEN_KEY = "camfleet.operatorToken";
+// Whether this connection may change controls: its role is operator or admin.
+let operator = false;
+let role = "";
 const lastResults = new Map(); // "camera/control" -> { state, text }, kept across re-renders
 
 form.addEventListener("submit", (e) => e.preventDefault());
@@ -70,10 +70,7 @@ function connect() {
 function receive(msg) {
   switch (msg.$kind) {
     case "hello":
-      operatorRequired = msg.hello.operator_token_required;
-      operator = !operatorRequired;
-      if (operatorRequired && sessionStorage.getItem(TOKEN_KEY)) signIn(sessionStorage.getItem(TOKEN_KEY));
-      showSignIn();
+      showAccount(msg.hello);
       break;
     case "camera_list":
       syncFleet(msg.camera_list.cameras);
@@ -222,29 +219,31 @@ async function drawFrames(t) {
   t.decoding = false;
 }
 
-// ---- operator sign-in ----
+// ---- who is signed in ----
 
-const signinForm = document.getElementById("signin");
-const signinResult = document.getElementById("signin-result");
-
-function showSignIn() {
-  signinForm.hidden = !operatorRequired || operator;
+// The account and role this connection has; a viewer's controls are read-only. A server
+// without accounts calls everyone `anyone`, and there is nothing to sign out of.
+function showAccount(hello) {
+  if (hello.sign_in_required) {
+    // The sign-in cookie is gone or no longer valid.
+    window.location.assign("/login");
+    return;
+  }
+  role = hello.role;
+  operator = role === "operator" || role === "admin";
+  const account = document.getElementById("account");
+  account.textContent = hello.account === "anyone" ? "" : `${hello.account} (${role})`;
+  account.dataset.role = role;
+  document.getElementById("logout").hidden = hello.account === "anyone";
+  showReadOnly();
 }
 
-function signIn(token) {
-  request("authenticate", { token }, (answer) => {
-    operator = answer.ok;
-    if (answer.ok) sessionStorage.setItem(TOKEN_KEY, token);
-    else sessionStorage.removeItem(TOKEN_KEY);
-    signinResult.textContent = answer.ok ? "" : answer.error;
-    showSignIn();
-  });
+function showReadOnly() {
+  const note = document.getElementById("read-only");
+  note.hidden = operator;
+  note.textContent = operator ? "" : `Read-only: your role is ${role}; changing controls needs an operator.`;
+  document.getElementById("panel-reset").disabled = !operator;
 }
-
-signinForm.addEventListener("submit", (e) => {
-  e.preventDefault();
-  signIn(document.getElementById("operator-token").value);
-});
 
 // ---- controls panel ----
 
@@ -326,7 +325,7 @@ function controlRow(cameraId, c) {
   if (c.disabled) flags.push("disabled");
   if (c.grabbed) flags.push("locked while streaming");
   if (kind === "UNSUPPORTED") flags.push(`not supported (${c.unsupported_type})`);
-  const locked = c.read_only || c.disabled || kind === "UNSUPPORTED";
+  const locked = !operator || c.read_only || c.disabled || kind === "UNSUPPORTED";
   const inputs = [];
   const line = document.createElement("div");
   line.className = "row";
@@ -410,7 +409,7 @@ function setControl(cameraId, c, value, row, result) {
       show("error", answer.error, errorCode(answer));
       if (errorCode(answer) === "NOT_PERMITTED") {
         operator = false;
-        showSignIn();
+        showReadOnly();
       }
     }
   });

@@ -6,9 +6,12 @@
 //! a source kind) and turns the raw structs into the types the rest of camfleet uses. Every
 //! error names the file, line and column, what is wrong and how to fix it.
 
+mod auth;
 mod error;
 mod raw;
 mod validate;
+
+pub use auth::{exposure_problem, FIRST_ACCOUNT};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,9 +36,6 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 10;
 /// JPEG quality for cameras whose frames camfleet encodes, unless set.
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
 
-/// Shortest operator token accepted; a short one can be guessed.
-pub const MIN_OPERATOR_TOKEN_LEN: usize = 16;
-
 /// A validated fleet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -43,6 +43,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The cameras, in file order.
     pub cameras: Vec<CameraConfig>,
+    /// Who may use the server.
+    pub auth: crate::auth::Auth,
 }
 
 /// Server-wide settings, from the file's `server:` section.
@@ -58,8 +60,6 @@ pub struct ServerConfig {
     pub max_streams_per_camera: u32,
     /// WebSocket sessions served at once.
     pub max_sessions: u32,
-    /// When set, changing settings needs this token; watching does not.
-    pub operator_token: Option<String>,
     /// Host names, besides IP addresses and `localhost`, that browsers may use to reach the
     /// server (lower case). A request naming any other host is refused, which keeps web pages
     /// from reaching the server through DNS rebinding.

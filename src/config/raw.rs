@@ -12,6 +12,42 @@ pub(super) struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub cameras: Vec<RawCamera>,
+    pub auth: Option<RawAuth>,
+}
+
+/// `auth: none`, or the accounts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawAuth {
+    Keyword(String),
+    Accounts(RawAccounts),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccounts {
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub name: String,
+    pub password_hash: String,
+    pub role: crate::auth::Role,
+    pub cameras: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawToken {
+    pub name: String,
+    pub token_hash: String,
+    pub role: crate::auth::Role,
+    pub cameras: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

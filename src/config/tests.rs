@@ -176,10 +176,28 @@ const BAD: &[(&str, &str, usize, &[&str])] = &[
         &["no cameras are declared"],
     ),
     (
-        "operator token too short to be safe",
+        "operator token, replaced by accounts",
         "server:\n  operator_token: abc\ncameras:\n  - id: a\n    source: {kind: synthetic}\n",
         2,
-        &["at least 16 characters", "/dev/urandom"],
+        &["replaced by accounts", "camfleet token new operator --role operator"],
+    ),
+    (
+        "an account names a camera that is not declared",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\nauth:\n  tokens:\n    - {name: t, role: viewer, token_hash: \"0000000000000000000000000000000000000000000000000000000000000000\", cameras: [a, gate]}\n",
+        6,
+        &["no camera `gate`", "the cameras are: a"],
+    ),
+    (
+        "a password written where its hash belongs",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\nauth:\n  users:\n    - {name: al, role: admin, password_hash: hunter2}\n",
+        6,
+        &["is not a password hash", "camfleet hash-password"],
+    ),
+    (
+        "auth spelt wrong",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\nauth: off\n",
+        4,
+        &["`off` is not an auth setting", "auth: none"],
     ),
     (
         "control set twice",
@@ -219,4 +237,20 @@ fn every_problem_is_reported_at_once() {
     let text = "cameras:\n  - id: a\n    source: {kind: synthetic, fps: 0}\n  - id: a\n    source: {kind: synthetic, width: 1}\n";
     let errors = Config::parse(text, Path::new("bad.yaml")).unwrap_err();
     assert_eq!(errors.0.len(), 3, "{errors}");
+}
+
+#[test]
+fn a_server_on_the_network_needs_accounts_or_auth_none() {
+    let camera = "cameras:\n  - id: a\n    source: {kind: synthetic}\n";
+    let open = Config::parse(camera, Path::new("c.yaml")).unwrap();
+    let lan: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+    let problem = super::exposure_problem(&open.auth, lan).expect("refused");
+    assert!(
+        problem.contains("auth:\n  users:") && problem.contains("camfleet hash-password"),
+        "{problem}"
+    );
+    let local: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    assert_eq!(super::exposure_problem(&open.auth, local), None);
+    let on_purpose = Config::parse(&format!("auth: none\n{camera}"), Path::new("c.yaml")).unwrap();
+    assert_eq!(super::exposure_problem(&on_purpose.auth, lan), None);
 }

@@ -12,12 +12,12 @@ use super::{
     raw, CameraConfig, CaptureMode, Config, ConfigError, ConfigErrors, DesiredControl, DeviceMatch,
     Pattern, ServerConfig, SourceConfig, SyntheticConfig, V4l2Config, DEFAULT_IDLE_TIMEOUT_SECS,
     DEFAULT_JPEG_QUALITY, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SESSIONS,
-    DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_CAMERA, MIN_OPERATOR_TOKEN_LEN,
+    DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_CAMERA,
 };
 use crate::camera::CameraId;
 
 /// Collects semantic errors and finds their positions in the text.
-pub(super) struct Issues<'t> {
+pub(crate) struct Issues<'t> {
     text: &'t str,
     file: &'t Path,
     found: std::cell::RefCell<Vec<ConfigError>>,
@@ -33,7 +33,7 @@ impl<'t> Issues<'t> {
     }
 
     /// Records a problem with the node at `path`.
-    fn at(&self, path: &[Seg<'_>], message: impl Into<String>) {
+    pub(super) fn at(&self, path: &[Seg<'_>], message: impl Into<String>) {
         let (line, column) = match locate(self.text, path) {
             Some((l, c)) => (Some(l), Some(c)),
             None => (None, None),
@@ -85,11 +85,17 @@ pub(super) fn validate(raw: raw::RawConfig, issues: &Issues<'_>) -> Result<Confi
             cameras.push(camera);
         }
     }
+    let ids: Vec<CameraId> = cameras
+        .iter()
+        .map(|c: &CameraConfig| c.id.clone())
+        .collect();
+    let auth = super::auth::validate_auth(raw.auth, &ids, issues);
     let found = issues.found.take();
     if found.is_empty() {
         Ok(Config {
             server: server.expect("server settings are valid when no issue was found"),
             cameras,
+            auth,
         })
     } else {
         Err(ConfigErrors(found))
@@ -127,6 +133,7 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
         }
         v
     };
+    refuse_operator_token(raw.operator_token.as_deref(), issues);
     Some(ServerConfig {
         max_streams: limit("max_streams", raw.max_streams, DEFAULT_MAX_STREAMS),
         max_streams_per_camera: limit(
@@ -135,7 +142,6 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
             DEFAULT_MAX_STREAMS_PER_CAMERA,
         ),
         max_sessions: limit("max_sessions", raw.max_sessions, DEFAULT_MAX_SESSIONS),
-        operator_token: operator_token(raw.operator_token.as_deref(), issues),
         allowed_hosts: allowed_hosts(&raw.allowed_hosts, issues),
         trusted_proxies: trusted_proxies(&raw.trusted_proxies, issues),
         listen: listen?,
@@ -187,18 +193,17 @@ fn trusted_proxies(addrs: &[String], issues: &Issues<'_>) -> Vec<std::net::IpAdd
     proxies
 }
 
-fn operator_token(token: Option<&str>, issues: &Issues<'_>) -> Option<String> {
-    let token = token?;
-    if token.chars().count() < MIN_OPERATOR_TOKEN_LEN || token.trim() != token {
+/// `server.operator_token` gave way to accounts with roles; a file that still has one is
+/// refused with the way to move, so no server silently runs more open than it did.
+fn refuse_operator_token(token: Option<&str>, issues: &Issues<'_>) {
+    if token.is_some() {
         issues.at(
             &[Seg::Key("server"), Seg::Key("operator_token")],
-            format!(
-                "the operator token must be at least {MIN_OPERATOR_TOKEN_LEN} characters with \
-                 no spaces at either end; make one with `head -c 18 /dev/urandom | base64`"
-            ),
+            "the operator token is replaced by accounts with roles. Run `camfleet token new \
+             operator --role operator`, paste the `auth: tokens:` entry it prints into \
+             cameras.yaml, give clients the new token, and delete this line",
         );
     }
-    Some(token.to_string())
 }
 
 fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option<CameraConfig> {

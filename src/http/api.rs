@@ -1,11 +1,12 @@
 //! JSON endpoints for scripts and monitoring.
 
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::wire;
-use super::AppState;
+use super::{caller, AppState};
+use crate::auth::Role;
 use crate::hub::{CheckHealth, ListCameras, ListViewers, HEALTH_TIMEOUT};
 use crate::proto;
 
@@ -39,18 +40,30 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         .body(format!("{problem}\n"))
 }
 
-/// `GET /api/cameras`: every camera's status, in configuration order.
-pub async fn cameras(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /api/cameras`: the status of every camera the caller may see, in configuration
+/// order.
+pub async fn cameras(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let access = caller::require(&req, &state, Role::Viewer).await?;
     match state.hub.send(ListCameras).await {
-        Ok(list) => {
-            HttpResponse::Ok().json(list.iter().map(|s| wire::status(s)).collect::<Vec<_>>())
-        }
-        Err(_) => ApiError::stopping().error_response(),
+        Ok(list) => Ok(HttpResponse::Ok().json(
+            list.iter()
+                .filter(|s| access.sees(&s.id))
+                .map(|s| wire::status(s))
+                .collect::<Vec<_>>(),
+        )),
+        Err(_) => Err(ApiError::stopping()),
     }
 }
 
-/// `GET /api/viewers`: every viewer of every camera with what it was sent and skipped.
-pub async fn viewers(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /api/viewers`: every viewer of every camera with what it was sent and skipped;
+/// for admins.
+pub async fn viewers(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = caller::require(&req, &state, Role::Admin).await {
+        return e.error_response();
+    }
     match state.hub.send(ListViewers).await {
         Ok(list) => HttpResponse::Ok().json(
             list.iter()

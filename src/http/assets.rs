@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 /// What the page may load: only this server's own files, frames as blob URLs, and this
 /// server's WebSocket.
 const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+                   frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 struct Asset {
     path: &'static str,
@@ -47,19 +47,30 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-/// Registers a route for every file.
+/// Registers a route for every file but the dashboard's page, which `login` serves to
+/// those signed in.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    for asset in ASSETS {
+    for asset in ASSETS.iter().filter(|a| a.path != "/") {
         cfg.route(
             asset.path,
-            web::get().to(move || async move {
-                HttpResponse::Ok()
-                    .content_type(asset.content_type)
-                    .insert_header(("Content-Security-Policy", CSP))
-                    .insert_header(("X-Content-Type-Options", "nosniff"))
-                    .insert_header(("Cache-Control", "no-cache"))
-                    .body(asset.body)
-            }),
+            web::get().to(move || async move { serve(asset.path) }),
         );
     }
+}
+
+/// The file at `path`.
+///
+/// # Panics
+/// If there is no such file (only the routes above ask).
+pub fn serve(path: &str) -> HttpResponse {
+    let asset = ASSETS
+        .iter()
+        .find(|a| a.path == path)
+        .expect("a file that is built in");
+    HttpResponse::Ok()
+        .content_type(asset.content_type)
+        .insert_header(("Content-Security-Policy", CSP))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(asset.body)
 }

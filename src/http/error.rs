@@ -64,6 +64,13 @@ impl ResponseError for ApiError {
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
         }
+        if self.code == ErrorCode::NotSignedIn {
+            // Players, ffmpeg and browsers then ask for a name and password.
+            response.insert_header((
+                "WWW-Authenticate",
+                "Basic realm=\"camfleet\", charset=\"UTF-8\"",
+            ));
+        }
         response.json(json!({ "error": self.message, "code": self.code.name() }))
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::wire;
 use super::AppState;
@@ -12,12 +12,46 @@ use crate::hub::{Metrics, MetricsSnapshot};
 use crate::proto;
 use crate::stats::LATENCY_BUCKETS_MS;
 
-/// `GET /metrics`.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /metrics`, for an account that sees every camera (the metrics name them all).
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    match super::caller::require(&req, &state, crate::auth::Role::Viewer).await {
+        Ok(access) if access.cameras.is_some() => {
+            return super::error::ApiError::new(
+                crate::hub::ErrorCode::NotPermitted,
+                format!(
+                    "the metrics name every camera, and `{}` may see only some; scrape with a \
+                     token that has no camera list",
+                    access.name
+                ),
+            )
+            .error_response()
+        }
+        Ok(_) => {}
+        Err(e) => return e.error_response(),
+    }
+    let failed_sign_ins = state
+        .gate
+        .send(super::caller::FailedSignIns)
+        .await
+        .unwrap_or(0);
     match state.hub.send(Metrics).await {
-        Ok(snapshot) => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4; charset=utf-8")
-            .body(render(&snapshot)),
+        Ok(snapshot) => {
+            let mut text = render(&snapshot);
+            Family::new(
+                &mut text,
+                "camfleet_sign_ins_failed_total",
+                "counter",
+                "Wrong names, passwords or tokens presented; each slows its address's next try.",
+            )
+            .sample(
+                "camfleet_sign_ins_failed_total",
+                &[],
+                failed_sign_ins as f64,
+            );
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(text)
+        }
         Err(_) => HttpResponse::ServiceUnavailable().body("the server is shutting down\n"),
     }
 }

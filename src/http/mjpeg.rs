@@ -32,7 +32,14 @@ pub struct StreamQuery {
 }
 
 /// Registers as a viewer of the camera named in the path, or says why not.
-async fn watch(state: &AppState, id: &str, kind: ViewerKind) -> Result<Viewer, ApiError> {
+async fn watch(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    kind: ViewerKind,
+) -> Result<Viewer, ApiError> {
+    let access = super::caller::require(req, state, crate::auth::Role::Viewer).await?;
+    super::caller::visible(&access, id)?;
     let camera = CameraId::parse(id).map_err(|why| CommandError::BadCameraId {
         id: id.to_string(),
         why: why.clone(),
@@ -60,7 +67,7 @@ pub async fn stream(
             ))
         }
     };
-    let viewer = watch(&state, &path, ViewerKind::Mjpeg).await?;
+    let viewer = watch(&req, &state, &path, ViewerKind::Mjpeg).await?;
     let feed = FrameFeed::new(viewer, fps);
     let shutdown = state.shutdown.clone();
     // A viewer that hangs up while no frame comes (the camera is down) is noticed at once,
@@ -131,10 +138,11 @@ pub(crate) fn part(frame: &Frame) -> [Bytes; 3] {
 
 /// `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture.
 pub async fn snapshot(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut viewer = watch(&state, &path, ViewerKind::Snapshot).await?;
+    let mut viewer = watch(&req, &state, &path, ViewerKind::Snapshot).await?;
     let fresh = |f: &Option<Frame>| {
         f.as_ref().is_some_and(|f| {
             f.no_signal.is_none()

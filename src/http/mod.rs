@@ -1,6 +1,7 @@
 //! HTTP: the routes, and the checks every request passes first.
 //!
-//! - `GET /`: the dashboard, and its files ([`assets`])
+//! - `GET /`: the dashboard, and its files ([`assets`]); `GET`/`POST /login`, `POST /logout`,
+//!   `GET /api/me` ([`login`]). Who is asking is read by [`caller`].
 //! - `GET /ws`: the WebSocket session ([`ws`]), protobuf over binary messages
 //! - `GET /api/cameras`: every camera's status as JSON ([`api`])
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
@@ -12,10 +13,12 @@
 pub(crate) mod api;
 mod assets;
 mod budget;
+pub mod caller;
 pub mod error;
 pub mod feed;
 mod frame_guard;
 pub mod hosts;
+mod login;
 mod metrics;
 mod mjpeg;
 mod watchdog;
@@ -41,8 +44,14 @@ pub struct AppState {
     pub max_message_bytes: u32,
     /// Raised when the server stops; long-lived responses end on it.
     pub shutdown: ShutdownSignal,
-    /// When set, a WebSocket client must present it before changing settings.
-    pub operator_token: Option<String>,
+    /// The accounts, as the hub last loaded them.
+    pub auth: tokio::sync::watch::Receiver<std::sync::Arc<crate::auth::Auth>>,
+    /// Signs the dashboard's sign-in cookie.
+    pub cookie_key: crate::auth::CookieKey,
+    /// Slows wrong passwords per client address.
+    pub gate: Addr<caller::Gate>,
+    /// `http`, or `https` when the server speaks TLS.
+    pub scheme: &'static str,
     /// The names the server answers to.
     pub hosts: hosts::Hosts,
 }
@@ -67,6 +76,7 @@ pub async fn check_host(
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
+        .configure(login::routes)
         .route("/healthz", web::get().to(api::healthz))
         .route("/api/cameras", web::get().to(api::cameras))
         .route("/api/viewers", web::get().to(api::viewers))
@@ -87,8 +97,9 @@ async fn websocket(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    if let Err(hosts::Refused(why)) = state.hosts.check_origin(&req, "http") {
+    if let Err(hosts::Refused(why)) = state.hosts.check_origin(&req, state.scheme) {
         return Err(ApiError::new(ErrorCode::WrongHost, why).into());
     }
-    ws::route(&req, payload, &state)
+    let access = caller::identify(&req, &state).await?;
+    ws::route(&req, payload, &state, access)
 }

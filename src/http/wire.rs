@@ -191,12 +191,16 @@ pub fn encode(kind: ServerKind) -> Vec<u8> {
 }
 
 /// The greeting sent on connect.
-pub fn hello(max_message_bytes: u32, operator_token_required: bool) -> ServerKind {
+pub fn hello(max_message_bytes: u32, access: Option<&crate::auth::Access>) -> ServerKind {
     ServerKind::Hello(proto::Hello {
         server_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: PROTOCOL_VERSION,
         max_message_bytes,
-        operator_token_required,
+        sign_in_required: access.is_none(),
+        account: access.map(|a| a.name.clone()).unwrap_or_default(),
+        role: access
+            .map(|a| a.role.name().to_string())
+            .unwrap_or_default(),
     })
 }
 

@@ -88,6 +88,9 @@ pub enum CommandError {
     /// The client's message could not be understood; the text says how to fix it.
     #[error("{0}")]
     InvalidMessage(String),
+    /// The client has not signed in; the text says how.
+    #[error("{0}")]
+    NotSignedIn(String),
     /// The server is stopping.
     #[error("the server is shutting down; reconnect once it is back")]
     Stopping,
@@ -122,6 +125,7 @@ impl CommandError {
             CommandError::LimitReached(_) => ErrorCode::LimitReached,
             CommandError::NotPermitted(_) => ErrorCode::NotPermitted,
             CommandError::InvalidMessage(_) => ErrorCode::InvalidMessage,
+            CommandError::NotSignedIn(_) => ErrorCode::NotSignedIn,
             CommandError::NotSaved { .. } => ErrorCode::NotSaved,
             CommandError::Control { error, .. } => match error {
                 ControlError::Unknown { .. } => ErrorCode::UnknownControl,

@@ -97,7 +97,7 @@ pub(super) struct ReloadSummary {
 }
 
 /// Tells every client about a problem they did not cause, such as a configuration file
-/// that failed to reload.
+/// that failed to reload. Only admins read it: it may quote the file.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Broadcast(pub String);
@@ -325,6 +325,8 @@ pub enum SessionEvent {
     Fleet(Vec<Arc<CameraStatus>>),
     /// Something the client should be told, such as a configuration that did not reload.
     Notice(String),
+    /// A notice only admins may read (it may quote the configuration).
+    AdminNotice(String),
     /// The server is stopping: close the connection (1001, going away).
     Close,
 }

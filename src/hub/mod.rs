@@ -85,6 +85,8 @@ pub struct Hub {
     overrides: OverrideStore,
     /// The cameras' clock.
     timing: Timing,
+    /// Where reloaded accounts go; HTTP handlers and sessions read them.
+    auth: Option<tokio::sync::watch::Sender<Arc<crate::auth::Auth>>>,
 }
 
 impl Hub {
@@ -102,6 +104,7 @@ impl Hub {
             next_generation: 1,
             overrides,
             timing: Timing::default(),
+            auth: None,
         }
     }
 
@@ -109,6 +112,13 @@ impl Hub {
     #[must_use]
     pub fn with_timing(mut self, timing: Timing) -> Self {
         self.timing = timing;
+        self
+    }
+
+    /// Hands reloaded accounts to those who read `auth`.
+    #[must_use]
+    pub fn with_auth(mut self, auth: tokio::sync::watch::Sender<Arc<crate::auth::Auth>>) -> Self {
+        self.auth = Some(auth);
         self
     }
 
@@ -291,6 +301,16 @@ impl Handler<Reload> for Hub {
         self.server.max_streams = config.server.max_streams;
         self.server.max_streams_per_camera = config.server.max_streams_per_camera;
         self.server.max_sessions = config.server.max_sessions;
+        if let Some(auth) = &self.auth {
+            auth.send_if_modified(|current| {
+                let changed = **current != config.auth;
+                if changed {
+                    info!("accounts reloaded; they apply to new connections");
+                    *current = Arc::new(config.auth.clone());
+                }
+                changed
+            });
+        }
         info!(
             added = ?summary.added,
             restarted = ?summary.restarted,
@@ -309,7 +329,7 @@ impl Handler<Broadcast> for Hub {
     type Result = ();
 
     fn handle(&mut self, Broadcast(text): Broadcast, _: &mut Context<Self>) {
-        self.tell_all(&SessionEvent::Notice(text));
+        self.tell_all(&SessionEvent::AdminNotice(text));
     }
 }
 

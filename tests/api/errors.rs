@@ -71,18 +71,29 @@ async fn out_of_range() {
 }
 
 #[actix_rt::test]
-async fn not_permitted() {
+async fn not_permitted_and_not_signed_in() {
+    let (token, hash) = camfleet::auth::new_token();
     let server = spawn(&format!(
-        "server:\n  operator_token: s3cret-s3cret-s3cret\n{TEST_CAMERA}"
+        "auth:\n  tokens:\n    - {{name: tv, role: viewer, token_hash: \"{hash}\"}}\n{TEST_CAMERA}"
     ));
-    let mut client = streaming_client(&server, "a").await;
+    let mut client = server.client().await;
     let r = client.set_control("a", "brightness", 1).await;
-    assert_eq!(code(r.code), ErrorCode::NotPermitted, "{}", r.error);
-    let (status, body) = get(&server, "/ws", Some("http://evil.example")).await;
+    assert_eq!(code(r.code), ErrorCode::NotSignedIn, "{}", r.error);
+    let (status, body) = get(&server, "/api/cameras", None).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (403, Some("not_permitted"))
+        (401, Some("not_signed_in"))
     );
+    assert!(client.authenticate(&token).await.ok);
+    let r = client.set_control("a", "brightness", 1).await;
+    assert_eq!(code(r.code), ErrorCode::NotPermitted, "{}", r.error);
+}
+
+#[actix_rt::test]
+async fn wrong_host() {
+    let server = spawn(TEST_CAMERA);
+    let (status, body) = get(&server, "/ws", Some("http://evil.example")).await;
+    assert_eq!((status, body["code"].as_str()), (421, Some("wrong_host")));
 }
 
 #[actix_rt::test]

@@ -112,12 +112,19 @@ impl Client {
 
     /// Connects to a camfleet at `addr`.
     pub async fn connect_to(addr: SocketAddr) -> Client {
-        let (_, framed) = awc::Client::new()
+        Client::connect_with(addr, None).await
+    }
+
+    /// Connects presenting `authorization` (`Bearer TOKEN`, `Basic ...`) or a `Cookie`
+    /// header line at the handshake.
+    pub async fn connect_with(addr: SocketAddr, header: Option<(&str, &str)>) -> Client {
+        let mut request = awc::Client::new()
             .ws(format!("ws://{addr}/ws"))
-            .max_frame_size(16 << 20)
-            .connect()
-            .await
-            .expect("WebSocket connects");
+            .max_frame_size(16 << 20);
+        if let Some(header) = header {
+            request = request.set_header(header.0, header.1);
+        }
+        let (_, framed) = request.connect().await.expect("WebSocket connects");
         let mut client = Client {
             framed,
             hello: proto::Hello::default(),
@@ -462,4 +469,73 @@ pub fn masked_frame(kind: C) -> Vec<u8> {
     frame.extend(mask);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
+}
+
+/// Sends `METHOD path` from `source` (an address of this machine; any when `None`) with
+/// these extra header lines and body, on a plain socket, and returns the status and the
+/// reply's start. `/ws` is asked as a WebSocket handshake.
+pub async fn http_request(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::fmt::Write as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !body.is_empty() {
+        let _ = write!(request, "Content-Length: {}\r\n", body.len());
+    }
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        let _ = write!(request, "Host: {addr}\r\n");
+    }
+    for (name, value) in headers {
+        let _ = write!(request, "{name}: {value}\r\n");
+    }
+    if path == "/ws" {
+        request.push_str(
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        );
+    } else {
+        request.push_str("Connection: close\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0)).unwrap();
+    }
+    let mut socket = socket.connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    // A stream or a WebSocket that opened goes on for ever: only its head is read. Anything
+    // else is read to its end (the request asked to close the connection).
+    let endless = path == "/ws" || path.contains("stream.mjpg");
+    loop {
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout(WAIT, socket.read(&mut chunk)).await {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => reply.extend_from_slice(&chunk[..n]),
+            Ok(Err(e)) => panic!("{e}"),
+        }
+        let text = String::from_utf8_lossy(&reply);
+        let ok = text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.1 101");
+        if endless && ok && text.contains("\r\n\r\n") {
+            break;
+        }
+    }
+    let got = reply.len();
+    let text = String::from_utf8_lossy(&reply[..got]).to_string();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (code, text)
 }

@@ -1,10 +1,8 @@
-//! DNS rebinding and cross-site WebSockets: a request must name this server, and a
+//! DNS rebinding and cross-site WebSocket handshakes: a request must name this server, and a
 //! WebSocket must come from its own pages. Sent by hand on plain sockets, so the `Host`,
 //! `Origin` and forwarding headers are exactly what a browser under attack would send.
 
 use std::net::SocketAddr;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
 
@@ -17,44 +15,8 @@ const ROUTES: [&str; 5] = [
     "/ws",
 ];
 
-/// Sends `GET path` with these extra header lines and returns the status and the start of
-/// the body. `/ws` is asked as a WebSocket handshake.
 async fn status(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut request = format!("GET {path} HTTP/1.1\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if path == "/ws" {
-        request.push_str(
-            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
-        );
-    } else {
-        request.push_str("Connection: close\r\n");
-    }
-    request.push_str("\r\n");
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut reply = vec![0u8; 4096];
-    let mut got = 0;
-    // The head and the start of the body; streams and WebSockets go on, so no read to the end.
-    while got < 512 {
-        match tokio::time::timeout(WAIT, socket.read(&mut reply[got..])).await {
-            Ok(Ok(0)) | Err(_) => break,
-            Ok(Ok(n)) => got += n,
-            Ok(Err(e)) => panic!("{e}"),
-        }
-        if String::from_utf8_lossy(&reply[..got]).contains("\r\n\r\n") && path != "/" {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&reply[..got]).to_string();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    (code, text)
+    http_request(addr, None, "GET", path, headers, "").await
 }
 
 #[actix_rt::test]

@@ -1,5 +1,6 @@
 //! camfleet over real sockets: a server on port 0, a real WebSocket client.
 
+mod accounts;
 mod errors;
 mod helpers;
 mod hosts;

@@ -4,7 +4,7 @@
 // CAMFLEET_BIN (the camfleet binary) and CAMFLEET_REPO (the repository).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,8 +62,10 @@ class Camfleet {
     await exited;
   }
 
-  async cameras() {
-    return (await fetch(`${this.url}/api/cameras`)).json();
+  // `credentials` is NAME:PASSWORD on a server with accounts.
+  async cameras(credentials) {
+    const headers = credentials ? { Authorization: `Basic ${Buffer.from(credentials).toString("base64")}` } : {};
+    return (await fetch(`${this.url}/api/cameras`, { headers })).json();
   }
 }
 
@@ -214,33 +216,61 @@ test("usable from the keyboard, at phone width, with labels", async () => {
   }
 });
 
-test("with an operator token, settings change only after signing in", async () => {
-  const token = "correct-horse-battery";
+// A password hash made the way a user makes one: `camfleet hash-password`, the password
+// piped to its standard input.
+function hashPassword(password) {
+  return execFileSync(BIN, ["hash-password"], { input: `${password}\n` }).toString().trim();
+}
+
+test("accounts: sign in, see only your cameras, change as an operator, read only as a viewer, sign out", async () => {
   const server = await Camfleet.withConfig(
-    `server:\n  operator_token: ${token}\ncameras:\n  - id: a\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n`,
+    "auth:\n  users:\n" +
+      `    - {name: olga, role: operator, cameras: [a], password_hash: "${hashPassword("olga-password")}"}\n` +
+      `    - {name: vic, role: viewer, password_hash: "${hashPassword("vic-password")}"}\n` +
+      "cameras:\n" +
+      "  - id: a\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n" +
+      "  - id: b\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n",
   );
+  const signIn = async (page, name, password) => {
+    await page.waitForSelector("form.signin");
+    await page.fill("#name", name);
+    await page.fill("#password", password);
+    await page.click("form.signin button[type=submit]");
+  };
   try {
     const { page, errors } = await open(server);
+    assert.match(page.url(), /\/login$/);
+    await signIn(page, "olga", "olga-password");
     await page.waitForSelector('.tile[data-camera-id="a"][data-state="Streaming"]');
+    assert.equal(await page.textContent("#account"), "olga (operator)");
+    assert.deepEqual(Object.keys(await seqs(page)), ["a"]);
     await openControls(page, "a");
-    await page.waitForSelector("#signin:not([hidden])");
+    assert.equal(await page.isHidden("#read-only"), true);
     const row = '.control[data-control="brightness"]';
-    await page.fill(`${row} input[type="number"]`, "60");
-    await page.press(`${row} input[type="number"]`, "Enter");
-    await page.waitForSelector(`${row} .result[data-state="error"][data-code="NOT_PERMITTED"]`);
-    assert.match(await page.textContent(`${row} .result`), /operator token/);
-
-    await page.fill("#operator-token", "not-the-token-at-all");
-    await page.press("#operator-token", "Enter");
-    await page.waitForFunction(() => document.getElementById("signin-result").textContent.includes("wrong"));
-    await page.fill("#operator-token", token);
-    await page.press("#operator-token", "Enter");
-    await page.waitForSelector("#signin[hidden]", { state: "attached" });
     await page.fill(`${row} input[type="number"]`, "70");
     await page.press(`${row} input[type="number"]`, "Enter");
     await page.waitForSelector(`${row} .result[data-state="applied"]`);
-    assert.equal((await server.cameras()).find((c) => c.camera_id === "a").controls.brightness, 70);
-    assert.deepEqual(errors, []);
+    assert.equal((await server.cameras("vic:vic-password")).find((c) => c.camera_id === "a").controls.brightness, 70);
+
+    await page.click("#panel-close");
+    await page.click("#logout button");
+    await page.waitForURL(/\/login$/);
+    await signIn(page, "vic", "vic-password");
+    await page.waitForSelector('.tile[data-camera-id="b"][data-state="Streaming"]');
+    assert.equal(await page.textContent("#account"), "vic (viewer)");
+    await openControls(page, "a");
+    await page.waitForSelector("#read-only:not([hidden])");
+    assert.match(await page.textContent("#read-only"), /viewer/);
+    assert.equal(await page.isDisabled(`${row} input[type="number"]`), true);
+    assert.equal(await page.isDisabled("#panel-reset"), true);
+
+    // Signed out, a wrong password lets nobody in and says so.
+    await page.click("#panel-close");
+    await page.click("#logout button");
+    await page.waitForURL(/\/login$/);
+    await signIn(page, "vic", "wrong-password");
+    await page.waitForFunction(() => document.getElementById("login-result").textContent.includes("wrong"));
+    assert.deepEqual(errors.filter((e) => !e.includes("401")), []);
     await page.close();
   } finally {
     await server.stop();

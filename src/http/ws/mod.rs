@@ -16,13 +16,14 @@ use std::time::Instant;
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::budget::CommandBudget;
 use super::feed::FrameFeed;
 use super::frame_guard::{FrameGuard, Verdict};
 use super::watchdog::{ConnectionSocket, Watchdog};
 
+mod access;
 mod incoming;
 use super::wire::{self, Command};
 use super::AppState;
@@ -73,10 +74,10 @@ pub struct WsSession {
     dropped_by_hub: u64,
     /// Shared with the hub, for metrics.
     counters: Arc<SessionCounters>,
-    /// The server's operator token, if it has one.
-    operator_token: Option<String>,
-    /// Whether this client may change settings.
-    operator: bool,
+    /// Who the client is; `None` until it signs in on a server with accounts.
+    access: Option<crate::auth::Access>,
+    /// The accounts, for `Authenticate`.
+    auth: tokio::sync::watch::Receiver<Arc<crate::auth::Auth>>,
     /// Raised by the frame guard when the client breaks the protocol.
     verdict: Verdict,
     /// Commands this session may still send now.
@@ -90,6 +91,7 @@ pub fn route(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    access: Option<crate::auth::Access>,
 ) -> actix_web::Result<HttpResponse> {
     let verdict = Verdict::default();
     let session = WsSession {
@@ -102,8 +104,8 @@ pub fn route(
         replaced_before: 0,
         dropped_by_hub: 0,
         counters: Arc::default(),
-        operator: state.operator_token.is_none(),
-        operator_token: state.operator_token.clone(),
+        access,
+        auth: state.auth.clone(),
         verdict: Rc::clone(&verdict),
         budget: CommandBudget::new(),
         watchdog: req
@@ -122,7 +124,7 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(SESSION_QUEUE);
-        let hello = wire::hello(self.max_message_bytes, self.operator_token.is_some());
+        let hello = wire::hello(self.max_message_bytes, self.access.as_ref());
         Self::send(ctx, hello);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
             act.served();
@@ -279,36 +281,20 @@ impl WsSession {
             ));
             return Self::send(ctx, wire::failure(request_id, &busy));
         }
-        if command.changes_settings() && !self.operator {
-            let why = CommandError::NotPermitted(
-                "changing settings needs the operator token; send Authenticate with the \
-                 server's operator_token first (watching needs none)"
-                    .into(),
-            );
-            return Self::send(ctx, wire::failure(request_id, &why));
-        }
+        let command = match self.permit(command) {
+            Ok(c) => c,
+            Err(e) => return Self::send(ctx, wire::failure(request_id, &e)),
+        };
         match command {
             Command::Authenticate { token, .. } => {
-                let right = self
-                    .operator_token
-                    .as_deref()
-                    .is_none_or(|t| same_secret(t.as_bytes(), token.as_bytes()));
-                self.operator = right;
-                let answer = if right {
-                    wire::ok(request_id)
-                } else {
-                    warn!(session = ?self.id, "a client presented a wrong operator token");
-                    let wrong = CommandError::NotPermitted(
-                        "the operator token is wrong; settings stay read-only for this \
-                         connection"
-                            .into(),
-                    );
-                    wire::failure(request_id, &wrong)
+                let answer = match self.authenticate(&token) {
+                    Ok(()) => wire::ok(request_id),
+                    Err(e) => wire::failure(request_id, &e),
                 };
                 Self::send(ctx, answer);
             }
-            Command::ListCameras => self.ask(ctx, 0, hub::ListCameras, |list, _, _| {
-                wire::camera_list(&list)
+            Command::ListCameras => self.ask(ctx, 0, hub::ListCameras, |list, act, _| {
+                wire::camera_list(&act.visible(list))
             }),
             Command::ResetControls { camera, .. } => self.ask(
                 ctx,
@@ -384,9 +370,14 @@ impl WsSession {
     }
 }
 
-/// Compares two secrets in time that does not depend on where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+impl WsSession {
+    /// The cameras of `list` this session may see.
+    fn visible(
+        &self,
+        list: Vec<Arc<crate::camera::status::CameraStatus>>,
+    ) -> Vec<Arc<crate::camera::status::CameraStatus>> {
+        list.into_iter().filter(|s| self.sees(&s.id)).collect()
+    }
 }
 
 impl StreamHandler<OutgoingFrame> for WsSession {
@@ -407,8 +398,9 @@ impl Handler<SessionEvent> for WsSession {
             .handled
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kind = match event {
-            SessionEvent::Fleet(list) => wire::camera_list(&list),
+            SessionEvent::Fleet(list) => wire::camera_list(&self.visible(list)),
             SessionEvent::Notice(text) => wire::notice(text),
+            SessionEvent::AdminNotice(text) if self.is_admin() => wire::notice(text),
             SessionEvent::Close => {
                 ctx.close(Some(ws::CloseReason {
                     code: ws::CloseCode::Away,
@@ -417,7 +409,11 @@ impl Handler<SessionEvent> for WsSession {
                 ctx.stop();
                 return;
             }
-            SessionEvent::Status(status) => ServerKind::CameraStatus(wire::status(&status)),
+            SessionEvent::Status(status) if self.sees(&status.id) => {
+                ServerKind::CameraStatus(wire::status(&status))
+            }
+            // Not for this client: a notice for admins, a camera it may not see.
+            SessionEvent::AdminNotice(_) | SessionEvent::Status(_) => return,
             SessionEvent::Dropped(n) => {
                 self.dropped_by_hub = n;
                 return self.publish_stats(ctx);
