@@ -4,6 +4,7 @@
 #
 #   tests/deps.sh browser   Debian's chromium, Node.js and npm; playwright-core into web/test
 #   tests/deps.sh service   systemd-analyze, to verify the unit file
+#   tests/deps.sh players   ffmpeg, the client that reads streams as a user's tools do
 #   tests/deps.sh python    a virtual environment under target/ with prometheus-client;
 #                           prints its python's path
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
@@ -54,6 +55,9 @@ browser)
 service)
     debian systemd:systemd-analyze
     ;;
+players)
+    debian ffmpeg:ffmpeg
+    ;;
 python)
     venv="$repo/target/test-venv"
     # Tests that run at once all ask for it: one makes it, the others wait for it whole.
@@ -76,7 +80,7 @@ vm)
     [ -x /bin/busybox ] || debian busybox-static:__no_such_command__
     ;;
 *)
-    echo "usage: $0 browser|service|python|vm" >&2
+    echo "usage: $0 browser|service|players|python|vm" >&2
     exit 2
     ;;
 esac

@@ -14,6 +14,7 @@ use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
+mod accounts;
 mod limits;
 mod metrics;
 mod overrides;

@@ -1,0 +1,178 @@
+//! Accounts as a user sets them up: hashes and tokens from the `camfleet` command, a
+//! network address refused without accounts, ffmpeg reading a stream with `user:pass@`,
+//! and reload errors that only admins read.
+
+use super::*;
+
+/// Runs `camfleet ARGS` with `input` on standard input; returns its status, stdout, stderr.
+fn camfleet(args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_camfleet"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// A configuration with user `ada` (admin), user `vera` (viewer) and a viewer token for
+/// camera `a`, made with the `camfleet` command; returns it and the token.
+fn accounts_yaml() -> (String, String) {
+    let hash = |password: &str| {
+        let (ok, out, err) = camfleet(&["hash-password"], &format!("{password}\n"));
+        assert!(ok, "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with("$argon2id$"),
+            "{out}"
+        );
+        lines[0].to_string()
+    };
+    let (ok, out, err) = camfleet(
+        &["token", "new", "tv", "--role", "viewer", "--cameras", "a"],
+        "",
+    );
+    assert!(ok, "{err}");
+    let mut lines = out.lines();
+    let token = lines.next().unwrap().to_string();
+    let entry = lines.next().unwrap().to_string();
+    assert!(token.starts_with("cf_") && !entry.contains(&token), "{out}");
+    let yaml = format!(
+        "auth:\n  users:\n    - {{name: ada, role: admin, password_hash: \"{}\"}}\n    \
+         - {{name: vera, role: viewer, password_hash: \"{}\"}}\n  tokens:\n{entry}\n\
+         cameras:\n{}{}",
+        hash("ada-password"),
+        hash("vera-password"),
+        synthetic("a", 10),
+        synthetic("b", 10)
+    );
+    (yaml, token)
+}
+
+#[test]
+fn a_network_address_without_accounts_is_refused_with_the_fix() {
+    let dir = scratch_dir("exposed");
+    let open = format!(
+        "server:\n  listen: 0.0.0.0:8080\ncameras:\n{}",
+        synthetic("a", 10)
+    );
+    write_config(&dir, &open);
+    let config = dir.join("cameras.yaml");
+    let config = config.to_str().unwrap();
+    let (ok, _, err) = camfleet(&["check", "--config", config], "");
+    assert!(
+        !ok && err.contains("auth:\n  users:") && err.contains("hash-password"),
+        "{err}"
+    );
+    let (ok, _, err) = camfleet(
+        &["serve", "--config", config, "--state-dir", "/nonexistent"],
+        "",
+    );
+    assert!(!ok && err.contains("reachable from the network"), "{err}");
+    // --listen decides as much as the file does.
+    let local = format!("cameras:\n{}", synthetic("a", 10));
+    write_config(&dir, &local);
+    let (ok, _, err) = camfleet(&["serve", "--config", config, "--listen", "0.0.0.0:0"], "");
+    assert!(!ok && err.contains("reachable from the network"), "{err}");
+    // Accounts made by the command let it start.
+    let (yaml, _) = accounts_yaml();
+    write_config(
+        &dir,
+        &yaml.replace("cameras:\n", "server:\n  listen: 0.0.0.0:8080\ncameras:\n"),
+    );
+    let (ok, out, err) = camfleet(&["check", "--config", config], "");
+    assert!(ok, "{out}{err}");
+}
+
+#[actix_rt::test]
+async fn ffmpeg_reads_a_stream_with_a_name_and_password_in_the_url() {
+    deps("players");
+    let dir = scratch_dir("ffmpeg-basic");
+    let (yaml, token) = accounts_yaml();
+    write_config(&dir, &yaml);
+    let process = Process::start(&dir, None);
+    let ffmpeg = |url: String| {
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-f", "mjpeg", "-i"])
+            .arg(url)
+            .args(["-frames:v", "5", "-f", "null", "-"])
+            .output()
+            .unwrap()
+    };
+    let addr = process.addr;
+    let with = ffmpeg(format!(
+        "http://vera:vera-password@{addr}/cameras/b/stream.mjpg"
+    ));
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    let without = ffmpeg(format!("http://{addr}/cameras/b/stream.mjpg"));
+    let said = String::from_utf8_lossy(&without.stderr);
+    assert!(!without.status.success() && said.contains("401"), "{said}");
+    // The token sees camera a only; b does not exist for it.
+    let r = awc::Client::new()
+        .get(format!("http://{addr}/cameras/b/snapshot.jpg"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[actix_rt::test]
+async fn reload_errors_reach_admins_only() {
+    let dir = scratch_dir("reload-admins");
+    let (yaml, _) = accounts_yaml();
+    write_config(&dir, &yaml);
+    let process = Process::start(&dir, None);
+    let basic = |who: &str| {
+        format!(
+            "Basic {}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, who)
+        )
+    };
+    let admin_auth = basic("ada:ada-password");
+    let viewer_auth = basic("vera:vera-password");
+    let mut admin = Client::connect_with(process.addr, Some(("Authorization", &admin_auth))).await;
+    let mut viewer =
+        Client::connect_with(process.addr, Some(("Authorization", &viewer_auth))).await;
+    assert_eq!(admin.hello.role, "admin");
+    assert_eq!(viewer.hello.role, "viewer");
+    write_config(
+        &dir,
+        &format!("{yaml}  - id: broken\n    source: {{kind: synthetic, fps: 0}}\n"),
+    );
+    let notice = admin
+        .recv_until(|k| match k {
+            S::Error(e) if e.message.contains("was not reloaded") => Some(e.message.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(notice.contains("fps 0 is out of range"), "{notice}");
+    // The viewer's connection carries on without it: the next thing it hears is the answer
+    // to a command sent after the notice went out.
+    viewer.send(C::ListCameras(proto::ListCameras {})).await;
+    let first = viewer
+        .recv_until(|k| match k {
+            S::Error(e) => Some(Some(e.message.clone())),
+            S::CameraList(_) => Some(None),
+            _ => None,
+        })
+        .await;
+    assert_eq!(first, None, "a viewer read a reload error");
+}
