@@ -31,6 +31,10 @@ pub const DEFAULT_MAX_STREAMS: u32 = 64;
 pub const DEFAULT_MAX_STREAMS_PER_CAMERA: u32 = 16;
 /// WebSocket sessions served at once unless the file says otherwise.
 pub const DEFAULT_MAX_SESSIONS: u32 = 64;
+/// MJPEG streams one client address may hold at once, unless set.
+pub const DEFAULT_MAX_STREAMS_PER_CLIENT: u32 = 8;
+/// WebSocket sessions one account may hold at once, unless set.
+pub const DEFAULT_MAX_SESSIONS_PER_ACCOUNT: u32 = 16;
 /// How long an on-demand camera stays open after its last viewer leaves, unless set.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 10;
 /// JPEG quality for cameras whose frames camfleet encodes, unless set.
@@ -60,6 +64,10 @@ pub struct ServerConfig {
     pub max_streams_per_camera: u32,
     /// WebSocket sessions served at once.
     pub max_sessions: u32,
+    /// MJPEG streams one client address may hold at once.
+    pub max_streams_per_client: u32,
+    /// WebSocket sessions one account may hold at once.
+    pub max_sessions_per_account: u32,
     /// Host names, besides IP addresses and `localhost`, that browsers may use to reach the
     /// server (lower case). A request naming any other host is refused, which keeps web pages
     /// from reaching the server through DNS rebinding.

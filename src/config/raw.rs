@@ -58,6 +58,8 @@ pub(super) struct RawServer {
     pub max_streams: Option<u32>,
     pub max_streams_per_camera: Option<u32>,
     pub max_sessions: Option<u32>,
+    pub max_streams_per_client: Option<u32>,
+    pub max_sessions_per_account: Option<u32>,
     pub operator_token: Option<String>,
     #[serde(default)]
     pub allowed_hosts: Vec<String>,

@@ -12,7 +12,8 @@ use super::{
     raw, CameraConfig, CaptureMode, Config, ConfigError, ConfigErrors, DesiredControl, DeviceMatch,
     Pattern, ServerConfig, SourceConfig, SyntheticConfig, V4l2Config, DEFAULT_IDLE_TIMEOUT_SECS,
     DEFAULT_JPEG_QUALITY, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SESSIONS,
-    DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_CAMERA,
+    DEFAULT_MAX_SESSIONS_PER_ACCOUNT, DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_CAMERA,
+    DEFAULT_MAX_STREAMS_PER_CLIENT,
 };
 use crate::camera::CameraId;
 
@@ -142,6 +143,16 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
             DEFAULT_MAX_STREAMS_PER_CAMERA,
         ),
         max_sessions: limit("max_sessions", raw.max_sessions, DEFAULT_MAX_SESSIONS),
+        max_streams_per_client: limit(
+            "max_streams_per_client",
+            raw.max_streams_per_client,
+            DEFAULT_MAX_STREAMS_PER_CLIENT,
+        ),
+        max_sessions_per_account: limit(
+            "max_sessions_per_account",
+            raw.max_sessions_per_account,
+            DEFAULT_MAX_SESSIONS_PER_ACCOUNT,
+        ),
         allowed_hosts: allowed_hosts(&raw.allowed_hosts, issues),
         trusted_proxies: trusted_proxies(&raw.trusted_proxies, issues),
         listen: listen?,

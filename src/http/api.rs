@@ -70,6 +70,7 @@ pub async fn viewers(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                 .map(|v| {
                     json!({
                         "id": v.id,
+                        "client": v.client.map(|ip| ip.to_string()),
                         "camera": v.camera.as_str(),
                         "kind": v.kind.name(),
                         "since_unix_ms": v.since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),

@@ -44,7 +44,16 @@ async fn watch(
         id: id.to_string(),
         why: why.clone(),
     })?;
-    match state.hub.send(Watch { camera, kind }).await {
+    let client = req.peer_addr().map(|a| a.ip());
+    match state
+        .hub
+        .send(Watch {
+            camera,
+            kind,
+            client,
+        })
+        .await
+    {
         Ok(answer) => Ok(answer?),
         Err(_) => Err(ApiError::stopping()),
     }

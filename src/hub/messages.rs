@@ -170,6 +170,8 @@ pub struct MetricsSnapshot {
 pub struct Connect {
     /// Where the hub sends the session's events.
     pub events: Recipient<SessionEvent>,
+    /// The account the client signed in as, if it did at the handshake.
+    pub account: Option<String>,
     /// The session's own counters.
     pub counters: Arc<SessionCounters>,
 }
@@ -244,6 +246,8 @@ pub struct Watch {
     pub camera: CameraId,
     /// How it is watched.
     pub kind: ViewerKind,
+    /// The client's address, for its share of the streams.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// A viewer stops watching; sent when its [`Viewer`] is dropped.

@@ -301,6 +301,8 @@ impl Handler<Reload> for Hub {
         self.server.max_streams = config.server.max_streams;
         self.server.max_streams_per_camera = config.server.max_streams_per_camera;
         self.server.max_sessions = config.server.max_sessions;
+        self.server.max_streams_per_client = config.server.max_streams_per_client;
+        self.server.max_sessions_per_account = config.server.max_sessions_per_account;
         if let Some(auth) = &self.auth {
             auth.send_if_modified(|current| {
                 let changed = **current != config.auth;

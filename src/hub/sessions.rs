@@ -15,6 +15,8 @@ use crate::camera::CameraId;
 
 pub(super) struct SessionEntry {
     pub(super) events: Recipient<SessionEvent>,
+    /// The account it signed in as at the handshake.
+    account: Option<String>,
     counters: Arc<SessionCounters>,
     all_cameras: bool,
     cameras: HashSet<CameraId>,
@@ -60,12 +62,26 @@ impl Handler<Connect> for Hub {
                 self.sessions.len()
             )));
         }
+        if let Some(account) = &msg.account {
+            let theirs = self
+                .sessions
+                .values()
+                .filter(|s| s.account.as_ref() == Some(account))
+                .count();
+            if theirs >= self.server.max_sessions_per_account as usize {
+                return Err(CommandError::LimitReached(format!(
+                    "`{account}` already has {theirs} WebSocket connections, the limit for \
+                     one account (server.max_sessions_per_account); close one of them"
+                )));
+            }
+        }
         let id = self.next_session;
         self.next_session += 1;
         self.sessions.insert(
             id,
             SessionEntry {
                 events: msg.events,
+                account: msg.account,
                 counters: msg.counters,
                 all_cameras: false,
                 cameras: HashSet::new(),
@@ -114,7 +130,7 @@ impl Handler<Subscribe> for Hub {
         let mut viewers = Vec::new();
         if msg.send_frames {
             for camera in &targets {
-                match self.watch(camera, ViewerKind::WebSocket, ctx) {
+                match self.watch(camera, ViewerKind::WebSocket, None, ctx) {
                     Ok(v) => viewers.push(v),
                     Err(e) => return MessageResult(Err(e)),
                 }

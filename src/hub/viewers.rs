@@ -1,5 +1,6 @@
 //! The hub's viewers: who watches which camera's frames, within the stream limits.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,6 +12,7 @@ use crate::stats::ViewerCounters;
 
 pub(super) struct ViewerEntry {
     pub(super) camera: CameraId,
+    client: Option<IpAddr>,
     pub(super) kind: ViewerKind,
     counters: Arc<ViewerCounters>,
     since: SystemTime,
@@ -19,6 +21,8 @@ pub(super) struct ViewerEntry {
 /// One viewer, as `/api/viewers` lists it.
 #[derive(Debug, Clone)]
 pub struct ViewerInfo {
+    /// The client's address (MJPEG and snapshots).
+    pub client: Option<IpAddr>,
     /// The viewer's id.
     pub id: ViewerId,
     /// The camera watched.
@@ -46,6 +50,7 @@ impl Hub {
         &mut self,
         camera: &CameraId,
         kind: ViewerKind,
+        client: Option<IpAddr>,
         ctx: &mut Context<Self>,
     ) -> Result<Viewer, CommandError> {
         let entry = self.camera(camera)?;
@@ -69,6 +74,20 @@ impl Hub {
                      (server.max_streams_per_camera); close one or raise the limit"
                 )));
             }
+            let theirs = self
+                .viewers
+                .values()
+                .filter(mjpeg)
+                .filter(|v| client.is_some() && v.client == client)
+                .count();
+            if let Some(ip) =
+                client.filter(|_| theirs >= self.server.max_streams_per_client as usize)
+            {
+                return Err(CommandError::LimitReached(format!(
+                    "{ip} already holds {theirs} MJPEG streams, the limit for one client \
+                     (server.max_streams_per_client); close one of them"
+                )));
+            }
             if all >= self.server.max_streams as usize {
                 return Err(CommandError::LimitReached(format!(
                     "the server already serves {all} MJPEG streams, its limit \
@@ -84,6 +103,7 @@ impl Hub {
             id,
             ViewerEntry {
                 camera: camera.clone(),
+                client,
                 kind,
                 counters: Arc::clone(&viewer.counters),
                 since: SystemTime::now(),
@@ -115,7 +135,7 @@ impl Handler<Watch> for Hub {
     type Result = MessageResult<Watch>;
 
     fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.watch(&msg.camera, msg.kind, ctx))
+        MessageResult(self.watch(&msg.camera, msg.kind, msg.client, ctx))
     }
 }
 
@@ -137,6 +157,7 @@ impl Handler<ListViewers> for Hub {
             .viewers
             .iter()
             .map(|(id, v)| ViewerInfo {
+                client: v.client,
                 id: *id,
                 camera: v.camera.clone(),
                 kind: v.kind,

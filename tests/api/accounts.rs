@@ -10,6 +10,7 @@ use camfleet::auth::{hash_password, new_token};
 use camfleet::proto::{self, ErrorCode};
 
 use crate::helpers::*;
+use crate::mjpeg_client::MjpegClient;
 
 /// A fleet of `a` and `b` with one account or token of each kind.
 struct Fleet {
@@ -359,4 +360,50 @@ async fn the_dashboard_signs_in_with_a_cookie_and_out_again() {
     )
     .await;
     assert_eq!(status, 401);
+}
+
+#[actix_rt::test]
+async fn one_client_at_its_limits_keeps_no_one_else_from_watching() {
+    let (token, hash) = new_token();
+    let server = spawn(&format!(
+        "server:\n  max_streams_per_client: 2\n  max_sessions_per_account: 1\n\
+         auth:\n  tokens:\n    - {{name: tv, role: viewer, token_hash: \"{hash}\"}}\n{}",
+        fleet(&["a"])
+    ));
+    let auth = bearer(&token);
+    let path = "/cameras/a/stream.mjpg";
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let stream = MjpegClient::get_as(server.addr, loopback(5), path, &auth).await;
+        assert_eq!(stream.status, 200);
+        held.push(stream);
+    }
+    let (status, reply) = http_request(
+        server.addr,
+        Some(loopback(5)),
+        "GET",
+        path,
+        &[("Authorization", &auth)],
+        "",
+    )
+    .await;
+    assert!(
+        status == 503 && reply.contains("server.max_streams_per_client"),
+        "{reply}"
+    );
+    let other = MjpegClient::get_as(server.addr, loopback(6), path, &auth).await;
+    assert_eq!(other.status, 200, "another address still gets a stream");
+    drop(held);
+
+    let first = Client::connect_with(server.addr, Some(("Authorization", &auth))).await;
+    let mut second = Client::connect_with(server.addr, Some(("Authorization", &auth))).await;
+    match second.next().await {
+        Some(Err(awc::ws::Frame::Close(Some(reason)))) => {
+            assert_eq!(reason.code, awc::ws::CloseCode::Again);
+            let said = reason.description.unwrap_or_default();
+            assert!(said.contains("server.max_sessions_per_account"), "{said}");
+        }
+        other => panic!("expected close 1013, got {other:?}"),
+    }
+    drop(first);
 }

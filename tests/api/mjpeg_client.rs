@@ -30,12 +30,37 @@ impl MjpegClient {
     /// Sends `GET path` and reads the response head. `recv_buffer` caps the kernel's
     /// receive buffer, so a slow reader pushes back on the server at once.
     pub async fn get(addr: SocketAddr, path: &str, recv_buffer: Option<u32>) -> MjpegClient {
+        MjpegClient::open(addr, None, path, recv_buffer, "").await
+    }
+
+    /// Sends `GET path` from `source` (an address of this machine) with an
+    /// `Authorization` header, and reads the response head.
+    pub async fn get_as(
+        addr: SocketAddr,
+        source: std::net::IpAddr,
+        path: &str,
+        authorization: &str,
+    ) -> MjpegClient {
+        let header = format!("Authorization: {authorization}\r\n");
+        MjpegClient::open(addr, Some(source), path, None, &header).await
+    }
+
+    async fn open(
+        addr: SocketAddr,
+        source: Option<std::net::IpAddr>,
+        path: &str,
+        recv_buffer: Option<u32>,
+        headers: &str,
+    ) -> MjpegClient {
         let socket = TcpSocket::new_v4().unwrap();
         if let Some(size) = recv_buffer {
             socket.set_recv_buffer_size(size).unwrap();
         }
+        if let Some(ip) = source {
+            socket.bind(SocketAddr::new(ip, 0)).unwrap();
+        }
         let mut stream = socket.connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut client = MjpegClient {
             stream,

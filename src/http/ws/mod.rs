@@ -139,6 +139,7 @@ impl Actor for WsSession {
         self.hub
             .send(hub::Connect {
                 events: ctx.address().recipient(),
+                account: self.access.as_ref().map(|a| a.name.clone()),
                 counters: Arc::clone(&self.counters),
             })
             .into_actor(self)
