@@ -24,8 +24,28 @@ use tokio::sync::oneshot;
 /// The file's name inside the state directory.
 pub const FILE_NAME: &str = "controls.json";
 
-/// Overrides by camera and control name.
-type Saved = BTreeMap<String, BTreeMap<String, i64>>;
+/// The file: overrides by camera and control name, and beside them, under `$changed`, who
+/// made each one and when. (`$` cannot begin a camera id.)
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Saved {
+    #[serde(
+        rename = "$changed",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    changed: BTreeMap<String, BTreeMap<String, LastChange>>,
+    #[serde(flatten)]
+    values: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+/// Who made a control's override, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LastChange {
+    /// The account (or token) name; `anyone` on a server without accounts.
+    pub by: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+}
 
 /// Where a change stands among a camera's changes: the camera's start (generation), then
 /// the order in which that start applied it. A later change always wins, whatever order
@@ -77,13 +97,13 @@ impl OverrideStore {
                 Ok(saved) => saved,
                 Err(e) => {
                     moved_aside = Some(move_aside(&path, &format!("it is not valid ({e})"))?);
-                    BTreeMap::new()
+                    Saved::default()
                 }
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Saved::default(),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 moved_aside = Some(move_aside(&path, "it is not UTF-8 text")?);
-                BTreeMap::new()
+                Saved::default()
             }
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
@@ -115,6 +135,7 @@ impl OverrideStore {
     #[must_use]
     pub fn for_camera(&self, camera: &str) -> Vec<(String, i64)> {
         self.saved
+            .values
             .get(camera)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default()
@@ -123,23 +144,52 @@ impl OverrideStore {
     /// Saves a control's override, unless a later change of it is already saved, and
     /// hands back the write's outcome. Writes are made on the writer's thread; a burst of
     /// changes becomes one write.
-    pub fn save(&mut self, camera: &str, control: &str, value: i64, order: ChangeOrder) -> Saving {
+    /// Who made a control's override, and when, if it has one.
+    #[must_use]
+    pub fn last_change(&self, camera: &str, control: &str) -> Option<&LastChange> {
+        self.saved.changed.get(camera)?.get(control)
+    }
+
+    pub fn save(
+        &mut self,
+        camera: &str,
+        control: &str,
+        value: i64,
+        order: ChangeOrder,
+        by: &str,
+    ) -> Saving {
         let key = (camera.to_string(), control.to_string());
         if self.order.get(&key).is_some_and(|seen| *seen > order) {
             return self.persist();
         }
         self.order.insert(key, order);
         self.saved
+            .values
             .entry(camera.to_string())
             .or_default()
             .insert(control.to_string(), value);
+        let at_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.saved
+            .changed
+            .entry(camera.to_string())
+            .or_default()
+            .insert(
+                control.to_string(),
+                LastChange {
+                    by: by.to_string(),
+                    at_unix_ms,
+                },
+            );
         self.persist()
     }
 
     /// Drops a camera's overrides and hands back the write's outcome.
     pub fn drop_camera(&mut self, camera: &str) -> Saving {
         self.order.retain(|(c, _), _| c != camera);
-        if self.saved.remove(camera).is_none() {
+        self.saved.changed.remove(camera);
+        if self.saved.values.remove(camera).is_none() {
             return Saving::Done(Ok(()));
         }
         self.persist()
@@ -313,7 +363,11 @@ mod tests {
     use super::*;
 
     fn saved(dir: &Path) -> String {
-        fs::read_to_string(dir.join(FILE_NAME)).unwrap()
+        saved_at(dir, FILE_NAME)
+    }
+
+    fn saved_at(dir: &Path, name: &str) -> String {
+        fs::read_to_string(dir.join(name)).unwrap()
     }
 
     #[actix_rt::test]
@@ -322,28 +376,28 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let mut store = OverrideStore::open(&dir).unwrap();
         store
-            .save("a", "brightness", 10, (1, 1))
+            .save("a", "brightness", 10, (1, 1), "alice")
             .outcome()
             .await
             .unwrap();
         store
-            .save("a", "contrast", 20, (1, 2))
+            .save("a", "contrast", 20, (1, 2), "alice")
             .outcome()
             .await
             .unwrap();
         store
-            .save("b", "brightness", 30, (1, 1))
+            .save("b", "brightness", 30, (1, 1), "alice")
             .outcome()
             .await
             .unwrap();
         store
-            .save("a", "brightness", 11, (1, 3))
+            .save("a", "brightness", 11, (1, 3), "alice")
             .outcome()
             .await
             .unwrap();
         // An answer that comes back late does not undo a later change.
         store
-            .save("a", "brightness", 99, (1, 0))
+            .save("a", "brightness", 99, (1, 0), "alice")
             .outcome()
             .await
             .unwrap();
@@ -352,12 +406,18 @@ mod tests {
             again.for_camera("a"),
             vec![("brightness".into(), 11), ("contrast".into(), 20)]
         );
+        // Who made each change is kept beside it.
+        assert_eq!(again.last_change("a", "contrast").unwrap().by, "alice");
+        // Files written before changes were recorded read as they did.
+        fs::write(dir.join("old.json"), r#"{"a": {"brightness": 5}}"#).unwrap();
+        let old: Saved = serde_json::from_str(&saved_at(&dir, "old.json")).unwrap();
+        assert_eq!(old.values["a"]["brightness"], 5);
+        fs::remove_file(dir.join("old.json")).unwrap();
         let mut again = again;
         again.drop_camera("a").outcome().await.unwrap();
-        assert!(OverrideStore::open(&dir)
-            .unwrap()
-            .for_camera("a")
-            .is_empty());
+        let dropped = OverrideStore::open(&dir).unwrap();
+        assert!(dropped.for_camera("a").is_empty());
+        assert!(dropped.last_change("a", "contrast").is_none());
         assert!(saved(&dir).contains("\"b\""));
         fs::write(dir.join(FILE_NAME), "{ not json").unwrap();
         let moved = OverrideStore::open(&dir).unwrap();

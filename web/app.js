@@ -381,6 +381,10 @@ function controlRow(cameraId, c) {
   const last = lastResults.get(`${cameraId}/${c.name}`);
   if (last) Object.assign(result.dataset, { state: last.state, code: last.code });
   if (last) result.textContent = last.text;
+  if (c.changed_by) {
+    const at = new Date(Number(c.changed_at_unix_ms)).toLocaleString();
+    row.append(Object.assign(document.createElement("span"), { className: "changed", textContent: `changed by ${c.changed_by} at ${at}` }));
+  }
   row.append(result);
   return row;
 }

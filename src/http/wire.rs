@@ -237,7 +237,7 @@ pub fn applied(request_id: u64, applied: &Applied) -> ServerKind {
         request_id,
         ok: true,
         value: applied.control.value,
-        control: Some(control(&applied.control)),
+        control: Some(changed(control(&applied.control), applied.saved.as_ref())),
         ..Default::default()
     })
 }
@@ -364,6 +364,18 @@ pub fn frame(camera: &CameraId, f: &Frame) -> bytes::Bytes {
 }
 
 /// A control on the wire.
+/// A control with who made its override and when, if it has one.
+pub fn changed(
+    mut control: proto::ControlInfo,
+    last: Option<&crate::overrides::LastChange>,
+) -> proto::ControlInfo {
+    if let Some(last) = last {
+        control.changed_by.clone_from(&last.by);
+        control.changed_at_unix_ms = last.at_unix_ms;
+    }
+    control
+}
+
 pub fn control(c: &ControlInfo) -> proto::ControlInfo {
     let (kind, unsupported_type) = match &c.kind {
         ControlType::Integer => (proto::ControlType::Integer, String::new()),
@@ -398,6 +410,7 @@ pub fn control(c: &ControlInfo) -> proto::ControlInfo {
         write_only: c.flags.write_only,
         volatile: c.flags.volatile,
         unsupported_type,
+        ..Default::default()
     }
 }
 

@@ -39,6 +39,28 @@ pub struct Applied {
     pub is_override: bool,
     /// Where the change stands among the changes this start of the camera applied.
     pub order: u64,
+    /// Who made the change and when, once the hub has saved it as an override.
+    pub saved: Option<crate::overrides::LastChange>,
+}
+
+/// Who asked for a change, for the log and the saved overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changer {
+    /// The account or token name; `anyone` on a server without accounts.
+    pub account: String,
+    /// The client's address.
+    pub address: Option<std::net::IpAddr>,
+}
+
+/// A camera's controls, with who made each override and when; the session's view of
+/// [`GetControls`].
+#[derive(Message, Clone)]
+#[rtype(
+    result = "Result<(Vec<ControlInfo>, Vec<(String, crate::overrides::LastChange)>), CommandError>"
+)]
+pub struct ReadControls {
+    /// The camera.
+    pub camera: CameraId,
 }
 
 /// Set one control. Sent by a session to the hub, which forwards it to the camera; the
@@ -52,6 +74,8 @@ pub struct SetControl {
     pub control: String,
     /// The new value.
     pub value: i64,
+    /// Who asked.
+    pub by: Changer,
 }
 
 /// Read every control of one camera. Routed like [`SetControl`].
@@ -75,6 +99,8 @@ pub struct StopCamera;
 pub struct ResetControls {
     /// The camera.
     pub camera: CameraId,
+    /// Who asked.
+    pub by: Changer,
 }
 
 /// A new configuration to apply: unchanged cameras are left alone, changed ones restart,

@@ -1,9 +1,9 @@
 //! Commands routed from sessions to cameras, and the saving of control overrides.
 
 use actix::prelude::*;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::{Applied, CommandError, GetControls, Hub, ResetControls, SetControl};
+use super::{Applied, CommandError, GetControls, Hub, ReadControls, ResetControls, SetControl};
 use crate::camera::actor::CameraActor;
 use crate::camera::control::ControlInfo;
 use crate::camera::CameraId;
@@ -86,16 +86,52 @@ impl Handler<SetControl> for Hub {
     /// the asker hears ok, so an acknowledged change survives a crash.
     fn handle(&mut self, msg: SetControl, _: &mut Context<Self>) -> Self::Result {
         let (camera, control, value) = (msg.camera.clone(), msg.control.clone(), msg.value);
+        let by = msg.by.clone();
         let id = camera.clone();
         // The start of the camera that this command reaches; it numbers its changes.
-        let generation = self.camera(&camera).map_or(0, |c| c.generation);
-        self.route_and_save(camera, msg, move |applied: &Applied, hub| {
-            if !applied.is_override {
-                return None;
-            }
-            let order = (generation, applied.order);
-            Some(hub.overrides.save(id.as_str(), &control, value, order))
-        })
+        let entry = self.camera(&camera).ok();
+        let generation = entry.map_or(0, |c| c.generation);
+        let old = entry.and_then(|c| {
+            c.status
+                .controls
+                .iter()
+                .find(|(n, _)| *n == control)
+                .map(|(_, v)| *v)
+        });
+        let saved_by = by.account.clone();
+        let answered = camera.clone();
+        Box::pin(
+            self.route_and_save(camera, msg, move |applied: &Applied, hub| {
+                info!(
+                    camera = %id,
+                    control = %control,
+                    old = ?old,
+                    new = ?applied.control.value,
+                    account = %by.account,
+                    address = ?by.address,
+                    "control changed"
+                );
+                if !applied.is_override {
+                    return None;
+                }
+                let order = (generation, applied.order);
+                Some(
+                    hub.overrides
+                        .save(id.as_str(), &control, value, order, &saved_by),
+                )
+            })
+            .map(move |answer, hub, _| {
+                answer.map(|mut applied| {
+                    if applied.is_override {
+                        applied.saved = hub
+                            .overrides
+                            .last_change(answered.as_str(), &applied.control.name)
+                            .cloned();
+                    }
+                    applied
+                })
+            }),
+        )
     }
 }
 
@@ -108,6 +144,45 @@ impl Handler<GetControls> for Hub {
     }
 }
 
+impl Handler<ReadControls> for Hub {
+    type Result = ResponseActFuture<
+        Self,
+        Result<
+            (
+                Vec<ControlInfo>,
+                Vec<(String, crate::overrides::LastChange)>,
+            ),
+            CommandError,
+        >,
+    >;
+
+    fn handle(&mut self, msg: ReadControls, _: &mut Context<Self>) -> Self::Result {
+        let camera = msg.camera.clone();
+        Box::pin(
+            self.route(
+                &msg.camera,
+                GetControls {
+                    camera: msg.camera.clone(),
+                },
+            )
+            .into_actor(self)
+            .map(move |answer, hub, _| {
+                answer.map(|controls| {
+                    let changes = controls
+                        .iter()
+                        .filter_map(|c| {
+                            hub.overrides
+                                .last_change(camera.as_str(), &c.name)
+                                .map(|l| (c.name.clone(), l.clone()))
+                        })
+                        .collect();
+                    (controls, changes)
+                })
+            }),
+        )
+    }
+}
+
 impl Handler<ResetControls> for Hub {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
 
@@ -117,7 +192,9 @@ impl Handler<ResetControls> for Hub {
     fn handle(&mut self, msg: ResetControls, _: &mut Context<Self>) -> Self::Result {
         let camera = msg.camera.clone();
         let id = camera.clone();
+        let by = msg.by.clone();
         self.route_and_save(camera, msg, move |(), hub| {
+            info!(camera = %id, account = %by.account, address = ?by.address, "controls reset to the configuration");
             Some(hub.overrides.drop_camera(id.as_str()))
         })
     }

@@ -407,3 +407,29 @@ async fn one_client_at_its_limits_keeps_no_one_else_from_watching() {
     }
     drop(first);
 }
+
+#[actix_rt::test]
+async fn each_control_says_who_changed_it_and_when() {
+    let f = fleet_with_accounts();
+    let auth = bearer(&f.b_operator_token);
+    let mut robot = Client::connect_with(f.server.addr, Some(("Authorization", &auth))).await;
+    robot.subscribe(&["b"]).await;
+    robot.streaming("b").await;
+    let before = std::time::SystemTime::now();
+    let r = robot.set_control("b", "brightness", 99).await;
+    assert!(r.ok, "{}", r.error);
+    let answered = r.control.unwrap();
+    assert_eq!(answered.changed_by, "b-robot");
+    let listed = robot.controls("b").await;
+    let brightness = listed.iter().find(|c| c.name == "brightness").unwrap();
+    assert_eq!(brightness.changed_by, "b-robot");
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(brightness.changed_at_unix_ms);
+    assert!(at >= before - MARGIN && at <= std::time::SystemTime::now() + MARGIN);
+    // Controls nobody changed, and every control after a reset, say nothing.
+    let contrast = listed.iter().find(|c| c.name == "contrast").unwrap();
+    assert!(contrast.changed_by.is_empty());
+    assert!(robot.reset_controls("b").await.ok);
+    let listed = robot.controls("b").await;
+    assert!(listed.iter().all(|c| c.changed_by.is_empty()));
+}

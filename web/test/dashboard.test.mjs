@@ -251,6 +251,8 @@ test("accounts: sign in, see only your cameras, change as an operator, read only
     await page.press(`${row} input[type="number"]`, "Enter");
     await page.waitForSelector(`${row} .result[data-state="applied"]`);
     assert.equal((await server.cameras("vic:vic-password")).find((c) => c.camera_id === "a").controls.brightness, 70);
+    await page.waitForSelector(`${row} .changed`);
+    assert.match(await page.textContent(`${row} .changed`), /^changed by olga at /);
 
     await page.click("#panel-close");
     await page.click("#logout button");

@@ -114,6 +114,7 @@ impl CameraActor {
         self.status_due = true;
         self.changes_applied += 1;
         Ok(Applied {
+            saved: None,
             control,
             is_override,
             order: self.changes_applied,

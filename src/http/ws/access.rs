@@ -87,6 +87,17 @@ impl WsSession {
         }
     }
 
+    /// Who this session's changes are made by.
+    pub(super) fn changer(&self) -> crate::hub::Changer {
+        crate::hub::Changer {
+            account: self
+                .access
+                .as_ref()
+                .map_or_else(String::new, |a| a.name.clone()),
+            address: self.address,
+        }
+    }
+
     /// Whether this session may see `camera`.
     pub(super) fn sees(&self, camera: &CameraId) -> bool {
         self.access.as_ref().is_some_and(|a| a.sees(camera))

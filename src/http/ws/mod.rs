@@ -78,6 +78,8 @@ pub struct WsSession {
     access: Option<crate::auth::Access>,
     /// The accounts, for `Authenticate`.
     auth: tokio::sync::watch::Receiver<Arc<crate::auth::Auth>>,
+    /// The client's address, for the log of who changed what.
+    address: Option<std::net::IpAddr>,
     /// Raised by the frame guard when the client breaks the protocol.
     verdict: Verdict,
     /// Commands this session may still send now.
@@ -106,6 +108,7 @@ pub fn route(
         counters: Arc::default(),
         access,
         auth: state.auth.clone(),
+        address: req.peer_addr().map(|a| a.ip()),
         verdict: Rc::clone(&verdict),
         budget: CommandBudget::new(),
         watchdog: req
@@ -300,7 +303,10 @@ impl WsSession {
             Command::ResetControls { camera, .. } => self.ask(
                 ctx,
                 request_id,
-                hub::ResetControls { camera },
+                hub::ResetControls {
+                    camera,
+                    by: self.changer(),
+                },
                 move |r, _, _| wire::outcome(request_id, &r),
             ),
             Command::Subscribe {
@@ -345,6 +351,7 @@ impl WsSession {
                     camera,
                     control,
                     value,
+                    by: self.changer(),
                 };
                 self.ask(ctx, request_id, msg, move |r, _, _| match r {
                     Ok(applied) => wire::applied(request_id, &applied),
@@ -356,12 +363,18 @@ impl WsSession {
                 self.ask(
                     ctx,
                     request_id,
-                    hub::GetControls { camera },
+                    hub::ReadControls { camera },
                     move |r, _, _| match r {
-                        Ok(controls) => ServerKind::ControlList(proto::ControlList {
+                        Ok((controls, changes)) => ServerKind::ControlList(proto::ControlList {
                             request_id,
                             camera_id,
-                            controls: controls.iter().map(wire::control).collect(),
+                            controls: controls
+                                .iter()
+                                .map(|c| {
+                                    let last = changes.iter().find(|(n, _)| *n == c.name);
+                                    wire::changed(wire::control(c), last.map(|(_, l)| l))
+                                })
+                                .collect(),
                         }),
                         Err(e) => wire::failure(request_id, &e),
                     },

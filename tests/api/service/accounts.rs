@@ -176,3 +176,64 @@ async fn reload_errors_reach_admins_only() {
         .await;
     assert_eq!(first, None, "a viewer read a reload error");
 }
+
+#[actix_rt::test]
+async fn who_changed_a_control_is_logged_and_saved_beside_its_value() {
+    let dir = scratch_dir("changed-by");
+    let (yaml, _) = accounts_yaml();
+    write_config(
+        &dir,
+        &yaml.replace(
+            "role: viewer, password_hash",
+            "role: operator, password_hash",
+        ),
+    );
+    let process = Process::start(&dir, None);
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "vera:vera-password"
+        )
+    );
+    let mut vera = Client::connect_with(process.addr, Some(("Authorization", &auth))).await;
+    vera.subscribe(&["a"]).await;
+    vera.streaming("a").await;
+    assert!(vera.set_control("a", "brightness", 77).await.ok);
+    let line = process.log_line("control changed");
+    for part in [
+        "camera=a",
+        "control=brightness",
+        "old=Some(128)",
+        "new=Some(77)",
+        "account=vera",
+        "address=Some(127.0.0.1)",
+    ] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state/controls.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["a"]["brightness"], 77);
+    assert_eq!(file["$changed"]["a"]["brightness"]["by"], "vera");
+    assert!(
+        file["$changed"]["a"]["brightness"]["at_unix_ms"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // After a restart, the dashboard still says who changed it.
+    drop(vera);
+    let addr = process.addr;
+    drop(process);
+    let process = Process::start(&dir, Some(addr));
+    let mut vera = Client::connect_with(process.addr, Some(("Authorization", &auth))).await;
+    vera.subscribe(&["a"]).await;
+    vera.streaming("a").await;
+    let controls = vera.controls("a").await;
+    let brightness = controls.iter().find(|c| c.name == "brightness").unwrap();
+    assert_eq!(
+        (brightness.value, brightness.changed_by.as_str()),
+        (Some(77), "vera")
+    );
+}
