@@ -92,6 +92,25 @@ pub mod overrides;
 pub(crate) mod shutdown;
 pub(crate) mod stats;
 
+/// The parsers that take bytes from clients, for the fuzz targets in `fuzz/` (built with
+/// `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    use crate::http::frame_guard::FrameGuard;
+
+    /// Decodes `bytes` as the WebSocket session decodes a client's message.
+    pub fn client_message(bytes: &[u8]) {
+        let _ = crate::http::wire::decode(bytes);
+    }
+
+    /// Follows WebSocket frames through `chunks` as the frame guard does ahead of actix,
+    /// with a largest message of `max` bytes.
+    pub fn frames<'a>(max: u32, chunks: impl IntoIterator<Item = &'a [u8]>) {
+        let mut guard = FrameGuard::new((), max, std::rc::Rc::default());
+        let _ = guard.check_chunks(chunks);
+    }
+}
+
 /// Limits and timeouts of the design that clients and tests derive their bounds from.
 pub use http::ws::{
     CLIENT_TIMEOUT, COMMANDS_PER_SECOND, COMMAND_BURST, HEARTBEAT_INTERVAL, MAX_IN_FLIGHT,

@@ -9,13 +9,15 @@ use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType};
 use super::source::FourCc;
 
 /// Length of the complete JPEG at the start of `data`, up to and including its end
-/// marker, or `None` if it is truncated or not a JPEG. Devices may report a buffer larger
-/// than the picture; the bytes after the end marker are not part of it.
+/// marker, or `None` if it is truncated, not a JPEG, or holds no picture (no frame header
+/// and scan before its end). Devices may report a buffer larger than the picture; the
+/// bytes after the end marker are not part of it.
 #[must_use]
 pub fn complete_len(data: &[u8]) -> Option<usize> {
     if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
         return None;
     }
+    let (mut frame, mut scan) = (false, false);
     let mut i = 2;
     loop {
         if i + 1 >= data.len() || data[i] != 0xFF {
@@ -24,7 +26,7 @@ pub fn complete_len(data: &[u8]) -> Option<usize> {
         let marker = data[i + 1];
         match marker {
             0xFF => i += 1,
-            0xD9 => return Some(i + 2),
+            0xD9 => return (frame && scan).then_some(i + 2),
             0x01 | 0xD0..=0xD7 => i += 2,
             _ => {
                 let len = usize::from(u16::from_be_bytes([*data.get(i + 2)?, *data.get(i + 3)?]));
@@ -32,7 +34,10 @@ pub fn complete_len(data: &[u8]) -> Option<usize> {
                     return None;
                 }
                 i += 2 + len;
+                // SOF0 to SOF15, but DHT (C4), JPG (C8) and DAC (CC), which share the range.
+                frame |= matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
                 if marker == 0xDA {
+                    scan = true;
                     i = end_of_entropy_data(data, i)?;
                 }
             }
@@ -309,6 +314,8 @@ mod tests {
         assert_eq!(complete_len(&jpeg[..jpeg.len() - 100]), None);
         assert_eq!(complete_len(&[0u8; 100]), None);
         assert_eq!(complete_len(&[]), None);
+        // Found by fuzzing: a start and an end marker with no picture between them.
+        assert_eq!(complete_len(&[0xFF, 0xD8, 0xFF, 0xD9]), None);
     }
 
     #[test]

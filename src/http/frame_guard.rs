@@ -72,6 +72,16 @@ impl<S> FrameGuard<S> {
         }
     }
 
+    /// Follows frame boundaries through `chunks` as they would arrive; the first violation
+    /// found, if any. For the fuzz targets.
+    #[cfg(fuzzing)]
+    pub fn check_chunks<'a>(
+        &mut self,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<Violation> {
+        chunks.into_iter().find_map(|chunk| self.check(chunk))
+    }
+
     /// Follows frame boundaries through `bytes`; the first violation found, if any.
     fn check(&mut self, mut bytes: &[u8]) -> Option<Violation> {
         while !bytes.is_empty() {

@@ -16,7 +16,7 @@ mod budget;
 pub mod caller;
 pub mod error;
 pub mod feed;
-mod frame_guard;
+pub(crate) mod frame_guard;
 pub mod hosts;
 mod login;
 mod metrics;

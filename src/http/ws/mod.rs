@@ -142,7 +142,12 @@ impl Actor for WsSession {
         self.hub
             .send(hub::Connect {
                 events: ctx.address().recipient(),
-                account: self.access.as_ref().map(|a| a.name.clone()),
+                // On a server without accounts everyone is `anyone`: no one account's share.
+                account: self
+                    .access
+                    .as_ref()
+                    .filter(|_| self.auth.borrow().required())
+                    .map(|a| a.name.clone()),
                 counters: Arc::clone(&self.counters),
             })
             .into_actor(self)
