@@ -27,8 +27,13 @@ pub const UNSENT_BYTES_PER_CONNECTION: u32 = 64 * 1024;
 /// its socket.
 fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
     use std::os::fd::AsRawFd;
-    let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    let tcp = match conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        Some(tcp) => tcp,
+        None => match conn.downcast_ref::<Tls>() {
+            Some(tls) => tls.get_ref().0,
+            None => return,
+        },
     };
     // Kept for the watchdog of a WebSocket session on this connection.
     if let Some(socket) = crate::http::ConnectionSocket::of(tcp) {
@@ -96,6 +101,20 @@ pub fn start_with_timing(
     overrides: OverrideStore,
     timing: Timing,
 ) -> io::Result<Server> {
+    start_serving(config, listener, overrides, timing, None)
+}
+
+/// [`start_with_timing`], serving HTTPS with `tls` when given.
+///
+/// # Errors
+/// As [`start`].
+pub fn start_serving(
+    config: Config,
+    listener: TcpListener,
+    overrides: OverrideStore,
+    timing: Timing,
+    tls: Option<rustls::ServerConfig>,
+) -> io::Result<Server> {
     let local_addr = listener.local_addr()?;
     let (shutdown, signal) = shutdown::signal();
     let max_message_bytes = config.server.max_message_bytes;
@@ -115,7 +134,7 @@ pub fn start_with_timing(
         auth,
         cookie_key: crate::auth::CookieKey::default(),
         gate: http::caller::Gate::default().start(),
-        scheme: "http",
+        scheme: if tls.is_some() { "https" } else { "http" },
         hosts,
     });
     let http = HttpServer::new(move || {
@@ -127,8 +146,11 @@ pub fn start_with_timing(
     .on_connect(on_connect)
     .workers(HTTP_WORKERS)
     .disable_signals()
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-    .listen(listener)?
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+    let http = match tls {
+        Some(tls) => http.listen_rustls_0_23(listener, tls)?,
+        None => http.listen(listener)?,
+    }
     .run();
     Ok(Server {
         local_addr,

@@ -95,14 +95,42 @@ pub fn run(
             config.server.listen
         );
     }
+    let (tls, swap) = match &config.server.tls {
+        Some(settings) => {
+            let cert = crate::tls::load(settings, state_dir.as_deref(), config.server.listen)
+                .map_err(anyhow::Error::msg)?;
+            info!(
+                "HTTPS certificate fingerprint (SHA-256): {}; check it against what the \
+                 browser shows before trusting the certificate",
+                cert.fingerprint
+            );
+            let (server_config, swap) =
+                crate::tls::server_config(&cert).map_err(anyhow::Error::msg)?;
+            (Some(server_config), Some(swap))
+        }
+        None => (None, None),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let path = path.to_path_buf();
     actix_web::rt::System::new().block_on(async move {
         let addr = config.server.listen;
         let listener = std::net::TcpListener::bind(addr).map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr}: {e}; pass another address with --listen")
         })?;
-        let server = crate::app::start(config, listener, store)?;
-        info!("camfleet serving on http://{}/", server.local_addr);
+        let server = crate::app::start_serving(
+            config,
+            listener,
+            store,
+            crate::camera::actor::Timing::default(),
+            tls,
+        )?;
+        info!("camfleet serving on {scheme}://{}/", server.local_addr);
+        let reloading = Reloading {
+            path: path.clone(),
+            listen: addr,
+            state_dir: state_dir.clone(),
+            certificate: swap,
+        };
         let (stopper, http) = (server.stopper, server.http);
         let hub = stopper.hub.clone();
         if let Some(dir) = &state_dir {
@@ -122,11 +150,11 @@ pub fn run(
         notify_systemd("READY=1");
         loop {
             tokio::select! {
-                _ = hangup.recv() => reload(&path, addr, &hub).await,
+                _ = hangup.recv() => reload(&reloading, &hub).await,
                 Some(()) = changed.recv() => {
                     tokio::time::sleep(RELOAD_SETTLE).await;
                     while changed.try_recv().is_ok() {}
-                    reload(&path, addr, &hub).await;
+                    reload(&reloading, &hub).await;
                 }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
@@ -150,19 +178,36 @@ pub fn run(
 /// Reads the configuration again and hands it to the hub. The file is read on a thread of
 /// the blocking pool, within [`RELOAD_READ_TIMEOUT`]: a file that hangs (a stuck network
 /// file system) never holds up the thread that runs the hub and relays the cameras.
-async fn reload(path: &Path, listen: SocketAddr, hub: &actix::Addr<crate::hub::Hub>) {
+async fn reload(how: &Reloading, hub: &actix::Addr<crate::hub::Hub>) {
+    let path = &how.path;
     info!("reloading {}", path.display());
-    let file = path.to_path_buf();
-    let read = actix_web::rt::task::spawn_blocking(move || Config::load(&file));
+    let file = path.clone();
+    let (listen, state_dir) = (how.listen, how.state_dir.clone());
+    // The certificate is read again too, off the hub's thread, within the same bound.
+    let read = actix_web::rt::task::spawn_blocking(move || {
+        let config = Config::load(&file).map_err(|e| e.to_string())?;
+        let cert = match &config.server.tls {
+            Some(settings) => Some(crate::tls::load(settings, state_dir.as_deref(), listen)?),
+            None => None,
+        };
+        Ok::<_, String>((config, cert))
+    });
     let problem = match tokio::time::timeout(RELOAD_READ_TIMEOUT, read).await {
-        Ok(Ok(Ok(config))) => match crate::config::exposure_problem(&config.auth, listen) {
+        Ok(Ok(Ok((config, cert)))) => match crate::config::exposure_problem(&config.auth, listen) {
             None => {
+                if let (Some(cert), Some(swap)) = (cert, &how.certificate) {
+                    info!(
+                        "HTTPS certificate fingerprint (SHA-256): {}",
+                        cert.fingerprint
+                    );
+                    swap.send_replace(cert.key);
+                }
                 let _ = hub.send(Reload(config)).await;
                 return;
             }
             Some(problem) => problem,
         },
-        Ok(Ok(Err(errors))) => errors.to_string(),
+        Ok(Ok(Err(problem))) => problem,
         Ok(Err(e)) => format!("reading it failed: {e}"),
         Err(_) => format!(
             "reading it took longer than {} s (is it on a file system that hangs?)",
@@ -177,6 +222,15 @@ async fn reload(path: &Path, listen: SocketAddr, hub: &actix::Addr<crate::hub::H
         "{} was not reloaded; the running fleet is unchanged: {problem}",
         path.display()
     )));
+}
+
+/// What a reload needs besides the hub.
+struct Reloading {
+    path: PathBuf,
+    listen: SocketAddr,
+    state_dir: Option<PathBuf>,
+    /// Where a re-read certificate goes, when the server speaks HTTPS.
+    certificate: Option<tokio::sync::watch::Sender<std::sync::Arc<rustls::sign::CertifiedKey>>>,
 }
 
 /// Watches the directory holding `path` (editors often save by writing a new file and

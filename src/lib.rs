@@ -91,6 +91,7 @@ pub(crate) mod hub;
 pub mod overrides;
 pub(crate) mod shutdown;
 pub(crate) mod stats;
+pub mod tls;
 
 /// The parsers that take bytes from clients, for the fuzz targets in `fuzz/` (built with
 /// `--cfg fuzzing`).

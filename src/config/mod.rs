@@ -74,6 +74,22 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-Host` and `Forwarded` headers are believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// HTTPS, when set.
+    pub tls: Option<TlsSettings>,
+}
+
+/// Where the HTTPS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSettings {
+    /// Made once for this host's names and kept in the state directory.
+    SelfSigned,
+    /// PEM files, read at start and again on every reload.
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// Its private key.
+        key: PathBuf,
+    },
 }
 
 /// One camera as declared.

@@ -65,6 +65,22 @@ pub(super) struct RawServer {
     pub allowed_hosts: Vec<String>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    pub tls: Option<RawTls>,
+}
+
+/// `tls: self_signed`, or the paths of a certificate and its key.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawTls {
+    Keyword(String),
+    Files(RawTlsFiles),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTlsFiles {
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -155,6 +155,7 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
         ),
         allowed_hosts: allowed_hosts(&raw.allowed_hosts, issues),
         trusted_proxies: trusted_proxies(&raw.trusted_proxies, issues),
+        tls: tls(raw.tls.as_ref(), issues),
         listen: listen?,
         max_message_bytes,
     })
@@ -202,6 +203,26 @@ fn trusted_proxies(addrs: &[String], issues: &Issues<'_>) -> Vec<std::net::IpAdd
         }
     }
     proxies
+}
+
+fn tls(raw: Option<&raw::RawTls>, issues: &Issues<'_>) -> Option<super::TlsSettings> {
+    match raw? {
+        raw::RawTls::Keyword(k) if k == "self_signed" => Some(super::TlsSettings::SelfSigned),
+        raw::RawTls::Keyword(k) => {
+            issues.at(
+                &[Seg::Key("server"), Seg::Key("tls")],
+                format!(
+                    "`{k}` is not a TLS setting; write `tls: self_signed` for a certificate \
+                     camfleet makes itself, or `tls: {{cert: FILE.pem, key: FILE.pem}}`"
+                ),
+            );
+            None
+        }
+        raw::RawTls::Files(f) => Some(super::TlsSettings::Files {
+            cert: PathBuf::from(&f.cert),
+            key: PathBuf::from(&f.key),
+        }),
+    }
 }
 
 /// `server.operator_token` gave way to accounts with roles; a file that still has one is

@@ -42,12 +42,14 @@ impl Hosts {
             || self.allowed.iter().any(|a| a == host)
     }
 
-    /// The `Host` the client used: the header, or what a trusted proxy forwarded. `None`
-    /// when the request names none (HTTP/1.0), which no browser sends.
+    /// The host the client used: the `Host` header, HTTP/2's `:authority` (which actix
+    /// keeps in the URI), or what a trusted proxy forwarded. `None` when the request names
+    /// none (HTTP/1.0), which no browser sends.
     fn requested_host<'a>(
         &self,
         peer: Option<IpAddr>,
         headers: &'a header::HeaderMap,
+        uri: &'a actix_web::http::Uri,
     ) -> Option<&'a str> {
         let forwarded = peer.is_some_and(|p| self.trusted_proxies.contains(&p));
         let from_proxy = forwarded
@@ -68,7 +70,9 @@ impl Hosts {
                     })
             })
             .flatten();
-        from_proxy.or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+        from_proxy
+            .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+            .or_else(|| uri.authority().map(actix_web::http::uri::Authority::as_str))
     }
 
     /// Checks a request's host; the message names the setting that would let it in.
@@ -84,7 +88,7 @@ impl Hosts {
         {
             return Err(Refused("the Host header is not ASCII".into()));
         }
-        let Some(host) = self.requested_host(peer, req.headers()) else {
+        let Some(host) = self.requested_host(peer, req.headers(), req.uri()) else {
             return Ok(());
         };
         let name = strip_port(host).to_ascii_lowercase();
@@ -124,7 +128,7 @@ impl Hosts {
         let authority = authority.trim_end_matches('/').to_ascii_lowercase();
         let peer = req.peer_addr().map(|a| a.ip());
         let host = self
-            .requested_host(peer, req.headers())
+            .requested_host(peer, req.headers(), req.uri())
             .map(str::to_ascii_lowercase);
         // An origin leaves out its scheme's default port; a Host header may write it.
         let default_port = if scheme == "https" { ":443" } else { ":80" };

@@ -25,18 +25,27 @@ async function freePort() {
   });
 }
 
+// Whether something listens on `port` yet.
+const listening = (port) =>
+  new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1", () => s.end(() => resolve(true)));
+    s.on("error", () => resolve(false));
+  });
+
 class Camfleet {
-  constructor(configPath, port) {
+  constructor(configPath, port, scheme = "http") {
     this.configPath = configPath;
     this.port = port;
-    this.url = `http://127.0.0.1:${port}`;
+    this.scheme = scheme;
+    this.url = `${scheme}://127.0.0.1:${port}`;
   }
 
-  static async withConfig(yaml) {
+  // `scheme` is "https" for a configuration that serves TLS.
+  static async withConfig(yaml, scheme = "http") {
     const dir = mkdtempSync(join(tmpdir(), "camfleet-browser-"));
     const path = join(dir, "cameras.yaml");
     writeFileSync(path, yaml);
-    const server = new Camfleet(path, await freePort());
+    const server = new Camfleet(path, await freePort(), scheme);
     await server.start();
     return server;
   }
@@ -49,7 +58,7 @@ class Camfleet {
     });
     for (let i = 0; i < 200; i++) {
       try {
-        if ((await fetch(`${this.url}/healthz`)).ok) return;
+        if (this.scheme === "https" ? await listening(this.port) : (await fetch(`${this.url}/healthz`)).ok) return;
       } catch {}
       await sleep(50);
     }
@@ -80,7 +89,8 @@ before(async () => {
 after(async () => browser?.close());
 
 async function open(server, viewport = { width: 1280, height: 800 }) {
-  const page = await browser.newPage({ viewport });
+  // A self-signed certificate is accepted as a user would after checking its fingerprint.
+  const page = await browser.newPage({ viewport, ignoreHTTPSErrors: server.scheme === "https" });
   const errors = [];
   page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -273,6 +283,33 @@ test("accounts: sign in, see only your cameras, change as an operator, read only
     await signIn(page, "vic", "wrong-password");
     await page.waitForFunction(() => document.getElementById("login-result").textContent.includes("wrong"));
     assert.deepEqual(errors.filter((e) => !e.includes("401")), []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("over HTTPS with a self-signed certificate: sign in, a Secure cookie, live tiles over wss", async () => {
+  const server = await Camfleet.withConfig(
+    "server:\n  tls: self_signed\n" +
+      `auth:\n  users:\n    - {name: olga, role: operator, password_hash: "${hashPassword("olga-password")}"}\n` +
+      "cameras:\n  - id: a\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n",
+    "https",
+  );
+  try {
+    const { page, errors } = await open(server);
+    assert.match(page.url(), /^https:.*\/login$/);
+    await page.fill("#name", "olga");
+    await page.fill("#password", "olga-password");
+    await page.click("form.signin button[type=submit]");
+    await page.waitForSelector('.tile[data-camera-id="a"][data-state="Streaming"]');
+    await waitAllAdvance(page, ["a"]);
+    const [cookie] = await page.context().cookies();
+    assert.equal(cookie.name, "camfleet_session");
+    assert.equal(cookie.secure, true);
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, "Strict");
+    assert.deepEqual(errors, []);
     await page.close();
   } finally {
     await server.stop();

@@ -15,6 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
 mod accounts;
+mod https;
 mod limits;
 mod metrics;
 mod overrides;
