@@ -1,5 +1,5 @@
 //! `cargo deny` over the dependency tree with the repository's `deny.toml`: licences,
-//! banned and duplicate crates, and where crates come from; and the RustSec advisories
+//! banned and duplicate crates, and where crates come from; and the `RustSec` advisories
 //! when their database can be fetched (it lives on GitHub). Installs cargo-deny on first
 //! use from crates.io.
 
