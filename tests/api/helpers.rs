@@ -278,6 +278,12 @@ impl Client {
         control: &str,
         value: i64,
     ) -> proto::CommandResult {
+        let request_id = self.send_set_control(camera, control, value).await;
+        self.result(request_id).await
+    }
+
+    /// Sends a `SetControl` without waiting for its answer; returns its request id.
+    pub async fn send_set_control(&mut self, camera: &str, control: &str, value: i64) -> u64 {
         let request_id = self.request_id();
         self.send(C::SetControl(proto::SetControl {
             request_id,
@@ -286,7 +292,7 @@ impl Client {
             value,
         }))
         .await;
-        self.result(request_id).await
+        request_id
     }
 
     pub async fn authenticate(&mut self, token: &str) -> proto::CommandResult {

@@ -6,21 +6,10 @@ use super::*;
 
 /// Runs `camfleet ARGS` with `input` on standard input; returns its status, stdout, stderr.
 fn camfleet(args: &[&str], input: &str) -> (bool, String, String) {
-    use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_camfleet"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_camfleet")).args(args),
+        input,
+    );
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),

@@ -68,16 +68,7 @@ async fn flood(addr: SocketAddr, stop: tokio::sync::watch::Receiver<bool>) -> (u
         let mut ids = Vec::with_capacity(IN_FLIGHT);
         for _ in 0..IN_FLIGHT {
             value = (value + 7) % 256;
-            let request_id = client.request_id();
-            ids.push(request_id);
-            client
-                .send(C::SetControl(proto::SetControl {
-                    request_id,
-                    camera_id: "a".into(),
-                    control: "brightness".into(),
-                    value,
-                }))
-                .await;
+            ids.push(client.send_set_control("a", "brightness", value).await);
         }
         for request_id in ids {
             let r = client.result(request_id).await;

@@ -1,7 +1,5 @@
 //! /metrics, parsed by the Prometheus project's own parser, moving as frames flow.
 
-use std::io::Write as _;
-
 use super::*;
 use crate::mjpeg_client::MjpegClient;
 /// The metrics text, parsed by the Prometheus project's own Python parser.
@@ -13,20 +11,7 @@ pub(super) fn parse_metrics(text: &str) -> serde_json::Value {
         for f in text_string_to_metric_families(sys.stdin.read()):\n    \
             out[f.name] = {'type': f.type, 'help': f.documentation, 'samples': [[s.name, s.labels, s.value] for s in f.samples]}\n\
         print(json.dumps(out))\n";
-    let mut child = Command::new(python.trim())
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(Command::new(python.trim()).args(["-c", script]), text);
     assert!(
         out.status.success(),
         "the parser refused /metrics: {}",

@@ -113,6 +113,24 @@ impl Drop for Process {
     }
 }
 
+/// Runs `command` with `input` on its standard input and waits for it.
+pub(super) fn run_with_input(command: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Installs a test group's tools with `tests/deps.sh` and returns what it printed.
 pub(super) fn deps(group: &str) -> String {
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/deps.sh"))

@@ -29,15 +29,7 @@ async fn change_until_killed(process: &Process, start: i64, kill_after: Duration
     });
     let mut acked = 0;
     for value in (start..).map(|v| v % 256) {
-        let request_id = client.request_id();
-        client
-            .send(C::SetControl(proto::SetControl {
-                request_id,
-                camera_id: "a".into(),
-                control: "brightness".into(),
-                value,
-            }))
-            .await;
+        let request_id = client.send_set_control("a", "brightness", value).await;
         match client.try_result(request_id).await {
             Some(r) if r.ok => acked = value,
             _ => return acked,
