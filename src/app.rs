@@ -101,10 +101,15 @@ pub fn start_with_timing(
     overrides: OverrideStore,
     timing: Timing,
 ) -> io::Result<Server> {
-    start_serving(config, listener, overrides, timing, None)
+    start_serving(config, listener, overrides, timing, None, None)
 }
 
-/// [`start_with_timing`], serving HTTPS with `tls` when given.
+/// How an admin's `POST /api/reload` reaches whoever reloads the configuration file, and
+/// hears back how it went.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// [`start_with_timing`], serving HTTPS with `tls` when given, and sending an admin's
+/// reload requests to `reloads` when given.
 ///
 /// # Errors
 /// As [`start`].
@@ -114,6 +119,7 @@ pub fn start_serving(
     overrides: OverrideStore,
     timing: Timing,
     tls: Option<rustls::ServerConfig>,
+    reloads: Option<tokio::sync::mpsc::UnboundedSender<ReloadRequest>>,
 ) -> io::Result<Server> {
     let local_addr = listener.local_addr()?;
     let (shutdown, signal) = shutdown::signal();
@@ -135,6 +141,7 @@ pub fn start_serving(
         cookie_key: crate::auth::CookieKey::default(),
         gate: http::caller::Gate::default().start(),
         scheme: if tls.is_some() { "https" } else { "http" },
+        reloads,
         hosts,
     });
     let http = HttpServer::new(move || {

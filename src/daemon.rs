@@ -117,12 +117,14 @@ pub fn run(
         let listener = std::net::TcpListener::bind(addr).map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr}: {e}; pass another address with --listen")
         })?;
+        let (reload_tx, mut asked) = tokio::sync::mpsc::unbounded_channel();
         let server = crate::app::start_serving(
             config,
             listener,
             store,
             crate::camera::actor::Timing::default(),
             tls,
+            Some(reload_tx),
         )?;
         info!("camfleet serving on {scheme}://{}/", server.local_addr);
         let reloading = Reloading {
@@ -150,11 +152,15 @@ pub fn run(
         notify_systemd("READY=1");
         loop {
             tokio::select! {
-                _ = hangup.recv() => reload(&reloading, &hub).await,
+                _ = hangup.recv() => { let _ = reload(&reloading, &hub).await; }
+                Some(answer) = asked.recv() => {
+                    let outcome = reload(&reloading, &hub).await;
+                    let _ = answer.send(outcome);
+                }
                 Some(()) = changed.recv() => {
                     tokio::time::sleep(RELOAD_SETTLE).await;
                     while changed.try_recv().is_ok() {}
-                    reload(&reloading, &hub).await;
+                    let _ = reload(&reloading, &hub).await;
                 }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
@@ -178,7 +184,7 @@ pub fn run(
 /// Reads the configuration again and hands it to the hub. The file is read on a thread of
 /// the blocking pool, within [`RELOAD_READ_TIMEOUT`]: a file that hangs (a stuck network
 /// file system) never holds up the thread that runs the hub and relays the cameras.
-async fn reload(how: &Reloading, hub: &actix::Addr<crate::hub::Hub>) {
+async fn reload(how: &Reloading, hub: &actix::Addr<crate::hub::Hub>) -> Result<(), String> {
     let path = &how.path;
     info!("reloading {}", path.display());
     let file = path.clone();
@@ -203,7 +209,7 @@ async fn reload(how: &Reloading, hub: &actix::Addr<crate::hub::Hub>) {
                     swap.send_replace(cert.key);
                 }
                 let _ = hub.send(Reload(config)).await;
-                return;
+                return Ok(());
             }
             Some(problem) => problem,
         },
@@ -222,6 +228,7 @@ async fn reload(how: &Reloading, hub: &actix::Addr<crate::hub::Hub>) {
         "{} was not reloaded; the running fleet is unchanged: {problem}",
         path.display()
     )));
+    Err(problem)
 }
 
 /// What a reload needs besides the hub.

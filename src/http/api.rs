@@ -85,6 +85,38 @@ pub async fn viewers(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     }
 }
 
+/// `POST /api/reload`: reads the configuration file again, as SIGHUP does, and answers
+/// with the outcome; for admins. A form posted by another site is refused.
+pub async fn reload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller::require(&req, &state, Role::Admin).await?;
+    if let Err(super::hosts::Refused(why)) = state.hosts.check_origin(&req, state.scheme) {
+        return Err(ApiError::new(crate::hub::ErrorCode::WrongHost, why));
+    }
+    let Some(reloads) = &state.reloads else {
+        return Err(ApiError::new(
+            crate::hub::ErrorCode::CameraNotRunning,
+            "this server was started without a configuration file to read again",
+        ));
+    };
+    let (answer, outcome) = tokio::sync::oneshot::channel();
+    if reloads.send(answer).is_err() {
+        return Err(ApiError::stopping());
+    }
+    match outcome.await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({ "reloaded": true }))),
+        Ok(Err(problem)) => Err(ApiError::new(
+            crate::hub::ErrorCode::InvalidMessage,
+            format!(
+                "the configuration was not reloaded; the running fleet is unchanged: {problem}"
+            ),
+        )),
+        Err(_) => Err(ApiError::stopping()),
+    }
+}
+
 /// The state's name as the JSON API writes it, e.g. `Streaming`.
 pub(crate) fn state_name(state: i32) -> &'static str {
     match proto::CameraState::try_from(state) {

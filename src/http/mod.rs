@@ -6,7 +6,8 @@
 //! - `GET /api/cameras`: every camera's status as JSON ([`api`])
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
 //! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
-//! - `GET /api/viewers`: every viewer with its delivery counters, as JSON
+//! - `GET /api/viewers`: every viewer with its delivery counters, as JSON (admins)
+//! - `POST /api/reload`: reads `cameras.yaml` again (admins)
 //! - `GET /metrics`: Prometheus metrics ([`metrics`])
 //! - `GET /healthz`: 200 when the hub and every camera answer, else 503 with the reason
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub gate: Addr<caller::Gate>,
     /// `http`, or `https` when the server speaks TLS.
     pub scheme: &'static str,
+    /// Where an admin's reload request goes; `None` when no configuration file is watched.
+    pub reloads: Option<tokio::sync::mpsc::UnboundedSender<crate::app::ReloadRequest>>,
     /// The names the server answers to.
     pub hosts: hosts::Hosts,
 }
@@ -80,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(api::healthz))
         .route("/api/cameras", web::get().to(api::cameras))
         .route("/api/viewers", web::get().to(api::viewers))
+        .route("/api/reload", web::post().to(api::reload))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/cameras/{id}/stream.mjpg", web::get().to(mjpeg::stream))
         .route("/cameras/{id}/snapshot.jpg", web::get().to(mjpeg::snapshot))

@@ -226,3 +226,55 @@ async fn who_changed_a_control_is_logged_and_saved_beside_its_value() {
         (Some(77), "vera")
     );
 }
+
+#[actix_rt::test]
+async fn admins_reload_the_configuration_over_http_and_hear_how_it_went() {
+    let dir = scratch_dir("reload-over-http");
+    let (yaml, _) = accounts_yaml();
+    write_config(&dir, &yaml);
+    let process = Process::start(&dir, None);
+    let post = |who: &str, origin: Option<&str>| {
+        let mut request = awc::Client::new()
+            .post(format!("http://{}/api/reload", process.addr))
+            .basic_auth(
+                who.split(':').next().unwrap(),
+                who.split(':').nth(1).unwrap(),
+            );
+        if let Some(origin) = origin {
+            request = request.insert_header(("Origin", origin));
+        }
+        async move {
+            let mut r = request.send().await.unwrap();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (r.status().as_u16(), body)
+        }
+    };
+    let (status, body) = post("vera:vera-password", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("admin role"),
+        "{body}"
+    );
+    let (status, body) = post("ada:ada-password", None).await;
+    assert_eq!(
+        (status, body["reloaded"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    process.log_line("configuration reloaded");
+    let (status, _) = post("ada:ada-password", Some("http://evil.example")).await;
+    assert_eq!(status, 421);
+    // A broken file is answered with what is wrong, and nothing changes. (The file watcher
+    // reads it too; the answer is this request's own reading.)
+    std::fs::write(
+        dir.join("cameras.yaml"),
+        format!("{yaml}  - id: broken\n    source: {{kind: synthetic, fps: 0}}\n"),
+    )
+    .unwrap();
+    let (status, body) = post("ada:ada-password", None).await;
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        status == 400 && error.contains("not reloaded") && error.contains("fps 0 is out of range"),
+        "{body}"
+    );
+}
