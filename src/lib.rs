@@ -42,6 +42,8 @@
 //! or the dashboard's signed cookie) and checks it against [`auth::Auth`], which the hub
 //! publishes on a `watch` channel and replaces on reload. Wrong passwords are slowed per
 //! address by one small actor, the [`http::caller::Gate`]; argon2 runs on the blocking pool.
+//! HTTPS ([`tls`]) serves whichever certificate the daemon last read, also through a
+//! `watch` channel, so a reload swaps it without touching a camera.
 //!
 //! ## How frames reach viewers
 //! Frames never pass through a mailbox. Each camera publishes its newest JPEG into its
