@@ -8,7 +8,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Err(errors) = camfleet::config::Config::parse(text, std::path::Path::new("fuzz.yaml")) {
-        assert!(!errors.0.is_empty(), "a refused file names at least one problem");
+        assert!(
+            !errors.0.is_empty(),
+            "a refused file names at least one problem"
+        );
         let _ = errors.to_string();
     }
 });

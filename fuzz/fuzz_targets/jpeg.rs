@@ -9,6 +9,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(len <= data.len(), "a JPEG cannot end past its buffer");
     }
     if let Some(jpeg) = camfleet::camera::jpeg::normalize(data) {
-        assert_eq!(camfleet::camera::jpeg::complete_len(&jpeg), Some(jpeg.len()));
+        assert_eq!(
+            camfleet::camera::jpeg::complete_len(&jpeg),
+            Some(jpeg.len())
+        );
     }
 });
