@@ -34,9 +34,11 @@ enum Cmd {
     },
     /// Validate a configuration file and summarize each camera.
     Check {
-        /// The fleet's configuration file.
-        #[arg(long, default_value = "cameras.yaml")]
-        config: PathBuf,
+        /// The fleet's configuration file, as `camfleet check FILE` [default: cameras.yaml].
+        file: Option<PathBuf>,
+        /// The same, as `serve` takes it.
+        #[arg(long, conflicts_with = "file")]
+        config: Option<PathBuf>,
     },
     /// Hash a password for an account in cameras.yaml: reads it from the terminal without
     /// echo (or one line from standard input) and prints the hash alone.
@@ -87,7 +89,11 @@ fn main() -> ExitCode {
             listen,
             state_dir,
         } => serve(&config, listen, state_dir),
-        Cmd::Check { config } => check(&config),
+        Cmd::Check { file, config } => check(
+            &file
+                .or(config)
+                .unwrap_or_else(|| PathBuf::from("cameras.yaml")),
+        ),
         Cmd::HashPassword => hash_password(),
         Cmd::Token {
             command:

@@ -4,19 +4,6 @@
 
 use super::*;
 
-/// Runs `camfleet ARGS` with `input` on standard input; returns its status, stdout, stderr.
-fn camfleet(args: &[&str], input: &str) -> (bool, String, String) {
-    let out = run_with_input(
-        Command::new(env!("CARGO_BIN_EXE_camfleet")).args(args),
-        input,
-    );
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
 /// A configuration with user `ada` (admin), user `vera` (viewer) and a viewer token for
 /// camera `a`, made with the `camfleet` command; returns it and the token.
 fn accounts_yaml() -> (String, String) {

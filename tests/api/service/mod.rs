@@ -131,6 +131,19 @@ pub(super) fn run_with_input(command: &mut Command, input: &str) -> std::process
     child.wait_with_output().unwrap()
 }
 
+/// Runs `camfleet ARGS` with `input` on standard input; returns its status, stdout, stderr.
+pub(super) fn camfleet(args: &[&str], input: &str) -> (bool, String, String) {
+    let out = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_camfleet")).args(args),
+        input,
+    );
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 /// Installs a test group's tools with `tests/deps.sh` and returns what it printed.
 pub(super) fn deps(group: &str) -> String {
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/deps.sh"))
@@ -197,4 +210,15 @@ fn the_systemd_unit_verifies() {
         out.status.success() && complaints.is_empty(),
         "systemd-analyze verify:\n{stderr}"
     );
+}
+
+#[test]
+fn check_takes_the_file_as_an_argument_or_with_config() {
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/cameras.yaml");
+    for args in [vec!["check", repo], vec!["check", "--config", repo]] {
+        let (ok, out, err) = camfleet(&args, "");
+        assert!(ok && out.contains("camera(s)"), "{args:?}: {out}{err}");
+    }
+    let (ok, _, err) = camfleet(&["check", "/nonexistent/cameras.yaml"], "");
+    assert!(!ok && err.contains("cannot read the file"), "{err}");
 }
