@@ -81,7 +81,8 @@ fn address(req: &HttpRequest) -> Option<IpAddr> {
 /// The caller's rights: `Ok(None)` when it presents nothing on a server with accounts.
 ///
 /// # Errors
-/// Credentials that are wrong (401), or too many wrong ones from this address (429).
+/// Credentials that are wrong (401), or too many wrong ones from this address (503,
+/// `LIMIT_REACHED`).
 pub async fn identify(req: &HttpRequest, state: &AppState) -> Result<Option<Access>, ApiError> {
     let auth: Arc<Auth> = state.auth.borrow().clone();
     if !auth.required() {
@@ -93,10 +94,11 @@ pub async fn identify(req: &HttpRequest, state: &AppState) -> Result<Option<Acce
             .cookie_key
             .verify(&value)
             .and_then(|name| auth.signed_in(&name))),
-        Presented::Token(token) => {
-            let access = auth.by_token(&token);
-            checked(state, address(req), access, "token").map(Some)
-        }
+        Presented::Token(token) => match auth.by_token(&token) {
+            // A right token says nothing about passwords: it does not lift an address's wait.
+            Some(access) => Ok(Some(access)),
+            None => checked(state, address(req), None, "token").map(Some),
+        },
         Presented::Password { name, password } => sign_in(state, address(req), &name, password)
             .await
             .map(Some),
@@ -107,7 +109,7 @@ pub async fn identify(req: &HttpRequest, state: &AppState) -> Result<Option<Acce
 /// address's wait is over.
 ///
 /// # Errors
-/// 429 while the address must wait; 401 for a wrong name or password.
+/// 503 (`LIMIT_REACHED`) while the address must wait; 401 for a wrong name or password.
 pub async fn sign_in(
     state: &AppState,
     from: Option<IpAddr>,
