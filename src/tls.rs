@@ -77,8 +77,9 @@ pub fn load(
     })
 }
 
-/// `AB:CD:...` for a certificate.
-fn fingerprint(cert: &CertificateDer<'_>) -> String {
+/// `AB:CD:...`, the SHA-256 of a certificate, as browsers show it.
+#[must_use]
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     Sha256::digest(cert.as_ref())
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -146,11 +147,11 @@ pub fn server_config(
 ) -> Result<(rustls::ServerConfig, watch::Sender<Arc<CertifiedKey>>), String> {
     let (swap, current) = watch::channel(Arc::clone(&first.key));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS cannot start: {e}"))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Current(current)));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // actix-web sets the ALPN protocols (h2, http/1.1) itself when it listens.
     Ok((config, swap))
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
@@ -26,11 +25,7 @@ impl ServerCertVerifier for Pinned {
         _: &[u8],
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let seen: Vec<String> = Sha256::digest(end_entity.as_ref())
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
-        if seen.join(":") == self.0 {
+        if camfleet::tls::fingerprint(end_entity) == self.0 {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General("not the pinned certificate".into()))
