@@ -5,7 +5,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 
 use actix::{Actor, Addr};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 use crate::camera::actor::Timing;
 use crate::config::Config;
@@ -25,16 +25,8 @@ pub const UNSENT_BYTES_PER_CONNECTION: u32 = 64 * 1024;
 
 /// Caps the unsent bytes of a new connection (`TCP_NOTSENT_LOWAT`), and keeps a handle on
 /// its socket.
-fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+fn on_connect(tcp: &actix_web::rt::net::TcpStream, data: &mut actix_web::dev::Extensions) {
     use std::os::fd::AsRawFd;
-    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
-    let tcp = match conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        Some(tcp) => tcp,
-        None => match conn.downcast_ref::<Tls>() {
-            Some(tls) => tls.get_ref().0,
-            None => return,
-        },
-    };
     // Kept for the watchdog of a WebSocket session on this connection.
     if let Some(socket) = crate::http::ConnectionSocket::of(tcp) {
         data.insert(socket);
@@ -144,20 +136,17 @@ pub fn start_serving(
         reloads,
         hosts,
     });
-    let http = HttpServer::new(move || {
+    let hosts = state.hosts.clone();
+    let builder = actix_server::Server::build()
+        .workers(HTTP_WORKERS)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+    let http = http::listener::serve(builder, listener, tls, hosts, on_connect, move || {
         App::new()
             .app_data(state.clone())
             .wrap(actix_web::middleware::from_fn(http::check_host))
             .configure(http::routes)
-    })
-    .on_connect(on_connect)
-    .workers(HTTP_WORKERS)
-    .disable_signals()
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
-    let http = match tls {
-        Some(tls) => http.listen_rustls_0_23(listener, tls)?,
-        None => http.listen(listener)?,
-    }
+    })?
     .run();
     Ok(Server {
         local_addr,

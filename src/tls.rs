@@ -147,11 +147,12 @@ pub fn server_config(
 ) -> Result<(rustls::ServerConfig, watch::Sender<Arc<CertifiedKey>>), String> {
     let (swap, current) = watch::channel(Arc::clone(&first.key));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS cannot start: {e}"))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Current(current)));
-    // actix-web sets the ALPN protocols (h2, http/1.1) itself when it listens.
+    // HTTP/1.1 only: see crate::http::listener.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((config, swap))
 }

@@ -42,6 +42,13 @@ impl Hosts {
             || self.allowed.iter().any(|a| a == host)
     }
 
+    /// Whether a `Host` header's value (a name or address, with or without a port) names
+    /// this server.
+    #[must_use]
+    pub fn allows_host_header(&self, value: &str) -> bool {
+        self.allows(&strip_port(value).to_ascii_lowercase())
+    }
+
     /// The host the client used: the `Host` header, HTTP/2's `:authority` (which actix
     /// keeps in the URI), or what a trusted proxy forwarded. `None` when the request names
     /// none (HTTP/1.0), which no browser sends.

@@ -19,6 +19,7 @@ pub mod error;
 pub mod feed;
 pub(crate) mod frame_guard;
 pub mod hosts;
+pub mod listener;
 mod login;
 mod metrics;
 mod mjpeg;

@@ -207,3 +207,44 @@ async fn a_renewed_certificate_is_picked_up_on_reload_and_the_cameras_run_on() {
         .await
         .is_err());
 }
+
+#[actix_rt::test]
+async fn plain_http_on_the_https_port_is_redirected_or_refused_with_the_fix() {
+    let dir = scratch_dir("https-plain");
+    write_config(
+        &dir,
+        &format!(
+            "server:\n  tls: self_signed\ncameras:\n{}",
+            synthetic("a", 10)
+        ),
+    );
+    let process = Process::start(&dir, None);
+    let fingerprint = fingerprint_in(&process.log_line("HTTPS certificate fingerprint"));
+    let addr = process.addr;
+    // A browser given http:// is sent to the same URL over HTTPS.
+    let (status, reply) = http_request(addr, None, "GET", "/cameras/a/snapshot.jpg", &[], "").await;
+    assert_eq!(status, 308, "{reply}");
+    assert!(
+        reply.contains(&format!(
+            "Location: https://{addr}/cameras/a/snapshot.jpg\r\n"
+        )),
+        "{reply}"
+    );
+    // A name the server does not answer to gets no redirect, only what to do.
+    let (status, reply) =
+        http_request(addr, None, "GET", "/", &[("Host", "evil.example")], "").await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(!reply.contains("Location"), "{reply}");
+    assert!(
+        reply.contains("use https://") || reply.contains("with https://"),
+        "{reply}"
+    );
+    // HTTPS on the same port is served as before.
+    let (status, body) = get_pinned(addr, &fingerprint, "/api/cameras")
+        .await
+        .unwrap();
+    assert!(
+        status == 200 && body.contains("\"camera_id\":\"a\""),
+        "{body}"
+    );
+}
