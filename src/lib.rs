@@ -43,7 +43,9 @@
 //! publishes on a `watch` channel and replaces on reload. Wrong passwords are slowed per
 //! address by one small actor, the [`http::caller::Gate`]; argon2 runs on the blocking pool.
 //! HTTPS ([`tls`]) serves whichever certificate the daemon last read, also through a
-//! `watch` channel, so a reload swaps it without touching a camera.
+//! `watch` channel, so a reload swaps it without touching a camera. The socket is served by
+//! [`http::listener`], HTTP/1.1 only; on an HTTPS port it answers plain HTTP with a
+//! redirect to `https://`.
 //!
 //! ## How frames reach viewers
 //! Frames never pass through a mailbox. Each camera publishes its newest JPEG into its
