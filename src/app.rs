@@ -11,6 +11,7 @@ use crate::camera::actor::Timing;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::hub::{CloseSessions, Hub, StopCameras};
+use crate::mqtt::{MqttLink, StopLink};
 use crate::overrides::OverrideStore;
 use crate::shutdown::{self, Shutdown};
 
@@ -67,6 +68,8 @@ pub struct Stopper {
     pub hub: Addr<Hub>,
     /// Ends long-lived responses.
     pub shutdown: Shutdown,
+    /// The MQTT link, when configured.
+    pub mqtt: Option<Addr<MqttLink>>,
 }
 
 /// Starts camfleet on `listener` with the control overrides saved in `overrides`. Must be
@@ -114,6 +117,21 @@ pub fn start_serving(
     reloads: Option<tokio::sync::mpsc::UnboundedSender<ReloadRequest>>,
 ) -> io::Result<Server> {
     let local_addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mqtt = config.mqtt.as_ref().map(|settings| {
+        let name = settings.account.as_deref().unwrap_or("mqtt");
+        // Validation made sure the account exists; without it the link could do nothing.
+        let access = config.auth.account(name).unwrap_or(crate::auth::Access {
+            name: name.to_string(),
+            role: crate::auth::Role::Viewer,
+            cameras: Some(Vec::new()),
+        });
+        let base_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| public_url(scheme, local_addr));
+        (settings.clone(), access, base_url)
+    });
     let (shutdown, signal) = shutdown::signal();
     let max_message_bytes = config.server.max_message_bytes;
     let (auth_tx, auth) = tokio::sync::watch::channel(std::sync::Arc::new(config.auth));
@@ -125,6 +143,13 @@ pub fn start_serving(
         .with_timing(timing)
         .with_auth(auth_tx)
         .start();
+    let (mqtt, mqtt_state) = match mqtt {
+        Some((settings, access, base_url)) => {
+            let (link, state) = MqttLink::new(settings, access, base_url, hub.clone());
+            (Some(link.start()), Some(state))
+        }
+        None => (None, None),
+    };
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         max_message_bytes,
@@ -132,7 +157,8 @@ pub fn start_serving(
         auth,
         cookie_key: crate::auth::CookieKey::default(),
         gate: http::caller::Gate::default().start(),
-        scheme: if tls.is_some() { "https" } else { "http" },
+        scheme,
+        mqtt: mqtt_state,
         reloads,
         hosts,
     });
@@ -154,14 +180,29 @@ pub fn start_serving(
             handle: http.handle(),
             hub,
             shutdown,
+            mqtt,
         },
         http,
     })
 }
 
+/// Where browsers reach a server listening on `addr`: its address, or this host's name
+/// when it listens on every interface.
+fn public_url(scheme: &str, addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "localhost".into(), |h| h.trim().to_string())
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
 impl Stopper {
     /// Stops in this order, without waiting for viewers to hang up:
-    /// 1. stop accepting connections;
+    /// 1. stop accepting connections (and publish `offline` over MQTT);
     /// 2. close every WebSocket with code 1001 (going away);
     /// 3. end every MJPEG stream;
     /// 4. stop every camera, releasing its device;
@@ -171,6 +212,10 @@ impl Stopper {
     pub async fn stop(&self) {
         tracing::debug!("stopping: no new connections");
         self.handle.pause().await;
+        if let Some(link) = &self.mqtt {
+            tracing::debug!("stopping: telling the MQTT broker this host goes offline");
+            let _ = link.send(StopLink).await;
+        }
         tracing::debug!("stopping: closing WebSockets");
         let _ = self.hub.send(CloseSessions).await;
         tracing::debug!("stopping: ending MJPEG streams");

@@ -92,6 +92,7 @@ pub mod daemon;
 pub mod devices;
 pub(crate) mod http;
 pub(crate) mod hub;
+pub mod mqtt;
 pub mod overrides;
 pub(crate) mod shutdown;
 pub(crate) mod stats;

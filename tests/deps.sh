@@ -5,6 +5,7 @@
 #   tests/deps.sh browser   Debian's chromium, Node.js and npm; playwright-core into web/test
 #   tests/deps.sh service   systemd-analyze, to verify the unit file
 #   tests/deps.sh players   ffmpeg, the client that reads streams as a user's tools do
+#   tests/deps.sh mqtt      Debian's mosquitto broker and its clients (mosquitto_sub/pub)
 #   tests/deps.sh python    a virtual environment under target/ with prometheus-client;
 #                           prints its python's path
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
@@ -57,6 +58,9 @@ service)
     ;;
 players)
     debian ffmpeg:ffmpeg
+    ;;
+mqtt)
+    debian mosquitto:mosquitto_passwd mosquitto-clients:mosquitto_sub
     ;;
 python)
     venv="$repo/target/test-venv"

@@ -73,6 +73,15 @@ impl Access {
         self.cameras.as_ref().is_none_or(|c| c.contains(camera))
     }
 
+    /// Why this client may not change controls: the text a refused change gets.
+    #[must_use]
+    pub fn refusal_to_change(&self) -> String {
+        format!(
+            "changing controls needs the operator role; `{}` is a {} and may only watch",
+            self.name, self.role
+        )
+    }
+
     /// Whether this client has at least `role`.
     #[must_use]
     pub fn may(&self, role: Role) -> bool {
@@ -159,11 +168,23 @@ impl Auth {
         tokens
             .iter()
             .find(|t| secrets::same(t.token_hash.as_bytes(), hash.as_bytes()))
-            .map(|t| Access {
-                name: t.name.clone(),
-                role: t.role,
-                cameras: t.cameras.clone(),
-            })
+            .map(token_access)
+    }
+
+    /// The rights of the user or token called `name`, for a link that acts as it (MQTT);
+    /// everything on an open server.
+    #[must_use]
+    pub fn account(&self, name: &str) -> Option<Access> {
+        match self {
+            Auth::Open { .. } => Some(Access {
+                name: name.to_string(),
+                ..Access::open()
+            }),
+            Auth::Accounts { tokens, .. } => self
+                .user(name)
+                .map(user_access)
+                .or_else(|| tokens.iter().find(|t| t.name == name).map(token_access)),
+        }
     }
 
     fn user(&self, name: &str) -> Option<&User> {
@@ -171,6 +192,14 @@ impl Auth {
             Auth::Accounts { users, .. } => users.iter().find(|u| u.name == name),
             Auth::Open { .. } => None,
         }
+    }
+}
+
+fn token_access(token: &ApiToken) -> Access {
+    Access {
+        name: token.name.clone(),
+        role: token.role,
+        cameras: token.cameras.clone(),
     }
 }
 

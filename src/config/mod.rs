@@ -8,6 +8,7 @@
 
 mod auth;
 mod error;
+mod mqtt;
 mod raw;
 mod validate;
 
@@ -49,6 +50,39 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
     /// Who may use the server.
     pub auth: crate::auth::Auth,
+    /// The link to an MQTT broker, when set.
+    pub mqtt: Option<MqttSettings>,
+}
+
+/// The `mqtt:` section: which broker to join, and under which topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttSettings {
+    /// The broker's host name or address.
+    pub host: String,
+    /// The broker's port (1883, or 8883 over TLS, unless given).
+    pub port: u16,
+    /// Whether to speak TLS to the broker (`mqtts://`).
+    pub tls: bool,
+    /// This host's name in topics: `BASE/HOST/...`.
+    pub host_id: String,
+    /// The broker account, if it asks for one.
+    pub username: Option<String>,
+    /// Its password.
+    pub password: Option<String>,
+    /// The first topic level, `camfleet` unless set.
+    pub base_topic: String,
+    /// Where Home Assistant reads discovery, `homeassistant` unless set.
+    pub discovery_prefix: String,
+    /// Seconds between snapshots published per camera; 0 publishes none.
+    pub snapshot_interval: u32,
+    /// Width the snapshots are scaled down to, in pixels.
+    pub snapshot_width: u32,
+    /// The account whose role and cameras commands over MQTT have; `None` on a server
+    /// without accounts.
+    pub account: Option<String>,
+    /// Where browsers reach this host, for the URLs published with each camera;
+    /// derived from the listen address and the host name unless set.
+    pub public_url: Option<String>,
 }
 
 /// Server-wide settings, from the file's `server:` section.

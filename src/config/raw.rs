@@ -13,6 +13,22 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub cameras: Vec<RawCamera>,
     pub auth: Option<RawAuth>,
+    pub mqtt: Option<RawMqtt>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMqtt {
+    pub url: String,
+    pub host_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub base_topic: Option<String>,
+    pub discovery_prefix: Option<String>,
+    pub snapshot_interval: Option<u32>,
+    pub snapshot_width: Option<u32>,
+    pub account: Option<String>,
+    pub public_url: Option<String>,
 }
 
 /// `auth: none`, or the accounts.

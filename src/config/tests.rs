@@ -200,6 +200,36 @@ const BAD: &[(&str, &str, usize, &[&str])] = &[
         &["`off` is not an auth setting", "auth: none"],
     ),
     (
+        "an MQTT broker URL of another scheme",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\nmqtt:\n  url: http://broker:1883\n  host_id: pi\n",
+        5,
+        &["is not a broker URL", "mqtt://HOST:1883"],
+    ),
+    (
+        "an MQTT port that is not a number",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\nmqtt:\n  url: mqtt://broker:mqtt\n  host_id: pi\n",
+        5,
+        &["no valid port"],
+    ),
+    (
+        "an MQTT host id that cannot be a topic level",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\nmqtt:\n  url: mqtt://broker\n  host_id: pi/1\n",
+        6,
+        &["`pi/1` cannot be a topic level", "letters, digits"],
+    ),
+    (
+        "MQTT on a server with accounts but no account for it",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\nauth:\n  tokens:\n    - {name: t, role: viewer, token_hash: \"0000000000000000000000000000000000000000000000000000000000000000\"}\nmqtt:\n  url: mqtt://broker\n  host_id: pi\n",
+        8,
+        &["commands over MQTT need one", "camfleet token new mqtt --role operator", "account: mqtt"],
+    ),
+    (
+        "MQTT acting as an account that does not exist",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\nauth:\n  tokens:\n    - {name: t, role: viewer, token_hash: \"0000000000000000000000000000000000000000000000000000000000000000\"}\nmqtt:\n  url: mqtt://broker\n  host_id: pi\n  account: robot\n",
+        10,
+        &["no user or token is named `robot`"],
+    ),
+    (
         "control set twice",
         "cameras:\n  - id: a\n    source: {kind: synthetic}\n    controls:\n      gain: 1\n      gain: 2\n",
         5,
@@ -253,4 +283,20 @@ fn a_server_on_the_network_needs_accounts_or_auth_none() {
     assert_eq!(super::exposure_problem(&open.auth, local), None);
     let on_purpose = Config::parse(&format!("auth: none\n{camera}"), Path::new("c.yaml")).unwrap();
     assert_eq!(super::exposure_problem(&on_purpose.auth, lan), None);
+}
+
+#[test]
+fn an_mqtt_section_takes_its_defaults() {
+    let text = "cameras:\n  - id: a\n    source: {kind: synthetic}\nmqtt:\n  url: mqtts://[::1]\n  host_id: bench-3\n";
+    let mqtt = Config::parse(text, Path::new("x.yaml"))
+        .unwrap()
+        .mqtt
+        .unwrap();
+    assert_eq!(
+        (mqtt.host.as_str(), mqtt.port, mqtt.tls),
+        ("::1", 8883, true)
+    );
+    assert_eq!(mqtt.base_topic, "camfleet");
+    assert_eq!(mqtt.discovery_prefix, "homeassistant");
+    assert_eq!(mqtt.snapshot_interval, 0);
 }

@@ -91,12 +91,14 @@ pub(super) fn validate(raw: raw::RawConfig, issues: &Issues<'_>) -> Result<Confi
         .map(|c: &CameraConfig| c.id.clone())
         .collect();
     let auth = super::auth::validate_auth(raw.auth, &ids, issues);
+    let mqtt = super::mqtt::validate_mqtt(raw.mqtt, &auth, issues);
     let found = issues.found.take();
     if found.is_empty() {
         Ok(Config {
             server: server.expect("server settings are valid when no issue was found"),
             cameras,
             auth,
+            mqtt,
         })
     } else {
         Err(ConfigErrors(found))

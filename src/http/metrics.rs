@@ -48,6 +48,20 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                 &[],
                 failed_sign_ins as f64,
             );
+            if let Some(link) = &state.mqtt {
+                let connected = *link.borrow() == crate::mqtt::LinkState::Connected;
+                Family::new(
+                    &mut text,
+                    "camfleet_mqtt_connected",
+                    "gauge",
+                    "1 while the MQTT link is connected to its broker, 0 while it is not.",
+                )
+                .sample(
+                    "camfleet_mqtt_connected",
+                    &[],
+                    f64::from(u8::from(connected)),
+                );
+            }
             HttpResponse::Ok()
                 .content_type("text/plain; version=0.0.4; charset=utf-8")
                 .body(text)

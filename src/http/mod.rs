@@ -58,6 +58,8 @@ pub struct AppState {
     pub reloads: Option<tokio::sync::mpsc::UnboundedSender<crate::app::ReloadRequest>>,
     /// The names the server answers to.
     pub hosts: hosts::Hosts,
+    /// The MQTT link's state, when one is configured.
+    pub mqtt: Option<tokio::sync::watch::Receiver<crate::mqtt::LinkState>>,
 }
 
 /// Refuses every request that names a host the server does not answer to (see [`hosts`]).

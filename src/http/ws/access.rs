@@ -25,10 +25,7 @@ impl WsSession {
             ));
         };
         if command.changes_settings() && !access.may(Role::Operator) {
-            return Err(CommandError::NotPermitted(format!(
-                "changing controls needs the operator role; `{}` is a {} and may only watch",
-                access.name, access.role
-            )));
+            return Err(CommandError::NotPermitted(access.refusal_to_change()));
         }
         let hidden = |camera: &CameraId| (!access.sees(camera)).then(|| unknown(access, camera));
         match command {

@@ -18,6 +18,7 @@ mod accounts;
 mod https;
 mod limits;
 mod metrics;
+mod mqtt;
 mod overrides;
 mod reload;
 mod shutdown;

@@ -1,0 +1,512 @@
+//! The link to an MQTT broker: this host's cameras published as retained topics, and
+//! commands from `.../set` topics carried to the hub exactly like a WebSocket client's.
+//!
+//! [`MqttLink`] is an actor. To the hub it is one more session: it subscribes to every
+//! camera's status (never to frames) and sends `SetControl` and `ResetControls` as the
+//! account `mqtt.account` names, so the same roles, checks and recording apply. A task
+//! beside it drives the MQTT connection (rumqttc's event loop) and hands it what arrives.
+//! Failure is a state: while the broker cannot be reached, [`LinkState`] says why, video
+//! is served as ever, and on every reconnection the link subscribes again and publishes
+//! every retained topic anew.
+
+pub mod topics;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::auth::{Access, Role};
+use crate::camera::status::CameraStatus;
+use crate::camera::CameraId;
+use crate::config::{DesiredValue, MqttSettings};
+use crate::hub::{
+    self, Changer, CommandError, Hub, ReadControls, ResetControls, SessionCounters, SessionEvent,
+    SetControl,
+};
+use topics::{Command, Topics};
+
+/// Keep-alive with the broker: a host that vanishes is declared offline by the broker
+/// (its will) within one and a half of these.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// A camera's state is published on every change of state, format or controls, and
+/// otherwise at most this often.
+pub const STATE_INTERVAL: Duration = Duration::from_secs(1);
+/// Wait between attempts to reach the broker.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How long stopping waits for `offline` to reach the broker.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Messages waiting to go to the broker; beyond this, state updates are dropped (the
+/// next one, or the republish on reconnection, replaces them).
+const OUTBOX: usize = 256;
+
+/// Whether the link is connected, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not yet connected since start.
+    Connecting,
+    /// Connected to the broker.
+    Connected,
+    /// The broker cannot be reached or dropped the connection; the text says why.
+    Down(String),
+}
+
+/// What a camera last published, to publish only what changed.
+#[derive(Default)]
+struct Published {
+    /// When its state was last published.
+    at: Option<Instant>,
+    /// What makes a state worth publishing at once.
+    key: String,
+    /// A state held back by [`STATE_INTERVAL`].
+    pending: Option<Arc<CameraStatus>>,
+    /// Control values published.
+    controls: HashMap<String, i64>,
+}
+
+/// The MQTT link actor.
+pub struct MqttLink {
+    settings: MqttSettings,
+    topics: Topics,
+    base_url: String,
+    hub: Addr<Hub>,
+    access: Access,
+    client: AsyncClient,
+    /// Taken by the connection task when the actor starts.
+    events: Option<rumqttc::EventLoop>,
+    session: Option<hub::SessionId>,
+    statuses: HashMap<CameraId, Arc<CameraStatus>>,
+    published: HashMap<CameraId, Published>,
+    state: watch::Sender<LinkState>,
+    /// Told when `offline` has gone out on a clean stop.
+    stopped: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl MqttLink {
+    /// A link for `settings`, acting as `access`; camera URLs start with `base_url`. The
+    /// receiver follows the link's state.
+    #[must_use]
+    pub fn new(
+        settings: MqttSettings,
+        access: Access,
+        base_url: String,
+        hub: Addr<Hub>,
+    ) -> (Self, watch::Receiver<LinkState>) {
+        let topics = Topics::new(&settings);
+        let mut options = MqttOptions::new(
+            format!("camfleet-{}", settings.host_id),
+            settings.host.clone(),
+            settings.port,
+        );
+        options.set_keep_alive(KEEP_ALIVE);
+        options.set_clean_session(true);
+        options.set_last_will(LastWill::new(
+            topics.status(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if let Some(user) = &settings.username {
+            options.set_credentials(user.clone(), settings.password.clone().unwrap_or_default());
+        }
+        if settings.tls {
+            options.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(
+                Arc::new(tls_client_config()),
+            )));
+        }
+        let (client, events) = AsyncClient::new(options, OUTBOX);
+        let (state, follow) = watch::channel(LinkState::Connecting);
+        (
+            MqttLink {
+                settings,
+                topics,
+                base_url,
+                hub,
+                access,
+                client,
+                events: Some(events),
+                session: None,
+                statuses: HashMap::new(),
+                published: HashMap::new(),
+                state,
+                stopped: None,
+            },
+            follow,
+        )
+    }
+
+    /// Queues a message for the broker; when the outbox is full it is dropped, and the
+    /// next state, or the republish on reconnection, takes its place.
+    fn publish(&self, topic: String, retain: bool, payload: impl Into<Vec<u8>>) {
+        if let Err(e) = self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+        {
+            debug!("MQTT message not queued: {e}");
+        }
+    }
+
+    /// Publishes a camera's state and changed controls now.
+    fn publish_state(&mut self, status: &Arc<CameraStatus>) {
+        let topic = self.topics.state(&status.id);
+        self.publish(topic, true, topics::state_payload(status, &self.base_url));
+        let published = self.published.entry(status.id.clone()).or_default();
+        published.at = Some(Instant::now());
+        published.key = change_key(status);
+        published.pending = None;
+        let changed: Vec<(String, i64)> = status
+            .controls
+            .iter()
+            .filter(|(name, value)| published.controls.get(name) != Some(value))
+            .cloned()
+            .collect();
+        for (name, value) in changed {
+            self.published
+                .get_mut(&status.id)
+                .map(|p| p.controls.insert(name.clone(), value));
+            self.publish(
+                self.topics.control(&status.id, &name),
+                true,
+                value.to_string(),
+            );
+        }
+    }
+
+    /// A camera's new status: published at once when something a user acts on changed,
+    /// else held until [`STATE_INTERVAL`] has passed since the last one.
+    fn on_status(&mut self, status: Arc<CameraStatus>) {
+        self.statuses.insert(status.id.clone(), Arc::clone(&status));
+        if *self.state.borrow() != LinkState::Connected {
+            return;
+        }
+        let due = self.published.get(&status.id).is_none_or(|p| {
+            p.key != change_key(&status) || p.at.is_none_or(|at| at.elapsed() >= STATE_INTERVAL)
+        });
+        if due {
+            self.publish_state(&status);
+        } else if let Some(p) = self.published.get_mut(&status.id) {
+            p.pending = Some(status);
+        }
+    }
+
+    /// Connected (again): this host is online, its commands are subscribed and every
+    /// retained topic is published anew.
+    fn on_connected(&mut self) {
+        info!(
+            broker = %format!("{}:{}", self.settings.host, self.settings.port),
+            "MQTT connected"
+        );
+        self.state.send_replace(LinkState::Connected);
+        self.publish(self.topics.status(), true, "online");
+        for filter in self.topics.command_filters() {
+            if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
+                warn!("MQTT subscription not queued: {e}");
+            }
+        }
+        self.published.clear();
+        let statuses: Vec<_> = self.statuses.values().cloned().collect();
+        for status in statuses {
+            self.publish_state(&status);
+        }
+    }
+
+    /// A message on one of the command topics.
+    fn on_message(&mut self, topic: &str, payload: &[u8], ctx: &mut Context<Self>) {
+        let Some(command) = self.topics.command(topic, payload) else {
+            return;
+        };
+        let result_topic = Topics::result_of(topic);
+        let (camera, command) = match command
+            .map_err(CommandError::InvalidMessage)
+            .and_then(|(camera, command)| Ok((self.visible_camera(&camera)?, command)))
+            .and_then(|found| self.permitted().map(|()| found))
+        {
+            Ok(found) => found,
+            Err(e) => return self.publish(result_topic, false, topics::result_payload(&Err(e))),
+        };
+        let hub = self.hub.clone();
+        let by = Changer {
+            account: self.access.name.clone(),
+            address: None,
+        };
+        let outcome = async move {
+            match command {
+                Command::Reset => hub
+                    .send(ResetControls { camera, by })
+                    .await
+                    .unwrap_or(Err(CommandError::Stopping))
+                    .map(|()| None),
+                Command::Set { control, value } => {
+                    let value = resolve(&hub, &camera, &control, &value).await?;
+                    hub.send(SetControl {
+                        camera,
+                        control,
+                        value,
+                        by,
+                    })
+                    .await
+                    .unwrap_or(Err(CommandError::Stopping))
+                    .map(|applied| applied.control.value)
+                }
+            }
+        };
+        ctx.spawn(outcome.into_actor(self).map(move |outcome, act, _| {
+            act.publish(result_topic, false, topics::result_payload(&outcome));
+        }));
+    }
+
+    /// The camera `id`, if the link's account may see it.
+    fn visible_camera(&self, id: &str) -> Result<CameraId, CommandError> {
+        let unknown = || CommandError::UnknownCamera {
+            id: id.to_string(),
+            known: self
+                .statuses
+                .keys()
+                .filter(|c| self.access.sees(c))
+                .map(CameraId::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let camera = CameraId::parse(id).map_err(|_| unknown())?;
+        if self.access.sees(&camera) && self.statuses.contains_key(&camera) {
+            Ok(camera)
+        } else {
+            Err(unknown())
+        }
+    }
+
+    /// Whether the link's account may change controls.
+    fn permitted(&self) -> Result<(), CommandError> {
+        if self.access.may(Role::Operator) {
+            Ok(())
+        } else {
+            Err(CommandError::NotPermitted(self.access.refusal_to_change()))
+        }
+    }
+}
+
+/// A control value as the device takes it: a menu item's name is looked up in the
+/// camera's controls.
+async fn resolve(
+    hub: &Addr<Hub>,
+    camera: &CameraId,
+    control: &str,
+    value: &DesiredValue,
+) -> Result<i64, CommandError> {
+    if let Some(v) = value.as_int() {
+        return Ok(v);
+    }
+    let (controls, _) = hub
+        .send(ReadControls {
+            camera: camera.clone(),
+        })
+        .await
+        .unwrap_or(Err(CommandError::Stopping))?;
+    crate::camera::control::find(&controls, control)
+        .and_then(|info| info.resolve(value))
+        .map_err(|error| CommandError::Control {
+            camera: camera.clone(),
+            error,
+        })
+}
+
+/// What in a status makes it worth publishing at once.
+fn change_key(status: &CameraStatus) -> String {
+    format!(
+        "{:?}|{:?}|{:?}",
+        status.state, status.format, status.controls
+    )
+}
+
+/// TLS to the broker, trusting the system's certificate authorities.
+fn tls_client_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        let _ = roots.add(cert);
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// What the connection task hands the link.
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Connection {
+    Up,
+    Down(String),
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+    },
+    /// `offline` and the disconnect went out.
+    Closed,
+}
+
+impl Actor for MqttLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let mut events = self.events.take().expect("the event loop is taken once");
+        let link = ctx.address();
+        // The connection: polled here, off the link's mailbox, until the link stops.
+        ctx.spawn(
+            async move {
+                loop {
+                    let handed = match events.poll().await {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => link.try_send(Connection::Up),
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            link.try_send(Connection::Message {
+                                topic: p.topic,
+                                payload: p.payload.to_vec(),
+                            })
+                        }
+                        Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                            let _ = link.try_send(Connection::Closed);
+                            return;
+                        }
+                        Ok(_) => Ok(()),
+                        Err(e) => {
+                            let _ = link.try_send(Connection::Down(e.to_string()));
+                            actix::clock::sleep(RETRY_INTERVAL).await;
+                            Ok(())
+                        }
+                    };
+                    if let Err(SendError::Closed(_)) = handed {
+                        return;
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+        // Every camera's status, like a session that watches them all.
+        self.hub
+            .send(hub::Connect {
+                events: ctx.address().recipient(),
+                account: None,
+                counters: Arc::new(SessionCounters::default()),
+            })
+            .into_actor(self)
+            .then(|connected, act, _| {
+                let id = match connected {
+                    Ok(Ok(id)) => Some(id),
+                    _ => None,
+                };
+                act.session = id;
+                let hub = act.hub.clone();
+                let cameras = act.access.cameras.clone().unwrap_or_default();
+                async move {
+                    if let Some(session) = id {
+                        let _ = hub
+                            .send(hub::Subscribe {
+                                session,
+                                cameras,
+                                send_frames: false,
+                            })
+                            .await;
+                    }
+                }
+                .into_actor(act)
+            })
+            .wait(ctx);
+        ctx.run_interval(STATE_INTERVAL, |act, _| {
+            let due: Vec<_> = act
+                .published
+                .values_mut()
+                .filter(|p| p.at.is_some_and(|at| at.elapsed() >= STATE_INTERVAL))
+                .filter_map(|p| p.pending.take())
+                .collect();
+            for status in due {
+                act.publish_state(&status);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(session) = self.session {
+            self.hub.do_send(hub::Disconnect { session });
+        }
+    }
+}
+
+impl Handler<Connection> for MqttLink {
+    type Result = ();
+
+    fn handle(&mut self, event: Connection, ctx: &mut Context<Self>) {
+        match event {
+            Connection::Up => self.on_connected(),
+            Connection::Message { topic, payload } => self.on_message(&topic, &payload, ctx),
+            Connection::Down(why) => {
+                let why = format!(
+                    "cannot reach the MQTT broker {}:{}: {why}",
+                    self.settings.host, self.settings.port
+                );
+                if *self.state.borrow() != LinkState::Down(why.clone()) {
+                    warn!(
+                        "{why}; video is served meanwhile, retrying every {} s",
+                        RETRY_INTERVAL.as_secs()
+                    );
+                }
+                self.state.send_replace(LinkState::Down(why));
+            }
+            Connection::Closed => {
+                if let Some(done) = self.stopped.take() {
+                    let _ = done.send(());
+                }
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<SessionEvent> for MqttLink {
+    type Result = ();
+
+    fn handle(&mut self, event: SessionEvent, _: &mut Context<Self>) {
+        match event {
+            SessionEvent::Status(status) if self.access.sees(&status.id) => self.on_status(status),
+            SessionEvent::Fleet(list) => {
+                let now: Vec<CameraId> = list.iter().map(|s| s.id.clone()).collect();
+                self.statuses.retain(|id, _| now.contains(id));
+                self.published.retain(|id, _| now.contains(id));
+                for status in list {
+                    if self.access.sees(&status.id) {
+                        self.on_status(status);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Stops the link cleanly: `offline` is published and the connection closed; answered
+/// once they went out, or after [`STOP_TIMEOUT`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopLink;
+
+impl Handler<StopLink> for MqttLink {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: StopLink, ctx: &mut Context<Self>) -> Self::Result {
+        if *self.state.borrow() != LinkState::Connected {
+            ctx.stop();
+            return Box::pin(async {});
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.stopped = Some(done);
+        self.publish(self.topics.status(), true, "offline");
+        let _ = self.client.try_disconnect();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(STOP_TIMEOUT, wait).await;
+        })
+    }
+}
