@@ -9,6 +9,7 @@
 //! is served as ever, and on every reconnection the link subscribes again and publishes
 //! every retained topic anew.
 
+pub mod discovery;
 pub mod topics;
 
 use std::collections::HashMap;
@@ -81,6 +82,12 @@ pub struct MqttLink {
     session: Option<hub::SessionId>,
     statuses: HashMap<CameraId, Arc<CameraStatus>>,
     published: HashMap<CameraId, Published>,
+    /// Each camera's controls as last read, for Home Assistant's entities.
+    controls: HashMap<CameraId, Vec<crate::camera::control::ControlInfo>>,
+    /// Cameras whose controls are being read.
+    reading: std::collections::HashSet<CameraId>,
+    /// The discovery message last published per camera.
+    announced: HashMap<CameraId, serde_json::Value>,
     state: watch::Sender<LinkState>,
     /// Told when `offline` has gone out on a clean stop.
     stopped: Option<tokio::sync::oneshot::Sender<()>>,
@@ -132,6 +139,9 @@ impl MqttLink {
                 session: None,
                 statuses: HashMap::new(),
                 published: HashMap::new(),
+                controls: HashMap::new(),
+                reading: std::collections::HashSet::new(),
+                announced: HashMap::new(),
                 state,
                 stopped: None,
             },
@@ -178,11 +188,12 @@ impl MqttLink {
 
     /// A camera's new status: published at once when something a user acts on changed,
     /// else held until [`STATE_INTERVAL`] has passed since the last one.
-    fn on_status(&mut self, status: Arc<CameraStatus>) {
+    fn on_status(&mut self, status: Arc<CameraStatus>, ctx: &mut Context<Self>) {
         self.statuses.insert(status.id.clone(), Arc::clone(&status));
         if *self.state.borrow() != LinkState::Connected {
             return;
         }
+        self.announce(&status, ctx);
         let due = self.published.get(&status.id).is_none_or(|p| {
             p.key != change_key(&status) || p.at.is_none_or(|at| at.elapsed() >= STATE_INTERVAL)
         });
@@ -193,29 +204,115 @@ impl MqttLink {
         }
     }
 
+    /// Tells Home Assistant about a camera and its entities when they changed, reading
+    /// its controls first when the ones it reports are not the ones last read.
+    fn announce(&mut self, status: &Arc<CameraStatus>, ctx: &mut Context<Self>) {
+        let id = &status.id;
+        let known = self.controls.get(id);
+        let stale = known.is_none_or(|known| {
+            known.len() != status.controls.len()
+                || !status
+                    .controls
+                    .iter()
+                    .all(|(name, _)| known.iter().any(|c| &c.name == name))
+        });
+        if stale && !status.controls.is_empty() && self.reading.insert(id.clone()) {
+            let camera = id.clone();
+            ctx.spawn(
+                self.hub
+                    .send(ReadControls {
+                        camera: camera.clone(),
+                    })
+                    .into_actor(self)
+                    .map(move |read, act, ctx| {
+                        act.reading.remove(&camera);
+                        if let Ok(Ok((controls, _))) = read {
+                            act.controls.insert(camera.clone(), controls);
+                        }
+                        if let Some(status) = act.statuses.get(&camera).cloned() {
+                            act.announce(&status, ctx);
+                        }
+                    }),
+            );
+        }
+        let config = discovery::device_config(
+            &self.topics,
+            status,
+            self.controls.get(id).map_or(&[][..], Vec::as_slice),
+            &self.base_url,
+            self.settings.snapshot_interval > 0,
+        );
+        if self.announced.get(id) != Some(&config) {
+            self.publish(self.topics.discovery(Some(id)), true, config.to_string());
+            self.announced.insert(id.clone(), config);
+        }
+    }
+
+    /// Tells Home Assistant about this host, the device its cameras are reached through.
+    fn announce_host(&self) {
+        let config = discovery::host_config(&self.topics, &self.base_url, &self.settings.host_id);
+        self.publish(self.topics.discovery(None), true, config.to_string());
+    }
+
+    /// Removes what this host published of a camera that left the configuration, Home
+    /// Assistant's entities included.
+    fn forget(&mut self, id: &CameraId) {
+        let mut topics = vec![self.topics.discovery(Some(id)), self.topics.state(id)];
+        if let Some(published) = self.published.remove(id) {
+            topics.extend(
+                published
+                    .controls
+                    .keys()
+                    .map(|c| self.topics.control(id, c)),
+            );
+        }
+        for topic in topics {
+            self.publish(topic, true, Vec::new());
+        }
+        self.statuses.remove(id);
+        self.controls.remove(id);
+        self.announced.remove(id);
+    }
+
     /// Connected (again): this host is online, its commands are subscribed and every
     /// retained topic is published anew.
-    fn on_connected(&mut self) {
+    fn on_connected(&mut self, ctx: &mut Context<Self>) {
         info!(
             broker = %format!("{}:{}", self.settings.host, self.settings.port),
             "MQTT connected"
         );
         self.state.send_replace(LinkState::Connected);
         self.publish(self.topics.status(), true, "online");
-        for filter in self.topics.command_filters() {
+        let filters = self.topics.command_filters();
+        for filter in filters.iter().chain([&self.topics.assistant_status()]) {
             if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
                 warn!("MQTT subscription not queued: {e}");
             }
         }
+        self.announce_host();
         self.published.clear();
+        self.announced.clear();
         let statuses: Vec<_> = self.statuses.values().cloned().collect();
         for status in statuses {
             self.publish_state(&status);
+            self.announce(&status, ctx);
         }
     }
 
     /// A message on one of the command topics.
     fn on_message(&mut self, topic: &str, payload: &[u8], ctx: &mut Context<Self>) {
+        if topic == self.topics.assistant_status() {
+            // Home Assistant (re)started: it reads discovery again.
+            if payload == b"online" {
+                self.announce_host();
+                self.announced.clear();
+                let statuses: Vec<_> = self.statuses.values().cloned().collect();
+                for status in statuses {
+                    self.announce(&status, ctx);
+                }
+            }
+            return;
+        }
         let Some(command) = self.topics.command(topic, payload) else {
             return;
         };
@@ -441,7 +538,7 @@ impl Handler<Connection> for MqttLink {
 
     fn handle(&mut self, event: Connection, ctx: &mut Context<Self>) {
         match event {
-            Connection::Up => self.on_connected(),
+            Connection::Up => self.on_connected(ctx),
             Connection::Message { topic, payload } => self.on_message(&topic, &payload, ctx),
             Connection::Down(why) => {
                 let why = format!(
@@ -469,16 +566,25 @@ impl Handler<Connection> for MqttLink {
 impl Handler<SessionEvent> for MqttLink {
     type Result = ();
 
-    fn handle(&mut self, event: SessionEvent, _: &mut Context<Self>) {
+    fn handle(&mut self, event: SessionEvent, ctx: &mut Context<Self>) {
         match event {
-            SessionEvent::Status(status) if self.access.sees(&status.id) => self.on_status(status),
+            SessionEvent::Status(status) if self.access.sees(&status.id) => {
+                self.on_status(status, ctx);
+            }
             SessionEvent::Fleet(list) => {
                 let now: Vec<CameraId> = list.iter().map(|s| s.id.clone()).collect();
-                self.statuses.retain(|id, _| now.contains(id));
-                self.published.retain(|id, _| now.contains(id));
+                let gone: Vec<CameraId> = self
+                    .statuses
+                    .keys()
+                    .filter(|id| !now.contains(id))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    self.forget(&id);
+                }
                 for status in list {
                     if self.access.sees(&status.id) {
-                        self.on_status(status);
+                        self.on_status(status, ctx);
                     }
                 }
             }

@@ -8,6 +8,9 @@
 //! BASE/HOST/CAMERA/control/NAME/result  its outcome, JSON
 //! BASE/HOST/CAMERA/reset/set            puts the camera back to cameras.yaml
 //! BASE/HOST/CAMERA/reset/result         its outcome, JSON
+//! BASE/HOST/CAMERA/snapshot             a small JPEG, every `snapshot_interval` seconds
+//! DISCOVERY/device/camfleet_HOST_CAMERA/config   Home Assistant's device discovery
+//! DISCOVERY/status                      Home Assistant says `online` when it starts
 //! ```
 
 use serde_json::{json, Value};
@@ -22,6 +25,10 @@ use crate::hub::CommandError;
 pub struct Topics {
     /// `BASE/HOST`.
     host: String,
+    /// This host's id.
+    host_id: String,
+    /// Home Assistant's discovery prefix.
+    discovery: String,
 }
 
 /// A command read from a `.../set` topic.
@@ -44,7 +51,46 @@ impl Topics {
     pub fn new(settings: &MqttSettings) -> Self {
         Topics {
             host: format!("{}/{}", settings.base_topic, settings.host_id),
+            host_id: settings.host_id.clone(),
+            discovery: settings.discovery_prefix.clone(),
         }
+    }
+
+    /// `BASE/HOST/CAMERA/snapshot`.
+    #[must_use]
+    pub fn snapshot(&self, camera: &CameraId) -> String {
+        format!("{}/{camera}/snapshot", self.host)
+    }
+
+    /// `BASE/HOST/CAMERA/control/NAME/set`.
+    #[must_use]
+    pub fn control_set(&self, camera: &CameraId, control: &str) -> String {
+        format!("{}/set", self.control(camera, control))
+    }
+
+    /// Home Assistant's id of a camera's device, or with `None` of this host's.
+    #[must_use]
+    pub fn device_id(&self, camera: Option<&CameraId>) -> String {
+        match camera {
+            Some(camera) => format!("camfleet_{}_{camera}", self.host_id),
+            None => format!("camfleet_{}", self.host_id),
+        }
+    }
+
+    /// Where a camera's Home Assistant device is announced, or with `None` this host's.
+    #[must_use]
+    pub fn discovery(&self, camera: Option<&CameraId>) -> String {
+        format!(
+            "{}/device/{}/config",
+            self.discovery,
+            self.device_id(camera)
+        )
+    }
+
+    /// Where Home Assistant says it has (re)started.
+    #[must_use]
+    pub fn assistant_status(&self) -> String {
+        format!("{}/status", self.discovery)
     }
 
     /// `BASE/HOST/status`.
@@ -179,6 +225,8 @@ mod tests {
     fn topics() -> Topics {
         Topics {
             host: "camfleet/pi-1".into(),
+            host_id: "pi-1".into(),
+            discovery: "homeassistant".into(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! port, and the camfleet binary, as a user runs them.
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::json;
 
 use super::*;
 
@@ -364,5 +365,188 @@ async fn a_killed_host_goes_offline_and_a_restarted_broker_gets_everything_again
     assert_eq!(
         json(&result.payload),
         serde_json::json!({"ok": true, "value": 5})
+    );
+}
+
+/// The keys Home Assistant's MQTT platforms take (of those camfleet uses), and the ones
+/// each requires.
+fn platform_keys(platform: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    const ENTITY: &[&str] = &[
+        "platform",
+        "unique_id",
+        "name",
+        "availability",
+        "availability_mode",
+        "entity_category",
+    ];
+    let (allowed, required): (&[&str], &[&str]) = match platform {
+        "number" => (
+            &["command_topic", "state_topic", "min", "max", "step", "mode"],
+            &["command_topic"],
+        ),
+        "switch" => (
+            &[
+                "command_topic",
+                "state_topic",
+                "payload_on",
+                "payload_off",
+                "state_on",
+                "state_off",
+            ],
+            &["command_topic"],
+        ),
+        "select" => (
+            &["command_topic", "state_topic", "options", "value_template"],
+            &["command_topic", "options"],
+        ),
+        "button" => (&["command_topic", "payload_press"], &["command_topic"]),
+        "sensor" => (
+            &[
+                "state_topic",
+                "value_template",
+                "unit_of_measurement",
+                "state_class",
+            ],
+            &["state_topic"],
+        ),
+        "binary_sensor" => (
+            &["state_topic", "payload_on", "payload_off", "device_class"],
+            &["state_topic"],
+        ),
+        other => panic!("camfleet announced a platform it should not: {other}"),
+    };
+    let all: Vec<&str> = ENTITY.iter().chain(allowed).copied().collect();
+    (Box::leak(all.into_boxed_slice()), required)
+}
+
+/// Every component of a device discovery message has its platform's required keys, no
+/// key the platform does not take, and a unique id.
+fn check_components(config: &serde_json::Value) {
+    assert!(config["origin"]["name"].is_string(), "{config}");
+    assert!(config["device"]["identifiers"][0].is_string(), "{config}");
+    for (key, entity) in config["components"].as_object().unwrap() {
+        let platform = entity["platform"].as_str().unwrap();
+        let (allowed, required) = platform_keys(platform);
+        for k in entity.as_object().unwrap().keys() {
+            assert!(
+                allowed.contains(&k.as_str()),
+                "{key}: {platform} takes no `{k}`"
+            );
+        }
+        for k in required.iter().chain(&["unique_id"]) {
+            assert!(entity.get(*k).is_some(), "{key}: {platform} needs `{k}`");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn home_assistant_discovers_each_camera_with_its_real_controls() {
+    let dir = scratch_dir("mqtt-discovery");
+    let broker = Broker::start(&dir);
+    let yaml = |cameras: &str| {
+        format!(
+            "mqtt:\n  url: {}\n  host_id: ha-1\ncameras:\n{cameras}",
+            broker.url()
+        )
+    };
+    let desk = "  - id: desk\n    name: Desk\n    source: {kind: synthetic, width: 160, height: 120, fps: 10, test_controls: true}\n";
+    write_config(&dir, &yaml(&format!("{desk}{}", synthetic("porch", 10))));
+    let process = Process::start(&dir, None);
+    let mut mqtt = MqttClient::connect(&broker, &["homeassistant/device/+/config"]).await;
+    let topic = "homeassistant/device/camfleet_ha-1_desk/config";
+    let config = mqtt
+        .next_on(topic, link_wait(), |m| {
+            json(&m.payload)["components"]["brightness"].is_object()
+        })
+        .await;
+    let config = json(&config.payload);
+    check_components(&config);
+    assert_eq!(config["device"]["name"], "Desk");
+    assert_eq!(config["device"]["via_device"], "camfleet_ha-1");
+    assert_eq!(
+        config["device"]["configuration_url"],
+        format!("http://{}/#camera=desk", process.addr)
+    );
+    let host = mqtt
+        .next_on("homeassistant/device/camfleet_ha-1/config", WAIT, |_| true)
+        .await;
+    check_components(&json(&host.payload));
+
+    // Each control as the camera reports it over the WebSocket: the same ranges and items.
+    let mut client = Client::connect_to(process.addr).await;
+    let controls = client.controls("desk").await;
+    let components = &config["components"];
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &controls {
+        let entity = &components[c.name.as_str()];
+        let kind = proto::ControlType::try_from(c.r#type).unwrap();
+        let platform = entity["platform"].as_str().unwrap_or("none");
+        seen.insert(platform.to_string());
+        match kind {
+            proto::ControlType::Integer => {
+                assert_eq!(platform, "number", "{}", c.name);
+                assert_eq!(
+                    (&entity["min"], &entity["max"], &entity["step"]),
+                    (&json!(c.min), &json!(c.max), &json!(c.step)),
+                    "{}",
+                    c.name
+                );
+            }
+            proto::ControlType::Boolean => assert_eq!(platform, "switch", "{}", c.name),
+            proto::ControlType::Menu => {
+                assert_eq!(platform, "select", "{}", c.name);
+                let items: Vec<&str> = c.menu_items.iter().map(|m| m.name.as_str()).collect();
+                assert_eq!(entity["options"], json!(items), "{}", c.name);
+            }
+            proto::ControlType::Button => {
+                assert_eq!(platform, "button", "{}", c.name);
+                assert_eq!(
+                    entity["command_topic"],
+                    format!("camfleet/ha-1/desk/control/{}/set", c.name)
+                );
+            }
+            other => panic!("the synthetic camera has no {other:?} control"),
+        }
+    }
+    assert_eq!(
+        seen,
+        ["button", "number", "select", "switch"]
+            .map(String::from)
+            .into(),
+    );
+    // What a select sends, a menu item's name, is what camfleet takes.
+    let mut commands = MqttClient::connect(&broker, &["camfleet/ha-1/desk/control/+/result"]).await;
+    commands
+        .publish("camfleet/ha-1/desk/control/test_pattern/set", "checkers")
+        .await;
+    let result = commands
+        .next_on(
+            "camfleet/ha-1/desk/control/test_pattern/result",
+            WAIT,
+            |_| true,
+        )
+        .await;
+    assert_eq!(json(&result.payload), json!({"ok": true, "value": 2}));
+
+    // Home Assistant restarts: everything is announced again.
+    commands.publish("homeassistant/status", "online").await;
+    mqtt.next_on(topic, WAIT, |m| !m.payload.is_empty()).await;
+
+    // A camera removed from the configuration: its device is deleted.
+    write_config(&dir, &yaml(&synthetic("porch", 10)));
+    process.log_line("configuration reloaded");
+    mqtt.next_on(topic, WAIT, |m| m.payload.is_empty()).await;
+    let mut later = MqttClient::connect(&broker, &["homeassistant/device/+/config"]).await;
+    later
+        .next_on(
+            "homeassistant/device/camfleet_ha-1_porch/config",
+            WAIT,
+            |m| m.retained,
+        )
+        .await;
+    assert!(
+        later.kept.iter().all(|m| m.topic != topic),
+        "{:?}",
+        later.kept
     );
 }
