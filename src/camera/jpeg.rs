@@ -245,6 +245,58 @@ pub fn encode_raw(
     Ok(Bytes::from(out))
 }
 
+/// A copy of `jpeg` at most `width` pixels wide (the height in proportion), for
+/// thumbnails; a picture that is no wider is returned as it is.
+///
+/// # Errors
+/// When `jpeg` does not decode.
+pub fn thumbnail(jpeg: &Bytes, width: u32, quality: u8) -> Result<Bytes, String> {
+    let mut decoder = zune_jpeg::JpegDecoder::new(jpeg.as_ref());
+    let pixels = decoder
+        .decode()
+        .map_err(|e| format!("the frame does not decode: {e:?}"))?;
+    let (w, h) = decoder.dimensions().ok_or("the frame has no size")?;
+    let to_w = width as usize;
+    if w <= to_w || w == 0 || h == 0 {
+        return Ok(jpeg.clone());
+    }
+    let channels = pixels.len() / (w * h);
+    if channels != 1 && channels != 3 {
+        return Err(format!("the frame decodes to {channels} channels"));
+    }
+    let to_h = (h * to_w / w).max(1);
+    // Each thumbnail pixel is the mean of the block of source pixels it covers.
+    let mut out = vec![0u8; to_w * to_h * 3];
+    for ty in 0..to_h {
+        let (y0, y1) = (ty * h / to_h, ((ty + 1) * h / to_h).max(ty * h / to_h + 1));
+        for tx in 0..to_w {
+            let (x0, x1) = (tx * w / to_w, ((tx + 1) * w / to_w).max(tx * w / to_w + 1));
+            let mut sum = [0usize; 3];
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let p = (y * w + x) * channels;
+                    for (c, s) in sum.iter_mut().enumerate() {
+                        *s += usize::from(pixels[p + c.min(channels - 1)]);
+                    }
+                }
+            }
+            let n = (y1 - y0) * (x1 - x0);
+            let o = (ty * to_w + tx) * 3;
+            for c in 0..3 {
+                out[o + c] = u8::try_from(sum[c] / n).unwrap_or(u8::MAX);
+            }
+        }
+    }
+    let (Ok(tw), Ok(th)) = (u16::try_from(to_w), u16::try_from(to_h)) else {
+        return Err(format!("a {to_w}x{to_h} thumbnail is too large"));
+    };
+    let mut encoded = Vec::with_capacity(to_w * to_h / 4);
+    Encoder::new(&mut encoded, quality)
+        .encode(&out, tw, th, ColorType::Rgb)
+        .map_err(|e| format!("encoding the thumbnail failed: {e}"))?;
+    Ok(Bytes::from(encoded))
+}
+
 /// A grey picture saying NO SIGNAL, the camera's name and the reason.
 #[must_use]
 pub fn placeholder(width: u32, height: u32, name: &str, reason: &str) -> Bytes {
@@ -274,6 +326,34 @@ mod tests {
         let px = d.decode().expect("decodes");
         let (w, h) = d.dimensions().unwrap();
         (w, h, px)
+    }
+
+    #[test]
+    fn a_thumbnail_keeps_the_proportions_and_the_picture() {
+        // Left half black, right half white.
+        let (w, h) = (640usize, 480usize);
+        let rgb: Vec<u8> = (0..w * h)
+            .flat_map(|i| if i % w < w / 2 { [0u8; 3] } else { [255u8; 3] })
+            .collect();
+        let mut jpeg = Vec::new();
+        Encoder::new(&mut jpeg, 90)
+            .encode(&rgb, w as u16, h as u16, ColorType::Rgb)
+            .unwrap();
+        let small = thumbnail(&Bytes::from(jpeg.clone()), 160, 80).unwrap();
+        let (tw, th, px) = decode(&small);
+        assert_eq!((tw, th), (160, 120));
+        let at = |x: usize, y: usize| px[(y * tw + x) * 3];
+        assert!(
+            at(20, 60) < 30 && at(140, 60) > 225,
+            "{} {}",
+            at(20, 60),
+            at(140, 60)
+        );
+        // Already small enough: the same bytes.
+        assert_eq!(
+            thumbnail(&Bytes::from(jpeg.clone()), 640, 80).unwrap(),
+            jpeg
+        );
     }
 
     #[test]

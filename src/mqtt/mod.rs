@@ -41,6 +41,12 @@ pub const STATE_INTERVAL: Duration = Duration::from_secs(1);
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long stopping waits for `offline` to reach the broker.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest message read from the broker: commands are a few bytes.
+const MAX_INCOMING_BYTES: usize = 64 * 1024;
+/// Largest message sent: a discovery message or a thumbnail.
+const MAX_OUTGOING_BYTES: usize = 1024 * 1024;
+/// JPEG quality of the thumbnails published as snapshots.
+const SNAPSHOT_QUALITY: u8 = 70;
 /// Messages waiting to go to the broker; beyond this, state updates are dropped (the
 /// next one, or the republish on reconnection, replaces them).
 const OUTBOX: usize = 256;
@@ -110,6 +116,9 @@ impl MqttLink {
             settings.port,
         );
         options.set_keep_alive(KEEP_ALIVE);
+        // Discovery of a camera with many controls, and thumbnails, exceed rumqttc's
+        // default of 10 KiB; commands coming in are small.
+        options.set_max_packet_size(MAX_INCOMING_BYTES, MAX_OUTGOING_BYTES);
         options.set_clean_session(true);
         options.set_last_will(LastWill::new(
             topics.status(),
@@ -245,6 +254,52 @@ impl MqttLink {
         if self.announced.get(id) != Some(&config) {
             self.publish(self.topics.discovery(Some(id)), true, config.to_string());
             self.announced.insert(id.clone(), config);
+        }
+    }
+
+    /// Publishes a thumbnail of each streaming camera's newest frame. A camera that is not
+    /// streaming is skipped: an on-demand camera is not opened for a thumbnail.
+    fn publish_snapshots(&mut self, ctx: &mut Context<Self>) {
+        if *self.state.borrow() != LinkState::Connected {
+            return;
+        }
+        let width = self.settings.snapshot_width;
+        let streaming: Vec<CameraId> = self
+            .statuses
+            .values()
+            .filter(|s| matches!(s.state, crate::camera::status::CameraState::Streaming))
+            .map(|s| s.id.clone())
+            .collect();
+        for camera in streaming {
+            let watch = self.hub.send(hub::Watch {
+                camera: camera.clone(),
+                kind: hub::ViewerKind::Snapshot,
+                client: None,
+            });
+            let thumbnail = async move {
+                let viewer = watch.await.ok()?.ok()?;
+                let frame = viewer.watch.borrow().clone()?;
+                drop(viewer);
+                if frame.no_signal.is_some() {
+                    return None;
+                }
+                let made = actix_web::rt::task::spawn_blocking(move || {
+                    crate::camera::jpeg::thumbnail(&frame.jpeg, width, SNAPSHOT_QUALITY)
+                });
+                match made.await {
+                    Ok(Ok(jpeg)) => Some(jpeg),
+                    Ok(Err(e)) => {
+                        debug!("no thumbnail: {e}");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            };
+            ctx.spawn(thumbnail.into_actor(self).map(move |jpeg, act, _| {
+                if let Some(jpeg) = jpeg {
+                    act.publish(act.topics.snapshot(&camera), true, jpeg.to_vec());
+                }
+            }));
         }
     }
 
@@ -513,6 +568,10 @@ impl Actor for MqttLink {
                 .into_actor(act)
             })
             .wait(ctx);
+        if self.settings.snapshot_interval > 0 {
+            let every = Duration::from_secs(u64::from(self.settings.snapshot_interval));
+            ctx.run_interval(every, MqttLink::publish_snapshots);
+        }
         ctx.run_interval(STATE_INTERVAL, |act, _| {
             let due: Vec<_> = act
                 .published

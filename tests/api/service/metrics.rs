@@ -20,6 +20,13 @@ pub(super) fn parse_metrics(text: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Installs the parser [`parse_metrics`] uses. Tests call it before they connect a
+/// WebSocket client: the clients answer the server's heartbeats only while they read, and
+/// a first install can take longer than the server waits for an answer.
+pub(super) fn install_metrics_parser() {
+    deps("python");
+}
+
 /// The text of `/metrics` at `addr`.
 pub(super) async fn metrics_text(addr: SocketAddr) -> String {
     let mut r = awc::Client::new()
@@ -55,6 +62,7 @@ pub(super) fn sample(
 
 #[actix_rt::test]
 async fn metrics_parse_and_move_as_frames_flow() {
+    install_metrics_parser();
     let server = spawn(&fleet(&["a", "b"]));
     let mut client = server.client().await;
     client.subscribe(&[]).await;

@@ -25,7 +25,7 @@ mod shutdown;
 mod soak;
 
 use crate::helpers::*;
-use metrics::{metrics_text, parse_metrics, sample, whole};
+use metrics::{install_metrics_parser, metrics_text, parse_metrics, sample, whole};
 
 /// A camfleet process with its own configuration file and state directory.
 pub(super) struct Process {

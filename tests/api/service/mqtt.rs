@@ -71,6 +71,7 @@ impl Drop for Broker {
 struct Received {
     topic: String,
     payload: String,
+    bytes: Vec<u8>,
     retained: bool,
 }
 
@@ -91,6 +92,8 @@ impl MqttClient {
             "127.0.0.1",
             broker.port,
         );
+        let mut options = options;
+        options.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut events) = AsyncClient::new(options, 64);
         for filter in filters {
             client.subscribe(*filter, QoS::AtLeastOnce).await.unwrap();
@@ -102,6 +105,7 @@ impl MqttClient {
                     let received = Received {
                         topic: p.topic,
                         payload: String::from_utf8_lossy(&p.payload).into_owned(),
+                        bytes: p.payload.to_vec(),
                         retained: p.retain,
                     };
                     if tx.send(received).is_err() {
@@ -152,6 +156,11 @@ impl MqttClient {
                 Ok(None) | Err(_) => panic!("nothing on {topic} within {within:?}"),
             }
         }
+    }
+
+    /// The payload of the next message on `topic`, as bytes.
+    async fn next_raw(&mut self, topic: &str, within: Duration) -> Vec<u8> {
+        self.next_on(topic, within, |_| true).await.bytes
     }
 
     async fn publish(&self, topic: &str, payload: &str) {
@@ -413,6 +422,7 @@ fn platform_keys(platform: &str) -> (&'static [&'static str], &'static [&'static
             &["state_topic", "payload_on", "payload_off", "device_class"],
             &["state_topic"],
         ),
+        "image" => (&["image_topic", "content_type"], &["image_topic"]),
         other => panic!("camfleet announced a platform it should not: {other}"),
     };
     let all: Vec<&str> = ENTITY.iter().chain(allowed).copied().collect();
@@ -445,7 +455,7 @@ async fn home_assistant_discovers_each_camera_with_its_real_controls() {
     let broker = Broker::start(&dir);
     let yaml = |cameras: &str| {
         format!(
-            "mqtt:\n  url: {}\n  host_id: ha-1\ncameras:\n{cameras}",
+            "mqtt:\n  url: {}\n  host_id: ha-1\n  snapshot_interval: 1\n  snapshot_width: 80\ncameras:\n{cameras}",
             broker.url()
         )
     };
@@ -514,6 +524,18 @@ async fn home_assistant_discovers_each_camera_with_its_real_controls() {
             .map(String::from)
             .into(),
     );
+    // Snapshots: a thumbnail of the configured width, retained, shown by an image entity.
+    assert_eq!(
+        components["camfleet_snapshot"]["image_topic"],
+        "camfleet/ha-1/desk/snapshot"
+    );
+    let mut thumbnails = MqttClient::connect(&broker, &["camfleet/ha-1/desk/snapshot"]).await;
+    let every = Duration::from_secs(1);
+    let got = thumbnails
+        .next_raw("camfleet/ha-1/desk/snapshot", every + link_wait())
+        .await;
+    assert_eq!(crate::mjpeg_client::jpeg_size(&got), (80, 60));
+
     // What a select sends, a menu item's name, is what camfleet takes.
     let mut commands = MqttClient::connect(&broker, &["camfleet/ha-1/desk/control/+/result"]).await;
     commands

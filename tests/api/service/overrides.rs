@@ -103,6 +103,7 @@ fn test_camera(dir: &Path) {
 
 #[actix_rt::test]
 async fn a_corrupt_state_file_is_moved_aside_and_the_server_starts() {
+    install_metrics_parser();
     for (case, content) in [
         ("garbage", &b"\xff\xfe not json at all"[..]),
         ("empty", b""),
@@ -248,6 +249,7 @@ async fn overlapping_changes_are_saved_in_the_order_the_camera_applied_them() {
 
 #[actix_rt::test]
 async fn a_change_that_cannot_be_saved_is_not_acknowledged_and_is_saved_later() {
+    install_metrics_parser();
     let dir = scratch_dir("unwritable");
     test_camera(&dir);
     let process = Process::start(&dir, None);
