@@ -9,7 +9,7 @@
 //! BASE/HOST/CAMERA/reset/set            puts the camera back to cameras.yaml
 //! BASE/HOST/CAMERA/reset/result         its outcome, JSON
 //! BASE/HOST/CAMERA/snapshot             a small JPEG, every `snapshot_interval` seconds
-//! DISCOVERY/device/camfleet_HOST_CAMERA/config   Home Assistant's device discovery
+//! DISCOVERY/device/camfleet_HOST/CAMERA/config   Home Assistant's device discovery
 //! DISCOVERY/status                      Home Assistant says `online` when it starts
 //! ```
 
@@ -77,14 +77,16 @@ impl Topics {
         }
     }
 
-    /// Where a camera's Home Assistant device is announced, or with `None` this host's.
+    /// Where a camera's Home Assistant device is announced, or with `None` this host's:
+    /// `DISCOVERY/device/camfleet_HOST/CAMERA/config` and `.../camfleet_HOST/config`, all
+    /// under one level a broker's ACL can give the host alone.
     #[must_use]
     pub fn discovery(&self, camera: Option<&CameraId>) -> String {
-        format!(
-            "{}/device/{}/config",
-            self.discovery,
-            self.device_id(camera)
-        )
+        let host = self.device_id(None);
+        match camera {
+            Some(camera) => format!("{}/device/{host}/{camera}/config", self.discovery),
+            None => format!("{}/device/{host}/config", self.discovery),
+        }
     }
 
     /// Where Home Assistant says it has (re)started.

@@ -30,6 +30,44 @@ impl Broker {
         Broker::run(conf, port)
     }
 
+    /// The broker as `deploy/mosquitto/` sets it up, with these accounts, on a free port.
+    fn deployed(dir: &Path, accounts: &[(&str, &str)]) -> Broker {
+        deps("mqtt");
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mosquitto");
+        let passwd = dir.join("camfleet.passwd");
+        for (i, (user, password)) in accounts.iter().enumerate() {
+            let mut make = Command::new("mosquitto_passwd");
+            if i == 0 {
+                make.arg("-c");
+            }
+            let ok = make
+                .arg("-b")
+                .arg(&passwd)
+                .args([user, password])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mosquitto_passwd failed");
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = std::fs::read_to_string(deploy.join("mosquitto.conf"))
+            .unwrap()
+            .replace("listener 1883", &format!("listener {port} 127.0.0.1"))
+            .replace("/etc/mosquitto/camfleet.passwd", &passwd.to_string_lossy())
+            .replace(
+                "/etc/mosquitto/camfleet.acl",
+                &deploy.join("camfleet.acl").to_string_lossy(),
+            )
+            + &format!("persistence_location {}/\n", dir.display());
+        let path = dir.join("mosquitto.conf");
+        std::fs::write(&path, conf).unwrap();
+        Broker::run(path, port)
+    }
+
     fn run(conf: PathBuf, port: u16) -> Broker {
         let child = Command::new("/usr/sbin/mosquitto")
             .arg("-c")
@@ -85,6 +123,14 @@ struct MqttClient {
 
 impl MqttClient {
     async fn connect(broker: &Broker, filters: &[&str]) -> MqttClient {
+        MqttClient::connect_as(broker, None, filters).await
+    }
+
+    async fn connect_as(
+        broker: &Broker,
+        account: Option<(&str, &str)>,
+        filters: &[&str],
+    ) -> MqttClient {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let options = MqttOptions::new(
@@ -94,6 +140,9 @@ impl MqttClient {
         );
         let mut options = options;
         options.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((user, password)) = account {
+            options.set_credentials(user, password);
+        }
         let (client, mut events) = AsyncClient::new(options, 64);
         for filter in filters {
             client.subscribe(*filter, QoS::AtLeastOnce).await.unwrap();
@@ -462,8 +511,8 @@ async fn home_assistant_discovers_each_camera_with_its_real_controls() {
     let desk = "  - id: desk\n    name: Desk\n    source: {kind: synthetic, width: 160, height: 120, fps: 10, test_controls: true}\n";
     write_config(&dir, &yaml(&format!("{desk}{}", synthetic("porch", 10))));
     let process = Process::start(&dir, None);
-    let mut mqtt = MqttClient::connect(&broker, &["homeassistant/device/+/config"]).await;
-    let topic = "homeassistant/device/camfleet_ha-1_desk/config";
+    let mut mqtt = MqttClient::connect(&broker, &["homeassistant/device/#"]).await;
+    let topic = "homeassistant/device/camfleet_ha-1/desk/config";
     let config = mqtt
         .next_on(topic, link_wait(), |m| {
             json(&m.payload)["components"]["brightness"].is_object()
@@ -558,10 +607,10 @@ async fn home_assistant_discovers_each_camera_with_its_real_controls() {
     write_config(&dir, &yaml(&synthetic("porch", 10)));
     process.log_line("configuration reloaded");
     mqtt.next_on(topic, WAIT, |m| m.payload.is_empty()).await;
-    let mut later = MqttClient::connect(&broker, &["homeassistant/device/+/config"]).await;
+    let mut later = MqttClient::connect(&broker, &["homeassistant/device/#"]).await;
     later
         .next_on(
-            "homeassistant/device/camfleet_ha-1_porch/config",
+            "homeassistant/device/camfleet_ha-1/porch/config",
             WAIT,
             |m| m.retained,
         )
@@ -571,4 +620,86 @@ async fn home_assistant_discovers_each_camera_with_its_real_controls() {
         "{:?}",
         later.kept
     );
+}
+
+#[actix_rt::test]
+async fn the_example_broker_keeps_each_host_to_its_own_topics() {
+    let dir = scratch_dir("mqtt-acl");
+    let accounts = [("pi-1", "one"), ("pi-2", "two"), ("homeassistant", "ha")];
+    let broker = Broker::deployed(&dir, &accounts);
+    let mut hosts = Vec::new();
+    for (host, password) in &accounts[..2] {
+        let home = dir.join(host);
+        std::fs::create_dir_all(&home).unwrap();
+        write_config(
+            &home,
+            &format!(
+                "mqtt:\n  url: {}\n  host_id: {host}\n  username: {host}\n  password: {password}\ncameras:\n{}",
+                broker.url(),
+                synthetic("desk", 10)
+            ),
+        );
+        let process = Process::start(&home, None);
+        process.log_line("MQTT connected");
+        hosts.push(process);
+    }
+    let mut assistant = MqttClient::connect_as(
+        &broker,
+        Some(accounts[2]),
+        &["camfleet/#", "homeassistant/#"],
+    )
+    .await;
+    for host in ["pi-1", "pi-2"] {
+        assistant
+            .next_on(&format!("camfleet/{host}/status"), link_wait(), |m| {
+                m.payload == "online"
+            })
+            .await;
+        assistant
+            .next_on(
+                &format!("homeassistant/device/camfleet_{host}/desk/config"),
+                link_wait(),
+                |_| true,
+            )
+            .await;
+    }
+    // pi-1 cannot speak for pi-2: the broker drops what it publishes there, and passes
+    // what it publishes under its own name (messages of one client arrive in order).
+    let pi1 = MqttClient::connect_as(&broker, Some(accounts[0]), &[]).await;
+    pi1.publish("camfleet/pi-2/status", "offline").await;
+    pi1.publish("camfleet/pi-1/desk/state", "{}").await;
+    assistant
+        .next_on("camfleet/pi-1/desk/state", WAIT, |m| m.payload == "{}")
+        .await;
+    assert!(
+        assistant
+            .kept
+            .iter()
+            .all(|m| !(m.topic == "camfleet/pi-2/status" && m.payload == "offline")),
+        "pi-1 forged pi-2's status"
+    );
+    // But it may send pi-2 a command, as the fleet dashboard does; so may Home Assistant.
+    let mut results = MqttClient::connect_as(
+        &broker,
+        Some(accounts[2]),
+        &["camfleet/pi-2/desk/control/+/result"],
+    )
+    .await;
+    pi1.publish("camfleet/pi-2/desk/control/brightness/set", "33")
+        .await;
+    let result = results
+        .next_on("camfleet/pi-2/desk/control/brightness/result", WAIT, |_| {
+            true
+        })
+        .await;
+    assert_eq!(json(&result.payload), json!({"ok": true, "value": 33}));
+    assistant
+        .publish("camfleet/pi-2/desk/control/brightness/set", "34")
+        .await;
+    let result = results
+        .next_on("camfleet/pi-2/desk/control/brightness/result", WAIT, |_| {
+            true
+        })
+        .await;
+    assert_eq!(json(&result.payload), json!({"ok": true, "value": 34}));
 }
