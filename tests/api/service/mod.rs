@@ -16,6 +16,7 @@ use prost::Message as _;
 
 mod accounts;
 mod https;
+mod kubernetes;
 mod limits;
 mod metrics;
 mod mqtt;
