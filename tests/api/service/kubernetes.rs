@@ -1,5 +1,5 @@
 //! `deploy/kubernetes/camfleet.yaml` read with the Kubernetes API's own types: a
-//! DaemonSet on the camera hosts and a ConfigMap whose fleet files camfleet accepts.
+//! `DaemonSet` on the camera hosts and a `ConfigMap` whose fleet files camfleet accepts.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -17,10 +17,10 @@ fn the_kubernetes_manifests_run_camfleet_on_each_camera_host_with_its_fleet_file
         let value = serde_yaml::Value::deserialize(document).unwrap();
         match value["kind"].as_str() {
             Some("ConfigMap") => {
-                config_map = Some(serde_yaml::from_value::<ConfigMap>(value).unwrap())
+                config_map = Some(serde_yaml::from_value::<ConfigMap>(value).unwrap());
             }
             Some("DaemonSet") => {
-                daemon_set = Some(serde_yaml::from_value::<DaemonSet>(value).unwrap())
+                daemon_set = Some(serde_yaml::from_value::<DaemonSet>(value).unwrap());
             }
             other => panic!("unexpected document {other:?}"),
         }
@@ -34,7 +34,7 @@ fn the_kubernetes_manifests_run_camfleet_on_each_camera_host_with_its_fleet_file
         let config = camfleet::config::Config::parse(fleet, Path::new(name))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(config.mqtt.is_some(), "{name} joins no broker");
-        assert!(name.ends_with(".yaml"));
+        assert!(Path::new(name).extension().is_some_and(|e| e == "yaml"));
     }
 
     let spec = daemon_set.spec;
