@@ -5,6 +5,8 @@ const CLIENT = "camfleet.v1.ClientMessage";
 const SERVER = "camfleet.v1.ServerMessage";
 const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 8000;
+// How often the MQTT link's state is read from /api/host.
+const HOST_POLL_MS = 5000;
 
 const codec = await Codec.load();
 const grid = document.getElementById("grid");
@@ -237,6 +239,29 @@ function showAccount(hello) {
   document.getElementById("logout").hidden = hello.account === "anyone";
   showReadOnly();
 }
+
+// ---- the MQTT link ----
+
+// Shows whether this host's link to its MQTT broker is up, and why not; nothing when the
+// host has no link.
+async function showBroker() {
+  const line = document.getElementById("broker");
+  try {
+    const response = await fetch("/api/host", { cache: "no-store" });
+    if (!response.ok) return;
+    const { mqtt } = await response.json();
+    line.hidden = !mqtt;
+    if (!mqtt) return;
+    line.dataset.state = mqtt.state === "connected" ? "connected" : "disconnected";
+    line.textContent = mqtt.state === "connected"
+      ? `MQTT: connected to ${mqtt.broker}`
+      : `MQTT: ${mqtt.state}${mqtt.reason ? `: ${mqtt.reason}` : ""}`;
+  } catch {
+    // The server is away; the connection line says so.
+  }
+}
+showBroker();
+setInterval(showBroker, HOST_POLL_MS);
 
 function showReadOnly() {
   const note = document.getElementById("read-only");

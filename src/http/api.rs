@@ -58,6 +58,15 @@ pub async fn cameras(
     }
 }
 
+/// `GET /api/host`: this host's MQTT link (`null` without one): its broker, `host_id`,
+/// `state` (`connecting`, `connected` or `down`) and, when down, why.
+pub async fn host(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    caller::require(&req, &state, Role::Viewer).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "mqtt": state.mqtt.as_ref().map(crate::mqtt::LinkWatch::describe),
+    })))
+}
+
 /// `GET /api/viewers`: every viewer of every camera with what it was sent and skipped;
 /// for admins.
 pub async fn viewers(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

@@ -49,7 +49,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                 failed_sign_ins as f64,
             );
             if let Some(link) = &state.mqtt {
-                let connected = *link.borrow() == crate::mqtt::LinkState::Connected;
+                let connected = *link.state.borrow() == crate::mqtt::LinkState::Connected;
                 Family::new(
                     &mut text,
                     "camfleet_mqtt_connected",

@@ -4,6 +4,7 @@
 //!   `GET /api/me` ([`login`]). Who is asking is read by [`caller`].
 //! - `GET /ws`: the WebSocket session ([`ws`]), protobuf over binary messages
 //! - `GET /api/cameras`: every camera's status as JSON ([`api`])
+//! - `GET /api/host`: this host, and its MQTT link's state when it has one
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
 //! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
 //! - `GET /api/viewers`: every viewer with its delivery counters, as JSON (admins)
@@ -59,7 +60,7 @@ pub struct AppState {
     /// The names the server answers to.
     pub hosts: hosts::Hosts,
     /// The MQTT link's state, when one is configured.
-    pub mqtt: Option<tokio::sync::watch::Receiver<crate::mqtt::LinkState>>,
+    pub mqtt: Option<crate::mqtt::LinkWatch>,
 }
 
 /// Refuses every request that names a host the server does not answer to (see [`hosts`]).
@@ -85,6 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(login::routes)
         .route("/healthz", web::get().to(api::healthz))
         .route("/api/cameras", web::get().to(api::cameras))
+        .route("/api/host", web::get().to(api::host))
         .route("/api/viewers", web::get().to(api::viewers))
         .route("/api/reload", web::post().to(api::reload))
         .route("/metrics", web::get().to(metrics::metrics))

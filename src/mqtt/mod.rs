@@ -62,6 +62,35 @@ pub enum LinkState {
     Down(String),
 }
 
+/// The link as the rest of the server sees it: which broker, and the state it is in.
+#[derive(Debug, Clone)]
+pub struct LinkWatch {
+    /// This host's id in topics.
+    pub host_id: String,
+    /// `HOST:PORT` of the broker.
+    pub broker: String,
+    /// The link's state, as it changes.
+    pub state: watch::Receiver<LinkState>,
+}
+
+impl LinkWatch {
+    /// The link as `/api/host` shows it.
+    #[must_use]
+    pub fn describe(&self) -> serde_json::Value {
+        let (state, reason) = match &*self.state.borrow() {
+            LinkState::Connecting => ("connecting", String::new()),
+            LinkState::Connected => ("connected", String::new()),
+            LinkState::Down(why) => ("down", why.clone()),
+        };
+        serde_json::json!({
+            "broker": self.broker,
+            "host_id": self.host_id,
+            "state": state,
+            "reason": reason,
+        })
+    }
+}
+
 /// What a camera last published, to publish only what changed.
 #[derive(Default)]
 struct Published {
@@ -101,14 +130,14 @@ pub struct MqttLink {
 
 impl MqttLink {
     /// A link for `settings`, acting as `access`; camera URLs start with `base_url`. The
-    /// receiver follows the link's state.
+    /// watch follows the link's state.
     #[must_use]
     pub fn new(
         settings: MqttSettings,
         access: Access,
         base_url: String,
         hub: Addr<Hub>,
-    ) -> (Self, watch::Receiver<LinkState>) {
+    ) -> (Self, LinkWatch) {
         let topics = Topics::new(&settings);
         let mut options = MqttOptions::new(
             format!("camfleet-{}", settings.host_id),
@@ -136,6 +165,11 @@ impl MqttLink {
         }
         let (client, events) = AsyncClient::new(options, OUTBOX);
         let (state, follow) = watch::channel(LinkState::Connecting);
+        let follow = LinkWatch {
+            host_id: settings.host_id.clone(),
+            broker: format!("{}:{}", settings.host, settings.port),
+            state: follow,
+        };
         (
             MqttLink {
                 settings,

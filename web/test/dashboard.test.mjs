@@ -147,6 +147,27 @@ test("the default fleet: a live tile per camera, no console errors", async () =>
   }
 });
 
+test("a host whose MQTT broker cannot be reached says so, and serves its cameras", async () => {
+  // A port nothing listens on: the broker is away.
+  const brokerPort = await freePort();
+  const server = await Camfleet.withConfig(
+    `mqtt: {url: "mqtt://127.0.0.1:${brokerPort}", host_id: bench}\n` +
+      "cameras:\n  - id: desk\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n",
+  );
+  try {
+    const { page, errors } = await open(server);
+    // Read every HOST_POLL_MS (5 s): the first read may still say "connecting".
+    await page.waitForFunction(() => document.getElementById("broker").textContent.includes("cannot reach"));
+    assert.equal(await page.getAttribute("#broker", "data-state"), "disconnected");
+    const text = await page.textContent("#broker");
+    assert.match(text, new RegExp(`cannot reach the MQTT broker 127\\.0\\.0\\.1:${brokerPort}`));
+    await waitAllAdvance(page, ["desk"]);
+    assert.deepEqual(errors, []);
+  } finally {
+    await server.stop();
+  }
+});
+
 test("controls: brightness reaches the server, a bad value shows the server's error", async () => {
   const server = await Camfleet.withConfig(
     "cameras:\n  - id: desk\n    name: Desk\n    source: {kind: synthetic, width: 320, height: 240, fps: 15}\n    controls: {brightness: 90}\n",

@@ -228,6 +228,13 @@ fn mqtt_yaml(broker: &Broker, host: &str) -> String {
     )
 }
 
+/// `GET /api/host`, as JSON.
+async fn api_host(addr: SocketAddr) -> serde_json::Value {
+    let (status, reply) = http_request(addr, None, "GET", "/api/host", &[], "").await;
+    assert_eq!(status, 200, "{reply}");
+    json(reply.split("\r\n\r\n").nth(1).unwrap())
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
@@ -389,6 +396,15 @@ async fn a_killed_host_goes_offline_and_a_restarted_broker_gets_everything_again
     process.log_line("cannot reach the MQTT broker");
     let metrics = metrics_text(addr).await;
     assert!(metrics.contains("camfleet_mqtt_connected 0"), "{metrics}");
+    let host = api_host(addr).await;
+    assert_eq!(host["mqtt"]["state"], "down", "{host}");
+    assert!(
+        host["mqtt"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("cannot reach the MQTT broker 127.0.0.1:{port}")),
+        "{host}"
+    );
     let mut watcher = process.watcher("desk").await;
     let before = watcher.streaming("desk").await.frames_captured;
     watcher
@@ -411,6 +427,7 @@ async fn a_killed_host_goes_offline_and_a_restarted_broker_gets_everything_again
         .await;
     let metrics = metrics_text(addr).await;
     assert!(metrics.contains("camfleet_mqtt_connected 1"), "{metrics}");
+    assert_eq!(api_host(addr).await["mqtt"]["state"], "connected");
     mqtt.publish("camfleet/bench-2/desk/control/brightness/set", "5")
         .await;
     let result = mqtt
