@@ -39,6 +39,7 @@ fn main() {
         .is_ok_and(|s| s.success());
     if !built {
         eprintln!("fuzz: the targets did not build");
+        println!("0 passed, {} failed", TARGETS.len());
         exit(1);
     }
     let (mut passed, mut failed) = (0, 0);
