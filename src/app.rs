@@ -159,6 +159,7 @@ pub fn start_serving(
         gate: http::caller::Gate::default().start(),
         scheme,
         mqtt: mqtt_state,
+        fleet: mqtt.clone(),
         reloads,
         hosts,
     });

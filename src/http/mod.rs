@@ -5,6 +5,8 @@
 //! - `GET /ws`: the WebSocket session ([`ws`]), protobuf over binary messages
 //! - `GET /api/cameras`: every camera's status as JSON ([`api`])
 //! - `GET /api/host`: this host, and its MQTT link's state when it has one
+//! - `GET /api/fleet`, `POST /api/fleet/{host}/{camera}/control/{name}` and `.../reset`:
+//!   the other hosts on the MQTT broker, and commands to their cameras ([`fleet`])
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
 //! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
 //! - `GET /api/viewers`: every viewer with its delivery counters, as JSON (admins)
@@ -18,6 +20,7 @@ mod budget;
 pub mod caller;
 pub mod error;
 pub mod feed;
+mod fleet;
 pub(crate) mod frame_guard;
 pub mod hosts;
 pub mod listener;
@@ -61,6 +64,8 @@ pub struct AppState {
     pub hosts: hosts::Hosts,
     /// The MQTT link's state, when one is configured.
     pub mqtt: Option<crate::mqtt::LinkWatch>,
+    /// The MQTT link, for the other hosts on its broker.
+    pub fleet: Option<Addr<crate::mqtt::MqttLink>>,
 }
 
 /// Refuses every request that names a host the server does not answer to (see [`hosts`]).
@@ -87,6 +92,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(api::healthz))
         .route("/api/cameras", web::get().to(api::cameras))
         .route("/api/host", web::get().to(api::host))
+        .route("/api/fleet", web::get().to(fleet::hosts))
+        .route(
+            "/api/fleet/{host}/{camera}/control/{control}",
+            web::post().to(fleet::set_control),
+        )
+        .route(
+            "/api/fleet/{host}/{camera}/reset",
+            web::post().to(fleet::reset),
+        )
         .route("/api/viewers", web::get().to(api::viewers))
         .route("/api/reload", web::post().to(api::reload))
         .route("/metrics", web::get().to(metrics::metrics))

@@ -94,6 +94,9 @@ pub enum CommandError {
     /// The server is stopping.
     #[error("the server is shutting down; reconnect once it is back")]
     Stopping,
+    /// The camera is on another host that cannot be reached now; the text says why.
+    #[error("{0}")]
+    Unreachable(String),
     /// The camera made the change, but it could not be saved for restarts.
     #[error("camera `{camera}`: {why}")]
     NotSaved {
@@ -120,7 +123,9 @@ impl CommandError {
                 ErrorCode::UnknownCamera
             }
             // The hub is gone only while the server stops, cameras included.
-            CommandError::NotRunning(_) | CommandError::Stopping => ErrorCode::CameraNotRunning,
+            CommandError::NotRunning(_) | CommandError::Stopping | CommandError::Unreachable(_) => {
+                ErrorCode::CameraNotRunning
+            }
             CommandError::Timeout(..) => ErrorCode::Timeout,
             CommandError::LimitReached(_) => ErrorCode::LimitReached,
             CommandError::NotPermitted(_) => ErrorCode::NotPermitted,

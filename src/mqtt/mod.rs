@@ -12,7 +12,7 @@
 pub mod discovery;
 pub mod topics;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,15 @@ impl LinkWatch {
     }
 }
 
+/// Another host on the broker.
+#[derive(Debug, Default)]
+struct RemoteHost {
+    /// Whether its status says `online`.
+    online: bool,
+    /// Its cameras' states, by camera id.
+    cameras: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
 /// What a camera last published, to publish only what changed.
 #[derive(Default)]
 struct Published {
@@ -123,6 +132,10 @@ pub struct MqttLink {
     reading: std::collections::HashSet<CameraId>,
     /// The discovery message last published per camera.
     announced: HashMap<CameraId, serde_json::Value>,
+    /// The other hosts on the broker, as their retained topics describe them.
+    fleet: std::collections::BTreeMap<String, RemoteHost>,
+    /// Commands sent to other hosts, waiting for their outcome, by result topic.
+    waiting: HashMap<String, VecDeque<tokio::sync::oneshot::Sender<serde_json::Value>>>,
     state: watch::Sender<LinkState>,
     /// Told when `offline` has gone out on a clean stop.
     stopped: Option<tokio::sync::oneshot::Sender<()>>,
@@ -185,6 +198,8 @@ impl MqttLink {
                 controls: HashMap::new(),
                 reading: std::collections::HashSet::new(),
                 announced: HashMap::new(),
+                fleet: std::collections::BTreeMap::new(),
+                waiting: HashMap::new(),
                 state,
                 stopped: None,
             },
@@ -372,8 +387,10 @@ impl MqttLink {
         );
         self.state.send_replace(LinkState::Connected);
         self.publish(self.topics.status(), true, "online");
-        let filters = self.topics.command_filters();
-        for filter in filters.iter().chain([&self.topics.assistant_status()]) {
+        let commands = self.topics.command_filters();
+        let fleet = self.topics.fleet_filters();
+        let assistant = self.topics.assistant_status();
+        for filter in commands.iter().chain(&fleet).chain([&assistant]) {
             if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
                 warn!("MQTT subscription not queued: {e}");
             }
@@ -401,6 +418,9 @@ impl MqttLink {
                 }
             }
             return;
+        }
+        if let Some(news) = self.topics.fleet_news(topic) {
+            return self.on_fleet_news(news, topic, payload);
         }
         let Some(command) = self.topics.command(topic, payload) else {
             return;
@@ -443,6 +463,41 @@ impl MqttLink {
         ctx.spawn(outcome.into_actor(self).map(move |outcome, act, _| {
             act.publish(result_topic, false, topics::result_payload(&outcome));
         }));
+    }
+
+    /// Another host's status, camera state or command outcome.
+    fn on_fleet_news(&mut self, news: topics::FleetNews<'_>, topic: &str, payload: &[u8]) {
+        match news {
+            topics::FleetNews::Status { host } => {
+                self.fleet.entry(host.to_string()).or_default().online = payload == b"online";
+            }
+            topics::FleetNews::State { host, camera } => {
+                let cameras = &mut self.fleet.entry(host.to_string()).or_default().cameras;
+                match serde_json::from_slice::<serde_json::Value>(payload) {
+                    Ok(state) if state.is_object() => {
+                        cameras.insert(camera.to_string(), state);
+                    }
+                    // An empty retained message: the camera left that host's fleet.
+                    _ => {
+                        cameras.remove(camera);
+                    }
+                }
+            }
+            topics::FleetNews::Result => {
+                let mut outcome = serde_json::from_slice(payload).unwrap_or_else(
+                    |_| serde_json::json!({"ok": false, "error": "the host's answer is not JSON"}),
+                );
+                // The oldest command still waiting gets it; those that gave up are skipped.
+                if let Some(queue) = self.waiting.get_mut(topic) {
+                    while let Some(waiter) = queue.pop_front() {
+                        match waiter.send(outcome) {
+                            Ok(()) => break,
+                            Err(back) => outcome = back,
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The camera `id`, if the link's account may see it.
@@ -706,6 +761,106 @@ impl Handler<StopLink> for MqttLink {
         let _ = self.client.try_disconnect();
         Box::pin(async move {
             let _ = tokio::time::timeout(STOP_TIMEOUT, wait).await;
+        })
+    }
+}
+
+/// The other hosts on the broker and their cameras, as JSON: `{"hosts": [{"host_id",
+/// "online", "cameras": [STATE, ...]}]}`, each state as its host publishes it.
+#[derive(Message)]
+#[rtype(result = "serde_json::Value")]
+pub struct FleetView;
+
+impl Handler<FleetView> for MqttLink {
+    type Result = MessageResult<FleetView>;
+
+    fn handle(&mut self, _: FleetView, _: &mut Context<Self>) -> Self::Result {
+        let hosts: Vec<serde_json::Value> = self
+            .fleet
+            .iter()
+            .map(|(host, remote)| {
+                serde_json::json!({
+                    "host_id": host,
+                    "online": remote.online,
+                    "cameras": remote.cameras.values().collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        MessageResult(serde_json::json!({ "hosts": hosts }))
+    }
+}
+
+/// A command to another host's camera, sent over the broker; answered with the outcome
+/// that host publishes, as JSON.
+#[derive(Message)]
+#[rtype(result = "Result<serde_json::Value, CommandError>")]
+pub struct RemoteCommand {
+    /// The host.
+    pub host: String,
+    /// The camera on it.
+    pub camera: String,
+    /// The control to set, or `None` to reset the camera's controls.
+    pub control: Option<String>,
+    /// The value, as a `.../set` payload.
+    pub value: String,
+}
+
+impl Handler<RemoteCommand> for MqttLink {
+    type Result = ResponseFuture<Result<serde_json::Value, CommandError>>;
+
+    fn handle(&mut self, command: RemoteCommand, _: &mut Context<Self>) -> Self::Result {
+        let camera = match CameraId::parse(&command.camera) {
+            Ok(camera) => camera,
+            Err(why) => return Box::pin(async move { Err(CommandError::InvalidMessage(why)) }),
+        };
+        let level_ok = |s: &str| !s.is_empty() && !s.contains(['/', '+', '#']);
+        let problem = if !self.access.may(Role::Operator) {
+            Some(CommandError::NotPermitted(self.access.refusal_to_change()))
+        } else if !level_ok(&command.host) || !command.control.as_deref().is_none_or(level_ok) {
+            Some(CommandError::InvalidMessage(
+                "a host or control name cannot hold `/`, `+` or `#`".into(),
+            ))
+        } else if !self
+            .fleet
+            .get(&command.host)
+            .is_some_and(|h| h.online && h.cameras.contains_key(&command.camera))
+        {
+            Some(CommandError::UnknownCamera {
+                id: format!("{}/{}", command.host, command.camera),
+                known: self
+                    .fleet
+                    .iter()
+                    .filter(|(_, h)| h.online)
+                    .flat_map(|(host, h)| h.cameras.keys().map(move |c| format!("{host}/{c}")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        } else if *self.state.borrow() != LinkState::Connected {
+            Some(CommandError::Unreachable(
+                "the MQTT broker cannot be reached, so commands to other hosts cannot be sent; \
+                 see the MQTT line in the dashboard's header"
+                    .into(),
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Box::pin(async move { Err(problem) });
+        }
+        let set =
+            self.topics
+                .remote_set(&command.host, &command.camera, command.control.as_deref());
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        self.waiting
+            .entry(Topics::result_of(&set))
+            .or_default()
+            .push_back(answer);
+        self.publish(set, false, command.value);
+        Box::pin(async move {
+            match tokio::time::timeout(hub::COMMAND_TIMEOUT, outcome).await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                _ => Err(CommandError::Timeout(camera, hub::COMMAND_TIMEOUT)),
+            }
         })
     }
 }

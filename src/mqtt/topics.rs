@@ -23,12 +23,33 @@ use crate::hub::CommandError;
 /// The topics of one host.
 #[derive(Debug, Clone)]
 pub struct Topics {
+    /// `BASE`.
+    base: String,
     /// `BASE/HOST`.
     host: String,
     /// This host's id.
     host_id: String,
     /// Home Assistant's discovery prefix.
     discovery: String,
+}
+
+/// What another host's message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetNews<'a> {
+    /// `BASE/HOST/status`.
+    Status {
+        /// The host.
+        host: &'a str,
+    },
+    /// `BASE/HOST/CAMERA/state`.
+    State {
+        /// The host.
+        host: &'a str,
+        /// The camera.
+        camera: &'a str,
+    },
+    /// The outcome of a command.
+    Result,
 }
 
 /// A command read from a `.../set` topic.
@@ -50,6 +71,7 @@ impl Topics {
     #[must_use]
     pub fn new(settings: &MqttSettings) -> Self {
         Topics {
+            base: settings.base_topic.clone(),
             host: format!("{}/{}", settings.base_topic, settings.host_id),
             host_id: settings.host_id.clone(),
             discovery: settings.discovery_prefix.clone(),
@@ -129,6 +151,44 @@ impl Topics {
             format!("{}/+/control/+/set", self.host),
             format!("{}/+/reset/set", self.host),
         ]
+    }
+
+    /// The filters that bring every host's status and camera states, and the outcomes of
+    /// commands, for the fleet view.
+    #[must_use]
+    pub fn fleet_filters(&self) -> [String; 4] {
+        [
+            format!("{}/+/status", self.base),
+            format!("{}/+/+/state", self.base),
+            format!("{}/+/+/control/+/result", self.base),
+            format!("{}/+/+/reset/result", self.base),
+        ]
+    }
+
+    /// What a message from another host tells the fleet view, if anything.
+    #[must_use]
+    pub fn fleet_news<'a>(&self, topic: &'a str) -> Option<FleetNews<'a>> {
+        let rest = topic.strip_prefix(&self.base)?.strip_prefix('/')?;
+        let levels: Vec<&str> = rest.split('/').collect();
+        if levels.first() == Some(&self.host_id.as_str()) {
+            return None;
+        }
+        match levels.as_slice() {
+            [host, "status"] => Some(FleetNews::Status { host }),
+            [host, camera, "state"] => Some(FleetNews::State { host, camera }),
+            [_, _, "control", _, "result"] | [_, _, "reset", "result"] => Some(FleetNews::Result),
+            _ => None,
+        }
+    }
+
+    /// A command to another host's camera: `BASE/HOST/CAMERA/control/NAME/set`, or
+    /// `.../reset/set` without a control.
+    #[must_use]
+    pub fn remote_set(&self, host: &str, camera: &str, control: Option<&str>) -> String {
+        match control {
+            Some(name) => format!("{}/{host}/{camera}/control/{name}/set", self.base),
+            None => format!("{}/{host}/{camera}/reset/set", self.base),
+        }
     }
 
     /// The camera and command a message on `topic` carries, if it is one of this host's
@@ -226,6 +286,7 @@ mod tests {
 
     fn topics() -> Topics {
         Topics {
+            base: "camfleet".into(),
             host: "camfleet/pi-1".into(),
             host_id: "pi-1".into(),
             discovery: "homeassistant".into(),

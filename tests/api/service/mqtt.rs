@@ -720,3 +720,97 @@ async fn the_example_broker_keeps_each_host_to_its_own_topics() {
         .await;
     assert_eq!(json(&result.payload), json!({"ok": true, "value": 34}));
 }
+
+/// `GET /api/fleet` at `addr`, until `pick` accepts it.
+async fn fleet_until(
+    addr: SocketAddr,
+    within: Duration,
+    pick: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, reply) = http_request(addr, None, "GET", "/api/fleet", &[], "").await;
+        assert_eq!(status, 200, "{reply}");
+        let fleet = json(reply.split("\r\n\r\n").nth(1).unwrap());
+        if pick(&fleet) {
+            return fleet;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fleet never became as expected: {fleet}"
+        );
+        // Polled as the dashboard does; each answer is the link's registry at that moment.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_host_sees_the_other_hosts_and_changes_their_cameras_over_the_broker() {
+    let dir = scratch_dir("mqtt-fleet");
+    let broker = Broker::start(&dir);
+    let mut hosts = Vec::new();
+    for host in ["alpha", "beta"] {
+        let home = dir.join(host);
+        std::fs::create_dir_all(&home).unwrap();
+        write_config(&home, &mqtt_yaml(&broker, host));
+        let process = Process::start(&home, None);
+        process.log_line("MQTT connected");
+        hosts.push(process);
+    }
+    let (alpha, beta) = (hosts[0].addr, hosts[1].addr);
+    let host = |fleet: &serde_json::Value, id: &str| {
+        fleet["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host_id"] == id)
+            .cloned()
+    };
+    // alpha sees beta (not itself), its camera, and where to watch it.
+    let fleet = fleet_until(alpha, link_wait(), |f| {
+        host(f, "beta")
+            .is_some_and(|b| b["online"] == true && b["cameras"][0]["state"] == "Streaming")
+    })
+    .await;
+    assert!(host(&fleet, "alpha").is_none(), "{fleet}");
+    let desk = &host(&fleet, "beta").unwrap()["cameras"][0];
+    assert_eq!(desk["camera_id"], "desk");
+    assert_eq!(
+        desk["urls"]["mjpeg"],
+        format!("http://{beta}/cameras/desk/stream.mjpg")
+    );
+
+    // A command from alpha reaches beta's camera and comes back with beta's outcome.
+    let post = |path: &'static str, body: &'static str| async move {
+        http_request(alpha, None, "POST", path, &[], body).await
+    };
+    let (status, reply) = post("/api/fleet/beta/desk/control/brightness", "66").await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        json(reply.split("\r\n\r\n").nth(1).unwrap()),
+        json!({"ok": true, "value": 66})
+    );
+    let mut watcher = hosts[1].watcher("desk").await;
+    watcher
+        .status_where("desk", |s| control_value(s, "brightness") == Some(66))
+        .await;
+    let (_, reply) = post("/api/fleet/beta/desk/control/brightness", "700").await;
+    let outcome = json(reply.split("\r\n\r\n").nth(1).unwrap());
+    assert_eq!(outcome["code"], "out_of_range", "{outcome}");
+    let (status, reply) = post("/api/fleet/beta/attic/control/brightness", "1").await;
+    assert_eq!(status, 404, "{reply}");
+    assert!(reply.contains("beta/desk"), "{reply}");
+
+    // beta dies: alpha shows it offline, its camera still listed.
+    hosts[1].signal(libc::SIGKILL);
+    let fleet = fleet_until(alpha, camfleet::mqtt::KEEP_ALIVE * 2 + WAIT, |f| {
+        host(f, "beta").is_some_and(|b| b["online"] == false)
+    })
+    .await;
+    assert_eq!(
+        host(&fleet, "beta").unwrap()["cameras"][0]["camera_id"],
+        "desk"
+    );
+    let (status, _) = post("/api/fleet/beta/desk/control/brightness", "5").await;
+    assert_eq!(status, 404);
+}
