@@ -11,12 +11,15 @@ use std::process::{exit, Command};
 fn main() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tests = repo.join("web/test");
-    let installed = Command::new(repo.join("tests/deps.sh"))
-        .arg("browser")
-        .status()
-        .is_ok_and(|s| s.success());
+    // Chromium and Node.js; mosquitto for the dashboard over several hosts.
+    let installed = ["browser", "mqtt"].iter().all(|group| {
+        Command::new(repo.join("tests/deps.sh"))
+            .arg(group)
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     if !installed {
-        eprintln!("browser tests: tests/deps.sh browser failed");
+        eprintln!("browser tests: tests/deps.sh browser or mqtt failed");
         exit(1);
     }
     let mut node = Command::new("node");

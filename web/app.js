@@ -7,6 +7,8 @@ const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 8000;
 // How often the MQTT link's state is read from /api/host.
 const HOST_POLL_MS = 5000;
+// How often the other hosts on the MQTT broker are read from /api/fleet.
+const FLEET_POLL_MS = 2000;
 
 const codec = await Codec.load();
 const grid = document.getElementById("grid");
@@ -262,6 +264,133 @@ async function showBroker() {
 }
 showBroker();
 setInterval(showBroker, HOST_POLL_MS);
+
+// ---- the other hosts ----
+
+// Every other host on the broker with its cameras, as /api/fleet lists them. Live video of
+// a remote camera comes straight from its own host; commands go through this server and
+// the broker, and come back with that host's outcome. A host that goes offline stays,
+// greyed out.
+const remoteHosts = new Map(); // host id -> { el, grid, tiles: Map(camera id -> el) }
+
+async function showFleet() {
+  let fleet;
+  try {
+    const response = await fetch("/api/fleet", { cache: "no-store" });
+    if (!response.ok) return;
+    fleet = await response.json();
+  } catch {
+    return;
+  }
+  const section = document.getElementById("fleet");
+  section.hidden = fleet.hosts.length === 0;
+  for (const host of fleet.hosts) {
+    let h = remoteHosts.get(host.host_id);
+    if (!h) {
+      const el = document.createElement("section");
+      el.className = "host";
+      el.dataset.host = host.host_id;
+      const title = document.createElement("h2");
+      const name = document.createElement("span");
+      name.textContent = host.host_id;
+      const state = document.createElement("span");
+      state.className = "state host-state";
+      title.append(name, state);
+      const grid = document.createElement("div");
+      grid.className = "grid";
+      el.append(title, grid);
+      section.append(el);
+      h = { el, grid, tiles: new Map() };
+      remoteHosts.set(host.host_id, h);
+    }
+    h.el.dataset.online = String(host.online);
+    const badge = h.el.querySelector(".host-state");
+    badge.textContent = host.online ? "online" : "offline";
+    badge.dataset.state = host.online ? "Streaming" : "Reconnecting";
+    for (const camera of host.cameras) updateRemoteTile(host, h, camera);
+  }
+}
+
+function updateRemoteTile(host, h, camera) {
+  let el = h.tiles.get(camera.camera_id);
+  if (!el) {
+    el = document.createElement("article");
+    el.className = "tile remote-tile";
+    el.dataset.host = host.host_id;
+    el.dataset.cameraId = camera.camera_id;
+    el.innerHTML = `<header><h2 class="name"></h2><span class="state" role="status"></span></header>
+      <div class="picture"><img class="remote-live" alt="" hidden><p class="reason"></p></div>
+      <footer><span class="meta"></span><span class="buttons"><button type="button" class="watch">Watch</button></span></footer>
+      <div class="controls"></div>`;
+    const img = el.querySelector(".remote-live");
+    el.querySelector(".watch").addEventListener("click", (e) => {
+      // From the camera's own host, never through this one.
+      const on = img.hidden;
+      img.hidden = !on;
+      img.src = on ? el.dataset.mjpeg : "";
+      if (!on) img.removeAttribute("src");
+      e.target.textContent = on ? "Stop watching" : "Watch";
+    });
+    h.tiles.set(camera.camera_id, el);
+    h.grid.append(el);
+  }
+  el.dataset.mjpeg = camera.urls?.mjpeg ?? "";
+  el.dataset.state = camera.state;
+  el.querySelector(".name").textContent = camera.name || camera.camera_id;
+  const badge = el.querySelector(".state");
+  badge.dataset.state = camera.state;
+  badge.textContent = camera.state;
+  el.querySelector(".reason").textContent = camera.state === "Streaming" ? "" : camera.reason;
+  el.querySelector(".meta").textContent = `${Number(camera.fps).toFixed(1)} fps · ${camera.frames_dropped} dropped`;
+  const controls = el.querySelector(".controls");
+  for (const [name, value] of Object.entries(camera.controls ?? {})) {
+    let row = controls.querySelector(`.row[data-control="${CSS.escape(name)}"]`);
+    if (!row) {
+      row = document.createElement("div");
+      row.className = "row";
+      row.dataset.control = name;
+      const id = `remote-${host.host_id}-${camera.camera_id}-${name}`;
+      row.innerHTML = `<label></label><input type="number"><button type="button">Set</button><span class="result" role="status"></span>`;
+      row.querySelector("label").textContent = name.replaceAll("_", " ");
+      row.querySelector("label").htmlFor = id;
+      row.querySelector("input").id = id;
+      row.querySelector("button").addEventListener("click", () => setRemoteControl(host.host_id, camera.camera_id, name, row));
+      row.querySelector("input").addEventListener("keydown", (e) => {
+        if (e.key === "Enter") setRemoteControl(host.host_id, camera.camera_id, name, row);
+      });
+      controls.append(row);
+    }
+    const input = row.querySelector("input");
+    if (document.activeElement !== input && row.dataset.busy !== "true") input.value = value;
+    input.disabled = !host.online || !operator;
+    row.querySelector("button").disabled = !host.online || !operator;
+  }
+}
+
+async function setRemoteControl(host, camera, name, row) {
+  const result = row.querySelector(".result");
+  row.dataset.busy = "true";
+  result.dataset.state = "pending";
+  result.textContent = "…";
+  try {
+    const response = await fetch(
+      `/api/fleet/${encodeURIComponent(host)}/${encodeURIComponent(camera)}/control/${encodeURIComponent(name)}`,
+      { method: "POST", body: row.querySelector("input").value },
+    );
+    const outcome = await response.json();
+    const ok = response.ok && outcome.ok;
+    result.dataset.state = ok ? "applied" : "error";
+    result.textContent = ok ? `set to ${outcome.value}` : outcome.error ?? outcome.message ?? "refused";
+  } catch (e) {
+    result.dataset.state = "error";
+    result.textContent = String(e);
+  } finally {
+    row.dataset.busy = "false";
+  }
+}
+
+showFleet();
+setInterval(showFleet, FLEET_POLL_MS);
 
 function showReadOnly() {
   const note = document.getElementById("read-only");

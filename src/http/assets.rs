@@ -7,6 +7,11 @@ use actix_web::{web, HttpResponse};
 /// server's WebSocket.
 const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; \
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// The same, for a server on an MQTT broker: the pictures of other hosts' cameras come
+/// from those hosts, wherever they are.
+const CSP_FLEET: &str = "default-src 'self'; img-src 'self' blob: data: http: https:; \
+                         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+                         form-action 'self'";
 
 struct Asset {
     path: &'static str,
@@ -53,23 +58,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for asset in ASSETS.iter().filter(|a| a.path != "/") {
         cfg.route(
             asset.path,
-            web::get().to(move || async move { serve(asset.path) }),
+            web::get().to(move || async move { serve(asset.path, false) }),
         );
     }
 }
 
-/// The file at `path`.
+/// The file at `path`; with `fleet`, the page may show pictures from other hosts.
 ///
 /// # Panics
 /// If there is no such file (only the routes above ask).
-pub fn serve(path: &str) -> HttpResponse {
+pub fn serve(path: &str, fleet: bool) -> HttpResponse {
     let asset = ASSETS
         .iter()
         .find(|a| a.path == path)
         .expect("a file that is built in");
     HttpResponse::Ok()
         .content_type(asset.content_type)
-        .insert_header(("Content-Security-Policy", CSP))
+        .insert_header((
+            "Content-Security-Policy",
+            if fleet { CSP_FLEET } else { CSP },
+        ))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header(("Cache-Control", "no-cache"))
         .body(asset.body)

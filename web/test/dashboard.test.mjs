@@ -168,6 +168,59 @@ test("a host whose MQTT broker cannot be reached says so, and serves its cameras
   }
 });
 
+// A mosquitto of the test's own, on a free port.
+async function startBroker() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "camfleet-broker-"));
+  const conf = join(dir, "mosquitto.conf");
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n`);
+  const child = spawn("/usr/sbin/mosquitto", ["-c", conf], { stdio: "ignore" });
+  for (let i = 0; i < 200 && !(await listening(port)); i++) await sleep(50);
+  return { port, stop: () => child.kill() };
+}
+
+test("one dashboard over several hosts: another host's cameras, its live video, a control, offline", async () => {
+  const broker = await startBroker();
+  const host = (id) =>
+    Camfleet.withConfig(
+      `mqtt: {url: "mqtt://127.0.0.1:${broker.port}", host_id: ${id}}\n` +
+        `cameras:\n  - id: ${id}-cam\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n`,
+    );
+  const [a, b] = [await host("alpha"), await host("beta")];
+  let bStopped = false;
+  try {
+    const { page, errors } = await open(a);
+    const remote = '.host[data-host="beta"] .remote-tile[data-camera-id="beta-cam"]';
+    await page.waitForSelector(`${remote}[data-state="Streaming"]`);
+    // Live video straight from beta: beta counts this browser as an MJPEG viewer.
+    await page.click(`${remote} .watch`);
+    await page.waitForFunction((sel) => document.querySelector(`${sel} img`).naturalWidth > 0, remote);
+    const viewers = await (await fetch(`${b.url}/api/viewers`)).json();
+    assert.ok(viewers.some((v) => v.camera === "beta-cam" && v.kind === "mjpeg"), JSON.stringify(viewers));
+    // A control on beta, changed from alpha's page, over the broker.
+    const row = `${remote} .row[data-control="brightness"]`;
+    await page.fill(`${row} input`, "77");
+    await page.click(`${row} button`);
+    await page.waitForSelector(`${row} .result[data-state="applied"]`);
+    const [beta] = await b.cameras();
+    assert.equal(beta.controls.brightness, 77);
+    await page.fill(`${row} input`, "999");
+    await page.press(`${row} input`, "Enter");
+    await page.waitForSelector(`${row} .result[data-state="error"]`);
+    assert.match(await page.textContent(`${row} .result`), /0 to 255/);
+    // beta goes away: alpha's page shows it offline, its camera greyed out, not removed.
+    b.child.kill("SIGKILL");
+    bStopped = true;
+    await page.waitForSelector('.host[data-host="beta"][data-online="false"]', { timeout: 40000 });
+    assert.equal(await page.locator(remote).count(), 1);
+    assert.deepEqual(errors.filter((e) => !e.includes("ERR_")), []);
+  } finally {
+    await a.stop();
+    if (!bStopped) await b.stop();
+    broker.stop();
+  }
+});
+
 test("controls: brightness reaches the server, a bad value shows the server's error", async () => {
   const server = await Camfleet.withConfig(
     "cameras:\n  - id: desk\n    name: Desk\n    source: {kind: synthetic, width: 320, height: 240, fps: 15}\n    controls: {brightness: 90}\n",
