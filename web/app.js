@@ -319,7 +319,7 @@ function updateRemoteTile(host, h, camera) {
     el.dataset.host = host.host_id;
     el.dataset.cameraId = camera.camera_id;
     el.innerHTML = `<header><h2 class="name"></h2><span class="state" role="status"></span></header>
-      <div class="picture"><img class="remote-live" alt="" hidden><p class="reason"></p></div>
+      <div class="picture"><img class="thumbnail" alt="" hidden><img class="remote-live" alt="" hidden><p class="reason"></p></div>
       <footer><span class="meta"></span><span class="buttons"><button type="button" class="watch">Watch</button></span></footer>
       <div class="controls"></div>`;
     const img = el.querySelector(".remote-live");
@@ -327,6 +327,7 @@ function updateRemoteTile(host, h, camera) {
       // From the camera's own host, never through this one.
       const on = img.hidden;
       img.hidden = !on;
+      el.querySelector(".thumbnail").hidden = on || !el.dataset.hasThumbnail;
       img.src = on ? el.dataset.mjpeg : "";
       if (!on) img.removeAttribute("src");
       e.target.textContent = on ? "Stop watching" : "Watch";
@@ -335,6 +336,11 @@ function updateRemoteTile(host, h, camera) {
     h.grid.append(el);
   }
   el.dataset.mjpeg = camera.urls?.mjpeg ?? "";
+  // Between live views, the thumbnail its host publishes on the broker, when it does.
+  const thumbnail = el.querySelector(".thumbnail");
+  if (camera.thumbnail && el.querySelector(".remote-live").hidden) {
+    refreshThumbnail(host.host_id, camera.camera_id, el, thumbnail);
+  }
   el.dataset.state = camera.state;
   el.querySelector(".name").textContent = camera.name || camera.camera_id;
   const badge = el.querySelector(".state");
@@ -364,6 +370,21 @@ function updateRemoteTile(host, h, camera) {
     if (document.activeElement !== input && row.dataset.busy !== "true") input.value = value;
     input.disabled = !host.online || !operator;
     row.querySelector("button").disabled = !host.online || !operator;
+  }
+}
+
+async function refreshThumbnail(host, camera, el, img) {
+  const url = `/api/fleet/${encodeURIComponent(host)}/${encodeURIComponent(camera)}/thumbnail.jpg`;
+  try {
+    const response = await fetch(url, { cache: "no-store" });
+    if (!response.ok) return;
+    const blob = await response.blob();
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(blob);
+    el.dataset.hasThumbnail = "true";
+    img.hidden = !el.querySelector(".remote-live").hidden;
+  } catch {
+    // The next poll tries again.
   }
 }
 

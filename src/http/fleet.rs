@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::{caller, AppState};
 use crate::auth::{Access, Role};
 use crate::hub::ErrorCode;
-use crate::mqtt::{FleetView, RemoteCommand};
+use crate::mqtt::{FleetView, RemoteCommand, RemoteThumbnail};
 
 /// `GET /api/fleet`: `{"hosts": [{"host_id", "online", "cameras": [STATE, ...]}]}`, the
 /// other hosts on the broker; no hosts without an MQTT link.
@@ -25,6 +25,38 @@ pub async fn hosts(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         _ => serde_json::json!({ "hosts": [] }),
     };
     Ok(HttpResponse::Ok().json(fleet))
+}
+
+/// `GET /api/fleet/{host}/{camera}/thumbnail.jpg`: the latest thumbnail that host
+/// published of the camera (its `snapshot_interval`), or 404 when it publishes none.
+pub async fn thumbnail(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let access = caller::require(&req, &state, Role::Viewer).await?;
+    let link = fleet_for(&state, &access)?;
+    let (host, camera) = path.into_inner();
+    let found = link
+        .send(RemoteThumbnail {
+            host: host.clone(),
+            camera: camera.clone(),
+        })
+        .await
+        .map_err(|_| ApiError::stopping())?;
+    match found {
+        Some(jpeg) => Ok(HttpResponse::Ok()
+            .content_type("image/jpeg")
+            .insert_header(("Cache-Control", "no-cache, no-store"))
+            .body(jpeg)),
+        None => Err(ApiError::new(
+            ErrorCode::UnknownCamera,
+            format!(
+                "host `{host}` has published no thumbnail of `{camera}`; set \
+                 `mqtt.snapshot_interval` on that host"
+            ),
+        )),
+    }
 }
 
 /// `POST /api/fleet/{host}/{camera}/control/{name}` with the value as the body (a number,

@@ -5,8 +5,9 @@
 //! - `GET /ws`: the WebSocket session ([`ws`]), protobuf over binary messages
 //! - `GET /api/cameras`: every camera's status as JSON ([`api`])
 //! - `GET /api/host`: this host, and its MQTT link's state when it has one
-//! - `GET /api/fleet`, `POST /api/fleet/{host}/{camera}/control/{name}` and `.../reset`:
-//!   the other hosts on the MQTT broker, and commands to their cameras ([`fleet`])
+//! - `GET /api/fleet`, `GET /api/fleet/{host}/{camera}/thumbnail.jpg`,
+//!   `POST /api/fleet/{host}/{camera}/control/{name}` and `.../reset`: the other hosts on
+//!   the MQTT broker, their thumbnails, and commands to their cameras ([`fleet`])
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
 //! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
 //! - `GET /api/viewers`: every viewer with its delivery counters, as JSON (admins)
@@ -100,6 +101,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/fleet/{host}/{camera}/reset",
             web::post().to(fleet::reset),
+        )
+        .route(
+            "/api/fleet/{host}/{camera}/thumbnail.jpg",
+            web::get().to(fleet::thumbnail),
         )
         .route("/api/viewers", web::get().to(api::viewers))
         .route("/api/reload", web::post().to(api::reload))

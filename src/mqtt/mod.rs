@@ -98,6 +98,8 @@ struct RemoteHost {
     online: bool,
     /// Its cameras' states, by camera id.
     cameras: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Its cameras' latest thumbnails (JPEG), by camera id.
+    thumbnails: HashMap<String, bytes::Bytes>,
 }
 
 /// What a camera last published, to publish only what changed.
@@ -483,6 +485,14 @@ impl MqttLink {
                     }
                 }
             }
+            topics::FleetNews::Snapshot { host, camera } => {
+                let thumbnails = &mut self.fleet.entry(host.to_string()).or_default().thumbnails;
+                if payload.is_empty() {
+                    thumbnails.remove(camera);
+                } else {
+                    thumbnails.insert(camera.to_string(), bytes::Bytes::copy_from_slice(payload));
+                }
+            }
             topics::FleetNews::Result => {
                 let mut outcome = serde_json::from_slice(payload).unwrap_or_else(
                     |_| serde_json::json!({"ok": false, "error": "the host's answer is not JSON"}),
@@ -766,7 +776,8 @@ impl Handler<StopLink> for MqttLink {
 }
 
 /// The other hosts on the broker and their cameras, as JSON: `{"hosts": [{"host_id",
-/// "online", "cameras": [STATE, ...]}]}`, each state as its host publishes it.
+/// "online", "cameras": [STATE, ...]}]}`, each state as its host publishes it with
+/// `"thumbnail": true` when the host has published a thumbnail of the camera.
 #[derive(Message)]
 #[rtype(result = "serde_json::Value")]
 pub struct FleetView;
@@ -779,14 +790,46 @@ impl Handler<FleetView> for MqttLink {
             .fleet
             .iter()
             .map(|(host, remote)| {
+                let cameras: Vec<serde_json::Value> = remote
+                    .cameras
+                    .iter()
+                    .map(|(id, state)| {
+                        let mut state = state.clone();
+                        state["thumbnail"] = remote.thumbnails.contains_key(id).into();
+                        state
+                    })
+                    .collect();
                 serde_json::json!({
                     "host_id": host,
                     "online": remote.online,
-                    "cameras": remote.cameras.values().collect::<Vec<_>>(),
+                    "cameras": cameras,
                 })
             })
             .collect();
         MessageResult(serde_json::json!({ "hosts": hosts }))
+    }
+}
+
+/// The latest thumbnail another host published of one of its cameras (a small JPEG every
+/// few seconds, not video).
+#[derive(Message)]
+#[rtype(result = "Option<bytes::Bytes>")]
+pub struct RemoteThumbnail {
+    /// The host.
+    pub host: String,
+    /// The camera on it.
+    pub camera: String,
+}
+
+impl Handler<RemoteThumbnail> for MqttLink {
+    type Result = Option<bytes::Bytes>;
+
+    fn handle(&mut self, asked: RemoteThumbnail, _: &mut Context<Self>) -> Self::Result {
+        self.fleet
+            .get(&asked.host)?
+            .thumbnails
+            .get(&asked.camera)
+            .cloned()
     }
 }
 

@@ -48,6 +48,13 @@ pub enum FleetNews<'a> {
         /// The camera.
         camera: &'a str,
     },
+    /// `BASE/HOST/CAMERA/snapshot`.
+    Snapshot {
+        /// The host.
+        host: &'a str,
+        /// The camera.
+        camera: &'a str,
+    },
     /// The outcome of a command.
     Result,
 }
@@ -156,10 +163,11 @@ impl Topics {
     /// The filters that bring every host's status and camera states, and the outcomes of
     /// commands, for the fleet view.
     #[must_use]
-    pub fn fleet_filters(&self) -> [String; 4] {
+    pub fn fleet_filters(&self) -> [String; 5] {
         [
             format!("{}/+/status", self.base),
             format!("{}/+/+/state", self.base),
+            format!("{}/+/+/snapshot", self.base),
             format!("{}/+/+/control/+/result", self.base),
             format!("{}/+/+/reset/result", self.base),
         ]
@@ -176,6 +184,7 @@ impl Topics {
         match levels.as_slice() {
             [host, "status"] => Some(FleetNews::Status { host }),
             [host, camera, "state"] => Some(FleetNews::State { host, camera }),
+            [host, camera, "snapshot"] => Some(FleetNews::Snapshot { host, camera }),
             [_, _, "control", _, "result"] | [_, _, "reset", "result"] => Some(FleetNews::Result),
             _ => None,
         }

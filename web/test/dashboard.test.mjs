@@ -183,7 +183,7 @@ test("one dashboard over several hosts: another host's cameras, its live video, 
   const broker = await startBroker();
   const host = (id) =>
     Camfleet.withConfig(
-      `mqtt: {url: "mqtt://127.0.0.1:${broker.port}", host_id: ${id}}\n` +
+      `mqtt: {url: "mqtt://127.0.0.1:${broker.port}", host_id: ${id}, snapshot_interval: 1, snapshot_width: 160}\n` +
         `cameras:\n  - id: ${id}-cam\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n`,
     );
   const [a, b] = [await host("alpha"), await host("beta")];
@@ -192,9 +192,11 @@ test("one dashboard over several hosts: another host's cameras, its live video, 
     const { page, errors } = await open(a);
     const remote = '.host[data-host="beta"] .remote-tile[data-camera-id="beta-cam"]';
     await page.waitForSelector(`${remote}[data-state="Streaming"]`);
+    // Its thumbnail, from the broker's snapshot topic.
+    await page.waitForFunction((sel) => document.querySelector(`${sel} img.thumbnail`).naturalWidth === 160, remote);
     // Live video straight from beta: beta counts this browser as an MJPEG viewer.
     await page.click(`${remote} .watch`);
-    await page.waitForFunction((sel) => document.querySelector(`${sel} img`).naturalWidth > 0, remote);
+    await page.waitForFunction((sel) => document.querySelector(`${sel} img.remote-live`).naturalWidth === 320, remote);
     const viewers = await (await fetch(`${b.url}/api/viewers`)).json();
     assert.ok(viewers.some((v) => v.camera === "beta-cam" && v.kind === "mjpeg"), JSON.stringify(viewers));
     // A control on beta, changed from alpha's page, over the broker.

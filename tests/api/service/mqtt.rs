@@ -721,6 +721,17 @@ async fn the_example_broker_keeps_each_host_to_its_own_topics() {
     assert_eq!(json(&result.payload), json!({"ok": true, "value": 34}));
 }
 
+/// `GET path` at `addr`: the status and the body's bytes.
+async fn http_get_bytes(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut r = awc::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap();
+    let body = r.body().await.unwrap().to_vec();
+    (r.status().as_u16(), body)
+}
+
 /// `GET /api/fleet` at `addr`, until `pick` accepts it.
 async fn fleet_until(
     addr: SocketAddr,
@@ -752,7 +763,11 @@ async fn a_host_sees_the_other_hosts_and_changes_their_cameras_over_the_broker()
     for host in ["alpha", "beta"] {
         let home = dir.join(host);
         std::fs::create_dir_all(&home).unwrap();
-        write_config(&home, &mqtt_yaml(&broker, host));
+        let yaml = mqtt_yaml(&broker, host).replace(
+            "\ncameras:",
+            "\n  snapshot_interval: 1\n  snapshot_width: 80\ncameras:",
+        );
+        write_config(&home, &yaml);
         let process = Process::start(&home, None);
         process.log_line("MQTT connected");
         hosts.push(process);
@@ -779,6 +794,18 @@ async fn a_host_sees_the_other_hosts_and_changes_their_cameras_over_the_broker()
         desk["urls"]["mjpeg"],
         format!("http://{beta}/cameras/desk/stream.mjpg")
     );
+
+    // beta's thumbnails, from the broker, through alpha.
+    let deadline = Instant::now() + link_wait();
+    let thumbnail = loop {
+        let (status, reply) = http_get_bytes(alpha, "/api/fleet/beta/desk/thumbnail.jpg").await;
+        if status == 200 {
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "no thumbnail of beta's camera");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(crate::mjpeg_client::jpeg_size(&thumbnail), (80, 60));
 
     // A command from alpha reaches beta's camera and comes back with beta's outcome.
     let post = |path: &'static str, body: &'static str| async move {
