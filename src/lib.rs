@@ -47,6 +47,14 @@
 //! [`http::listener`], HTTP/1.1 only; on an HTTPS port it answers plain HTTP with a
 //! redirect to `https://`.
 //!
+//! ## Many hosts
+//! [`mqtt::MqttLink`] joins an MQTT broker. To the hub it is one more session: it sees
+//! every camera's status and sends `SetControl`/`ResetControls` as the account
+//! `mqtt.account` names. It alone owns what it knows of the other hosts on the broker
+//! (their status, camera states and thumbnails), which `/api/fleet` asks it for. A task
+//! beside it drives the connection; the link's state is published on a `watch` channel
+//! for `/api/host` and `/metrics`. Video never goes through the broker.
+//!
 //! ## How frames reach viewers
 //! Frames never pass through a mailbox. Each camera publishes its newest JPEG into its
 //! frame slot ([`camera::frame`]); every viewer reads the slot through its own
