@@ -112,18 +112,24 @@ fn fingerprint_in(line: &str) -> String {
         .to_string()
 }
 
-#[actix_rt::test]
-async fn a_self_signed_certificate_is_served_to_a_client_that_pins_its_fingerprint() {
-    let dir = scratch_dir("https-self-signed");
+/// camfleet with `tls: self_signed` and one camera `a`, and the fingerprint it logged.
+fn self_signed_server(dir: &Path) -> (Process, String) {
     write_config(
-        &dir,
+        dir,
         &format!(
             "server:\n  tls: self_signed\ncameras:\n{}",
             synthetic("a", 10)
         ),
     );
-    let process = Process::start(&dir, None);
+    let process = Process::start(dir, None);
     let fingerprint = fingerprint_in(&process.log_line("HTTPS certificate fingerprint"));
+    (process, fingerprint)
+}
+
+#[actix_rt::test]
+async fn a_self_signed_certificate_is_served_to_a_client_that_pins_its_fingerprint() {
+    let dir = scratch_dir("https-self-signed");
+    let (process, fingerprint) = self_signed_server(&dir);
     process.log_line("serving on https://");
     let (status, body) = get_pinned(process.addr, &fingerprint, "/api/cameras")
         .await
@@ -211,15 +217,7 @@ async fn a_renewed_certificate_is_picked_up_on_reload_and_the_cameras_run_on() {
 #[actix_rt::test]
 async fn plain_http_on_the_https_port_is_redirected_or_refused_with_the_fix() {
     let dir = scratch_dir("https-plain");
-    write_config(
-        &dir,
-        &format!(
-            "server:\n  tls: self_signed\ncameras:\n{}",
-            synthetic("a", 10)
-        ),
-    );
-    let process = Process::start(&dir, None);
-    let fingerprint = fingerprint_in(&process.log_line("HTTPS certificate fingerprint"));
+    let (process, fingerprint) = self_signed_server(&dir);
     let addr = process.addr;
     // A browser given http:// is sent to the same URL over HTTPS.
     let (status, reply) = http_request(addr, None, "GET", "/cameras/a/snapshot.jpg", &[], "").await;

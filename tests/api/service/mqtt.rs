@@ -239,6 +239,15 @@ fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// A broker of the test's own and a camfleet host `host` connected to it.
+fn host_on_broker(dir: &Path, host: &str) -> (Broker, Process) {
+    let broker = Broker::start(dir);
+    write_config(dir, &mqtt_yaml(&broker, host));
+    let process = Process::start(dir, None);
+    process.log_line("MQTT connected");
+    (broker, process)
+}
+
 /// Time for the link to (re)connect and publish: a retry, plus the margin.
 fn link_wait() -> Duration {
     camfleet::mqtt::RETRY_INTERVAL + camfleet::mqtt::STATE_INTERVAL + WAIT
@@ -247,10 +256,7 @@ fn link_wait() -> Duration {
 #[actix_rt::test]
 async fn a_host_publishes_retained_state_and_takes_commands_like_a_websocket_client() {
     let dir = scratch_dir("mqtt-topics");
-    let broker = Broker::start(&dir);
-    write_config(&dir, &mqtt_yaml(&broker, "bench-1"));
-    let process = Process::start(&dir, None);
-    process.log_line("MQTT connected");
+    let (broker, process) = host_on_broker(&dir, "bench-1");
     // A subscriber that comes later gets the retained topics.
     let mut mqtt = MqttClient::connect(&broker, &["camfleet/bench-1/#"]).await;
     let status = mqtt
@@ -361,10 +367,7 @@ async fn a_host_publishes_retained_state_and_takes_commands_like_a_websocket_cli
 #[actix_rt::test]
 async fn a_killed_host_goes_offline_and_a_restarted_broker_gets_everything_again() {
     let dir = scratch_dir("mqtt-outages");
-    let broker = Broker::start(&dir);
-    write_config(&dir, &mqtt_yaml(&broker, "bench-2"));
-    let process = Process::start(&dir, None);
-    process.log_line("MQTT connected");
+    let (broker, process) = host_on_broker(&dir, "bench-2");
     let mut mqtt = MqttClient::connect(&broker, &["camfleet/bench-2/status"]).await;
     mqtt.next_on("camfleet/bench-2/status", link_wait(), |m| {
         m.payload == "online"
