@@ -114,6 +114,7 @@ pub fn run(
     let path = path.to_path_buf();
     actix_web::rt::System::new().block_on(async move {
         let addr = config.server.listen;
+        let mqtt = config.mqtt.clone();
         let listener = std::net::TcpListener::bind(addr).map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr}: {e}; pass another address with --listen")
         })?;
@@ -132,6 +133,7 @@ pub fn run(
             listen: addr,
             state_dir: state_dir.clone(),
             certificate: swap,
+            mqtt,
         };
         let (stopper, http) = (server.stopper, server.http);
         let hub = stopper.hub.clone();
@@ -208,6 +210,12 @@ async fn reload(how: &Reloading, hub: &actix::Addr<crate::hub::Hub>) -> Result<(
                     );
                     swap.send_replace(cert.key);
                 }
+                if config.mqtt != how.mqtt {
+                    warn!(
+                        "the `mqtt:` section changed; the MQTT link keeps its settings until \
+                         camfleet restarts (systemctl restart camfleet)"
+                    );
+                }
                 let _ = hub.send(Reload(config)).await;
                 return Ok(());
             }
@@ -238,6 +246,8 @@ struct Reloading {
     state_dir: Option<PathBuf>,
     /// Where a re-read certificate goes, when the server speaks HTTPS.
     certificate: Option<tokio::sync::watch::Sender<std::sync::Arc<rustls::sign::CertifiedKey>>>,
+    /// The `mqtt:` section the server started with; the link keeps it until a restart.
+    mqtt: Option<crate::config::MqttSettings>,
 }
 
 /// Watches the directory holding `path` (editors often save by writing a new file and

@@ -362,6 +362,12 @@ async fn a_host_publishes_retained_state_and_takes_commands_like_a_websocket_cli
     watcher
         .status_where("desk", |s| control_value(s, "brightness") == Some(128))
         .await;
+    // A changed `mqtt:` section is said to wait for a restart, not silently ignored.
+    write_config(
+        &dir,
+        &mqtt_yaml(&broker, "bench-1").replace("host_id: bench-1", "host_id: bench-9"),
+    );
+    process.log_line("the `mqtt:` section changed");
 }
 
 #[actix_rt::test]
