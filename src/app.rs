@@ -143,13 +143,9 @@ pub fn start_serving(
         .with_timing(timing)
         .with_auth(auth_tx)
         .start();
-    let (mqtt, mqtt_state) = match mqtt {
-        Some((settings, access, base_url)) => {
-            let (link, state) = MqttLink::new(settings, access, base_url, hub.clone());
-            (Some(link.start()), Some(state))
-        }
-        None => (None, None),
-    };
+    let mqtt = mqtt.map(|(settings, access, base_url)| {
+        MqttLink::start_link(settings, access, base_url, hub.clone())
+    });
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         max_message_bytes,
@@ -158,8 +154,7 @@ pub fn start_serving(
         cookie_key: crate::auth::CookieKey::default(),
         gate: http::caller::Gate::default().start(),
         scheme,
-        mqtt: mqtt_state,
-        fleet: mqtt.clone(),
+        mqtt: mqtt.clone(),
         reloads,
         hosts,
     });
@@ -181,7 +176,7 @@ pub fn start_serving(
             handle: http.handle(),
             hub,
             shutdown,
-            mqtt,
+            mqtt: mqtt.map(|link| link.actor),
         },
         http,
     })
@@ -191,8 +186,7 @@ pub fn start_serving(
 /// when it listens on every interface.
 fn public_url(scheme: &str, addr: SocketAddr) -> String {
     let host = if addr.ip().is_unspecified() {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map_or_else(|_| "localhost".into(), |h| h.trim().to_string())
+        crate::config::this_host_name().unwrap_or_else(|| "localhost".into())
     } else if addr.is_ipv6() {
         format!("[{}]", addr.ip())
     } else {

@@ -99,8 +99,8 @@ fn make_self_signed(dir: &Path, listen: SocketAddr) -> Result<(PathBuf, PathBuf)
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
-        names.push(host.trim().to_string());
+    if let Some(host) = crate::config::this_host_name() {
+        names.push(host);
     }
     if !listen.ip().is_unspecified() {
         names.push(listen.ip().to_string());

@@ -13,6 +13,7 @@ mod raw;
 mod validate;
 
 pub use auth::{exposure_problem, FIRST_ACCOUNT};
+pub use mqtt::topic_safe;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,16 @@ pub const DEFAULT_MAX_SESSIONS_PER_ACCOUNT: u32 = 16;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 10;
 /// JPEG quality for cameras whose frames camfleet encodes, unless set.
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
+
+/// This machine's host name, which `mqtt.host_id`, the self-signed certificate and the
+/// URLs of a server listening on every interface use.
+#[must_use]
+pub fn this_host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
 
 /// A validated fleet.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,17 +16,11 @@ pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
 pub const DEFAULT_SNAPSHOT_WIDTH: u32 = 320;
 
 /// Whether `s` can stand as one topic level and in Home Assistant's ids.
-fn topic_safe(s: &str) -> bool {
+#[must_use]
+pub fn topic_safe(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// This machine's host name, as `host_id` defaults to it.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
 }
 
 pub(super) fn validate_mqtt(
@@ -93,7 +87,10 @@ pub(super) fn validate_mqtt(
         );
         return None;
     }
-    let host_id = raw.host_id.clone().unwrap_or_else(hostname);
+    let host_id = raw
+        .host_id
+        .clone()
+        .unwrap_or_else(|| super::this_host_name().unwrap_or_default());
     if !topic_safe(&host_id) {
         at(
             "host_id",

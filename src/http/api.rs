@@ -63,7 +63,7 @@ pub async fn cameras(
 pub async fn host(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller::require(&req, &state, Role::Viewer).await?;
     Ok(HttpResponse::Ok().json(json!({
-        "mqtt": state.mqtt.as_ref().map(crate::mqtt::LinkWatch::describe),
+        "mqtt": state.mqtt.as_ref().map(crate::mqtt::Link::describe),
     })))
 }
 

@@ -17,8 +17,9 @@ use crate::mqtt::{FleetView, RemoteCommand, RemoteThumbnail};
 /// other hosts on the broker; no hosts without an MQTT link.
 pub async fn hosts(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let access = caller::require(&req, &state, Role::Viewer).await?;
-    let fleet = match (&state.fleet, access.cameras.is_none()) {
+    let fleet = match (&state.mqtt, access.cameras.is_none()) {
         (Some(link), true) => link
+            .actor
             .send(FleetView)
             .await
             .map_err(|_| ApiError::stopping())?,
@@ -124,7 +125,7 @@ fn fleet_for<'a>(
             ),
         ));
     }
-    state.fleet.as_ref().ok_or_else(|| {
+    state.mqtt.as_ref().map(|link| &link.actor).ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnknownCamera,
             "this host has no MQTT link, so it knows no other hosts; add `mqtt:` to cameras.yaml",

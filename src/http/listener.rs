@@ -84,12 +84,12 @@ where
         let hosts = hosts.clone();
         fn_factory(move || {
             let over_tls = over_tls.new_service(());
-            let hosts = hosts.clone();
+            let hosts = Rc::new(hosts.clone());
             async move {
                 let over_tls = Rc::new(over_tls.await?);
                 Ok::<_, ()>(fn_service(move |io: TcpStream| {
                     let over_tls = Rc::clone(&over_tls);
-                    let hosts = hosts.clone();
+                    let hosts = Rc::clone(&hosts);
                     async move {
                         match first_byte(&io).await {
                             Some(TLS_HANDSHAKE) => over_tls.call(io).await.map_err(|e| {

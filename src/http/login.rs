@@ -30,7 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// `GET /`: the dashboard, or a redirect to the login page for a visitor not signed in.
 async fn dashboard(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match caller::identify(&req, &state).await {
-        Ok(Some(_)) => assets::serve("/", state.fleet.is_some()),
+        Ok(Some(_)) => assets::serve("/", state.mqtt.is_some()),
         _ => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/login"))
             .finish(),

@@ -64,9 +64,7 @@ pub struct AppState {
     /// The names the server answers to.
     pub hosts: hosts::Hosts,
     /// The MQTT link's state, when one is configured.
-    pub mqtt: Option<crate::mqtt::LinkWatch>,
-    /// The MQTT link, for the other hosts on its broker.
-    pub fleet: Option<Addr<crate::mqtt::MqttLink>>,
+    pub mqtt: Option<crate::mqtt::Link>,
 }
 
 /// Refuses every request that names a host the server does not answer to (see [`hosts`]).

@@ -111,7 +111,7 @@ pub fn device_config(
             "manufacturer": "camfleet",
             "model": "camera",
             "via_device": topics.device_id(None),
-            "configuration_url": format!("{base_url}/#camera={camera}"),
+            "configuration_url": super::topics::dashboard_url(base_url, camera),
         },
         "origin": {
             "name": "camfleet",

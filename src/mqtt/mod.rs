@@ -62,9 +62,12 @@ pub enum LinkState {
     Down(String),
 }
 
-/// The link as the rest of the server sees it: which broker, and the state it is in.
-#[derive(Debug, Clone)]
-pub struct LinkWatch {
+/// The link as the rest of the server holds it: the actor, which broker, and the state it
+/// is in.
+#[derive(Clone)]
+pub struct Link {
+    /// The actor, for the fleet view and for stopping.
+    pub actor: Addr<MqttLink>,
     /// This host's id in topics.
     pub host_id: String,
     /// `HOST:PORT` of the broker.
@@ -73,7 +76,7 @@ pub struct LinkWatch {
     pub state: watch::Receiver<LinkState>,
 }
 
-impl LinkWatch {
+impl Link {
     /// The link as `/api/host` shows it.
     #[must_use]
     pub fn describe(&self) -> serde_json::Value {
@@ -107,8 +110,8 @@ struct RemoteHost {
 struct Published {
     /// When its state was last published.
     at: Option<Instant>,
-    /// What makes a state worth publishing at once.
-    key: String,
+    /// The status last published.
+    last: Option<Arc<CameraStatus>>,
     /// A state held back by [`STATE_INTERVAL`].
     pending: Option<Arc<CameraStatus>>,
     /// Control values published.
@@ -132,8 +135,9 @@ pub struct MqttLink {
     controls: HashMap<CameraId, Vec<crate::camera::control::ControlInfo>>,
     /// Cameras whose controls are being read.
     reading: std::collections::HashSet<CameraId>,
-    /// The discovery message last published per camera.
-    announced: HashMap<CameraId, serde_json::Value>,
+    /// Each announced camera's name; its discovery message depends on nothing else that
+    /// changes but its controls, whose reading drops the entry.
+    announced: HashMap<CameraId, String>,
     /// The other hosts on the broker, as their retained topics describe them.
     fleet: std::collections::BTreeMap<String, RemoteHost>,
     /// Commands sent to other hosts, waiting for their outcome, by result topic.
@@ -144,15 +148,15 @@ pub struct MqttLink {
 }
 
 impl MqttLink {
-    /// A link for `settings`, acting as `access`; camera URLs start with `base_url`. The
-    /// watch follows the link's state.
+    /// Starts a link for `settings`, acting as `access`; camera URLs start with
+    /// `base_url`. Must be called inside an actix `System`.
     #[must_use]
-    pub fn new(
+    pub fn start_link(
         settings: MqttSettings,
         access: Access,
         base_url: String,
         hub: Addr<Hub>,
-    ) -> (Self, LinkWatch) {
+    ) -> Link {
         let topics = Topics::new(&settings);
         let mut options = MqttOptions::new(
             format!("camfleet-{}", settings.host_id),
@@ -180,33 +184,36 @@ impl MqttLink {
         }
         let (client, events) = AsyncClient::new(options, OUTBOX);
         let (state, follow) = watch::channel(LinkState::Connecting);
-        let follow = LinkWatch {
-            host_id: settings.host_id.clone(),
-            broker: format!("{}:{}", settings.host, settings.port),
+        let (host_id, broker) = (
+            settings.host_id.clone(),
+            format!("{}:{}", settings.host, settings.port),
+        );
+        let actor = MqttLink {
+            settings,
+            topics,
+            base_url,
+            hub,
+            access,
+            client,
+            events: Some(events),
+            session: None,
+            statuses: HashMap::new(),
+            published: HashMap::new(),
+            controls: HashMap::new(),
+            reading: std::collections::HashSet::new(),
+            announced: HashMap::new(),
+            fleet: std::collections::BTreeMap::new(),
+            waiting: HashMap::new(),
+            state,
+            stopped: None,
+        }
+        .start();
+        Link {
+            actor,
+            host_id,
+            broker,
             state: follow,
-        };
-        (
-            MqttLink {
-                settings,
-                topics,
-                base_url,
-                hub,
-                access,
-                client,
-                events: Some(events),
-                session: None,
-                statuses: HashMap::new(),
-                published: HashMap::new(),
-                controls: HashMap::new(),
-                reading: std::collections::HashSet::new(),
-                announced: HashMap::new(),
-                fleet: std::collections::BTreeMap::new(),
-                waiting: HashMap::new(),
-                state,
-                stopped: None,
-            },
-            follow,
-        )
+        }
     }
 
     /// Queues a message for the broker; when the outbox is full it is dropped, and the
@@ -226,18 +233,16 @@ impl MqttLink {
         self.publish(topic, true, topics::state_payload(status, &self.base_url));
         let published = self.published.entry(status.id.clone()).or_default();
         published.at = Some(Instant::now());
-        published.key = change_key(status);
+        published.last = Some(Arc::clone(status));
         published.pending = None;
         let changed: Vec<(String, i64)> = status
             .controls
             .iter()
-            .filter(|(name, value)| published.controls.get(name) != Some(value))
+            // Recorded as published, kept when it differs from what was published before.
+            .filter(|(name, value)| published.controls.insert(name.clone(), *value) != Some(*value))
             .cloned()
             .collect();
         for (name, value) in changed {
-            self.published
-                .get_mut(&status.id)
-                .map(|p| p.controls.insert(name.clone(), value));
             self.publish(
                 self.topics.control(&status.id, &name),
                 true,
@@ -255,7 +260,10 @@ impl MqttLink {
         }
         self.announce(&status, ctx);
         let due = self.published.get(&status.id).is_none_or(|p| {
-            p.key != change_key(&status) || p.at.is_none_or(|at| at.elapsed() >= STATE_INTERVAL)
+            p.last
+                .as_deref()
+                .is_none_or(|last| worth_telling_at_once(last, &status))
+                || p.at.is_none_or(|at| at.elapsed() >= STATE_INTERVAL)
         });
         if due {
             self.publish_state(&status);
@@ -264,8 +272,9 @@ impl MqttLink {
         }
     }
 
-    /// Tells Home Assistant about a camera and its entities when they changed, reading
-    /// its controls first when the ones it reports are not the ones last read.
+    /// Tells Home Assistant about a camera and its entities when they changed (a new name,
+    /// controls read anew), reading its controls first when the ones it reports are not
+    /// the ones last read.
     fn announce(&mut self, status: &Arc<CameraStatus>, ctx: &mut Context<Self>) {
         let id = &status.id;
         let known = self.controls.get(id);
@@ -288,12 +297,16 @@ impl MqttLink {
                         act.reading.remove(&camera);
                         if let Ok(Ok((controls, _))) = read {
                             act.controls.insert(camera.clone(), controls);
+                            act.announced.remove(&camera);
                         }
                         if let Some(status) = act.statuses.get(&camera).cloned() {
                             act.announce(&status, ctx);
                         }
                     }),
             );
+        }
+        if self.announced.get(id) == Some(&status.name) {
+            return;
         }
         let config = discovery::device_config(
             &self.topics,
@@ -302,10 +315,8 @@ impl MqttLink {
             &self.base_url,
             self.settings.snapshot_interval > 0,
         );
-        if self.announced.get(id) != Some(&config) {
-            self.publish(self.topics.discovery(Some(id)), true, config.to_string());
-            self.announced.insert(id.clone(), config);
-        }
+        self.publish(self.topics.discovery(Some(id)), true, config.to_string());
+        self.announced.insert(id.clone(), status.name.clone());
     }
 
     /// Publishes a thumbnail of each streaming camera's newest frame. A camera that is not
@@ -565,12 +576,10 @@ async fn resolve(
         })
 }
 
-/// What in a status makes it worth publishing at once.
-fn change_key(status: &CameraStatus) -> String {
-    format!(
-        "{:?}|{:?}|{:?}",
-        status.state, status.format, status.controls
-    )
+/// Whether `now` differs from `before` in what a user acts on: the state (with its
+/// reason), the format, or a control value. Counters alone wait for [`STATE_INTERVAL`].
+fn worth_telling_at_once(before: &CameraStatus, now: &CameraStatus) -> bool {
+    before.state != now.state || before.format != now.format || before.controls != now.controls
 }
 
 /// TLS to the broker, trusting the system's certificate authorities.
@@ -856,12 +865,16 @@ impl Handler<RemoteCommand> for MqttLink {
             Ok(camera) => camera,
             Err(why) => return Box::pin(async move { Err(CommandError::InvalidMessage(why)) }),
         };
-        let level_ok = |s: &str| !s.is_empty() && !s.contains(['/', '+', '#']);
         let problem = if !self.access.may(Role::Operator) {
             Some(CommandError::NotPermitted(self.access.refusal_to_change()))
-        } else if !level_ok(&command.host) || !command.control.as_deref().is_none_or(level_ok) {
+        } else if !command
+            .control
+            .as_deref()
+            .is_none_or(crate::config::topic_safe)
+        {
+            // A host not on the broker is refused below; a control name goes into a topic.
             Some(CommandError::InvalidMessage(
-                "a host or control name cannot hold `/`, `+` or `#`".into(),
+                "a control name is letters, digits, `-` and `_`, as the camera lists them".into(),
             ))
         } else if !self
             .fleet
@@ -894,10 +907,10 @@ impl Handler<RemoteCommand> for MqttLink {
             self.topics
                 .remote_set(&command.host, &command.camera, command.control.as_deref());
         let (answer, outcome) = tokio::sync::oneshot::channel();
-        self.waiting
-            .entry(Topics::result_of(&set))
-            .or_default()
-            .push_back(answer);
+        let queue = self.waiting.entry(Topics::result_of(&set)).or_default();
+        // Commands that gave up waiting leave no trace behind.
+        queue.retain(|waiter| !waiter.is_closed());
+        queue.push_back(answer);
         self.publish(set, false, command.value);
         Box::pin(async move {
             match tokio::time::timeout(hub::COMMAND_TIMEOUT, outcome).await {

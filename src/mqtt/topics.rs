@@ -257,6 +257,12 @@ fn parse_value(control: &str, payload: &[u8]) -> Result<DesiredValue, String> {
     })
 }
 
+/// Where the dashboard shows `camera`.
+#[must_use]
+pub fn dashboard_url(base_url: &str, camera: &CameraId) -> String {
+    format!("{base_url}/#camera={camera}")
+}
+
 /// The retained state of a camera: its status as `/api/cameras` gives it, with where
 /// browsers reach it.
 #[must_use]
@@ -267,7 +273,7 @@ pub fn state_payload(status: &CameraStatus, base_url: &str) -> Vec<u8> {
         map.insert(
             "urls".into(),
             json!({
-                "dashboard": format!("{base_url}/#camera={id}"),
+                "dashboard": dashboard_url(base_url, id),
                 "mjpeg": format!("{base_url}/cameras/{id}/stream.mjpg"),
                 "snapshot": format!("{base_url}/cameras/{id}/snapshot.jpg"),
                 "websocket": format!("{}/ws", base_url.replacen("http", "ws", 1)),
