@@ -505,9 +505,13 @@ impl MqttLink {
                 }
             }
             topics::FleetNews::Result => {
-                let mut outcome = serde_json::from_slice(payload).unwrap_or_else(
-                    |_| serde_json::json!({"ok": false, "error": "the host's answer is not JSON"}),
-                );
+                let mut outcome = serde_json::from_slice(payload).unwrap_or_else(|_| {
+                    serde_json::json!({
+                        "ok": false,
+                        "error": "the host's answer on its result topic is not JSON; is that host \
+                                  running camfleet, and does anything else publish there?"
+                    })
+                });
                 // The oldest command still waiting gets it; those that gave up are skipped.
                 if let Some(queue) = self.waiting.get_mut(topic) {
                     while let Some(waiter) = queue.pop_front() {

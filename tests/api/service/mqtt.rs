@@ -212,6 +212,14 @@ impl MqttClient {
         self.next_on(topic, within, |_| true).await.bytes
     }
 
+    /// Publishes `payload` on a `.../set` topic and waits for what comes on its
+    /// `.../result`.
+    async fn command(&mut self, set: &str, payload: &str) -> Received {
+        self.publish(set, payload).await;
+        let result = format!("{}/result", set.strip_suffix("/set").unwrap());
+        self.next_on(&result, WAIT, |_| true).await
+    }
+
     async fn publish(&self, topic: &str, payload: &str) {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
@@ -295,14 +303,8 @@ async fn a_host_publishes_retained_state_and_takes_commands_like_a_websocket_cli
     // A command goes through the hub: the camera changes, WebSocket clients see it, the
     // state file keeps it with who made it.
     let mut watcher = process.watcher("desk").await;
-    mqtt.publish("camfleet/bench-1/desk/control/brightness/set", "77")
-        .await;
     let result = mqtt
-        .next_on(
-            "camfleet/bench-1/desk/control/brightness/result",
-            WAIT,
-            |_| true,
-        )
+        .command("camfleet/bench-1/desk/control/brightness/set", "77")
         .await;
     assert!(!result.retained);
     assert_eq!(
@@ -325,14 +327,8 @@ async fn a_host_publishes_retained_state_and_takes_commands_like_a_websocket_cli
     );
 
     // A bad value gets the range, and nothing changes.
-    mqtt.publish("camfleet/bench-1/desk/control/brightness/set", "999")
-        .await;
     let result = mqtt
-        .next_on(
-            "camfleet/bench-1/desk/control/brightness/result",
-            WAIT,
-            |_| true,
-        )
+        .command("camfleet/bench-1/desk/control/brightness/set", "999")
         .await;
     let body = json(&result.payload);
     assert_eq!(body["ok"], false);
@@ -344,20 +340,11 @@ async fn a_host_publishes_retained_state_and_takes_commands_like_a_websocket_cli
     let saved = json(&std::fs::read_to_string(dir.join("state/controls.json")).unwrap());
     assert_eq!(saved["desk"]["brightness"], 77, "{saved}");
     // A camera that does not exist, and a reset.
-    mqtt.publish("camfleet/bench-1/attic/control/brightness/set", "1")
-        .await;
     let result = mqtt
-        .next_on(
-            "camfleet/bench-1/attic/control/brightness/result",
-            WAIT,
-            |_| true,
-        )
+        .command("camfleet/bench-1/attic/control/brightness/set", "1")
         .await;
     assert_eq!(json(&result.payload)["code"], "unknown_camera");
-    mqtt.publish("camfleet/bench-1/desk/reset/set", "").await;
-    let result = mqtt
-        .next_on("camfleet/bench-1/desk/reset/result", WAIT, |_| true)
-        .await;
+    let result = mqtt.command("camfleet/bench-1/desk/reset/set", "").await;
     assert_eq!(json(&result.payload), serde_json::json!({"ok": true}));
     watcher
         .status_where("desk", |s| control_value(s, "brightness") == Some(128))
@@ -437,14 +424,8 @@ async fn a_killed_host_goes_offline_and_a_restarted_broker_gets_everything_again
     let metrics = metrics_text(addr).await;
     assert!(metrics.contains("camfleet_mqtt_connected 1"), "{metrics}");
     assert_eq!(api_host(addr).await["mqtt"]["state"], "connected");
-    mqtt.publish("camfleet/bench-2/desk/control/brightness/set", "5")
-        .await;
     let result = mqtt
-        .next_on(
-            "camfleet/bench-2/desk/control/brightness/result",
-            WAIT,
-            |_| true,
-        )
+        .command("camfleet/bench-2/desk/control/brightness/set", "5")
         .await;
     assert_eq!(
         json(&result.payload),
@@ -613,15 +594,8 @@ async fn home_assistant_discovers_each_camera_with_its_real_controls() {
 
     // What a select sends, a menu item's name, is what camfleet takes.
     let mut commands = MqttClient::connect(&broker, &["camfleet/ha-1/desk/control/+/result"]).await;
-    commands
-        .publish("camfleet/ha-1/desk/control/test_pattern/set", "checkers")
-        .await;
     let result = commands
-        .next_on(
-            "camfleet/ha-1/desk/control/test_pattern/result",
-            WAIT,
-            |_| true,
-        )
+        .command("camfleet/ha-1/desk/control/test_pattern/set", "checkers")
         .await;
     assert_eq!(json(&result.payload), json!({"ok": true, "value": 2}));
 
@@ -633,7 +607,12 @@ async fn home_assistant_discovers_each_camera_with_its_real_controls() {
     write_config(&dir, &yaml(&synthetic("porch", 10)));
     process.log_line("configuration reloaded");
     mqtt.next_on(topic, WAIT, |m| m.payload.is_empty()).await;
-    let mut later = MqttClient::connect(&broker, &["homeassistant/device/#"]).await;
+    // Nothing is left retained: a newcomer gets porch's device, and none for desk before
+    // its own marker (the broker sends retained messages at the subscription, before any
+    // message the same client publishes after it).
+    let mut later =
+        MqttClient::connect(&broker, &["homeassistant/device/#", "camfleet-test/marker"]).await;
+    later.publish("camfleet-test/marker", "after").await;
     later
         .next_on(
             "homeassistant/device/camfleet_ha-1/porch/config",
@@ -641,6 +620,7 @@ async fn home_assistant_discovers_each_camera_with_its_real_controls() {
             |m| m.retained,
         )
         .await;
+    later.next_on("camfleet-test/marker", WAIT, |_| true).await;
     assert!(
         later.kept.iter().all(|m| m.topic != topic),
         "{:?}",
