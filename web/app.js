@@ -135,6 +135,11 @@ function tileFor(status) {
   t = { el, status, watching: false, wantsFrames: false, next: null, decoding: false };
   tiles.set(status.camera_id, t);
   grid.append(el);
+  // `/#camera=ID` (the link MQTT and Home Assistant give for a camera) brings it to hand.
+  if (decodeURIComponent(location.hash) === `#camera=${status.camera_id}`) {
+    el.scrollIntoView({ block: "nearest" });
+    el.focus();
+  }
   return t;
 }
 

@@ -261,6 +261,11 @@ test("controls: brightness reaches the server, a bad value shows the server's er
     assert.equal(await page.$$eval('.control[data-control="test_pattern"] option', (o) => o.length), 4);
     await page.selectOption('.control[data-control="test_pattern"] select', "2");
     await page.waitForSelector('.control[data-control="test_pattern"] .result[data-state="applied"]');
+    // The link MQTT publishes for a camera, `/#camera=ID`, brings that camera to hand.
+    const linked = await browser.newPage();
+    await linked.goto(`${server.url}/#camera=desk`);
+    await linked.waitForFunction(() => document.activeElement?.dataset.cameraId === "desk");
+    await linked.close();
     assert.deepEqual(errors, []);
     await page.close();
   } finally {
