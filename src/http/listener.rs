@@ -31,6 +31,8 @@ use super::hosts::Hosts;
 pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest plain HTTP request head read on the TLS port; longer ones get the `400`.
 const PLAIN_HEAD_BYTES: usize = 8 * 1024;
+/// How long a closing connection may take to finish, as actix-web's `HttpServer` has it.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -68,6 +70,7 @@ where
     let Some(tls) = tls else {
         return builder.listen("camfleet-http", listener, move || {
             HttpService::<TcpStream, _, _>::build()
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
                 .on_connect_ext(on_connect)
                 .h1(http1())
                 .tcp()
@@ -75,6 +78,7 @@ where
     };
     builder.listen("camfleet-https", listener, move || {
         let over_tls = HttpService::build()
+            .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
             .on_connect_ext(
                 move |io: &actix_tls::accept::rustls_0_23::TlsStream<TcpStream>,
                       ext: &mut Extensions| on_connect(io.get_ref().0, ext),
