@@ -6,6 +6,7 @@
 #   tests/deps.sh service   systemd-analyze, to verify the unit file
 #   tests/deps.sh players   ffmpeg, the client that reads streams as a user's tools do
 #   tests/deps.sh mqtt      Debian's mosquitto broker and its clients (mosquitto_sub/pub)
+#   tests/deps.sh netns     iproute2's `ip`, which makes network namespaces for several hosts
 #   tests/deps.sh python    a virtual environment under target/ with prometheus-client;
 #                           prints its python's path
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
@@ -58,6 +59,9 @@ service)
     ;;
 players)
     debian ffmpeg:ffmpeg
+    ;;
+netns)
+    debian iproute2:ip
     ;;
 mqtt)
     debian mosquitto:mosquitto_passwd mosquitto-clients:mosquitto_sub

@@ -4,115 +4,18 @@
 // CAMFLEET_BIN (the camfleet binary) and CAMFLEET_REPO (the repository).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import net from "node:net";
-import { chromium } from "playwright-core";
-
-const BIN = process.env.CAMFLEET_BIN;
-const REPO = process.env.CAMFLEET_REPO;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// Whether something listens on `port` yet.
-const listening = (port) =>
-  new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1", () => s.end(() => resolve(true)));
-    s.on("error", () => resolve(false));
-  });
-
-class Camfleet {
-  constructor(configPath, port, scheme = "http") {
-    this.configPath = configPath;
-    this.port = port;
-    this.scheme = scheme;
-    this.url = `${scheme}://127.0.0.1:${port}`;
-  }
-
-  // `scheme` is "https" for a configuration that serves TLS.
-  static async withConfig(yaml, scheme = "http") {
-    const dir = mkdtempSync(join(tmpdir(), "camfleet-browser-"));
-    const path = join(dir, "cameras.yaml");
-    writeFileSync(path, yaml);
-    const server = new Camfleet(path, await freePort(), scheme);
-    await server.start();
-    return server;
-  }
-
-  async start() {
-    const stateDir = join(this.configPath, "..", "state");
-    this.child = spawn(BIN, ["serve", "--config", this.configPath, "--listen", `127.0.0.1:${this.port}`, "--state-dir", stateDir], {
-      stdio: ["ignore", "ignore", "inherit"],
-      env: { ...process.env, RUST_LOG: "warn" },
-    });
-    for (let i = 0; i < 200; i++) {
-      try {
-        if (this.scheme === "https" ? await listening(this.port) : (await fetch(`${this.url}/healthz`)).ok) return;
-      } catch {}
-      await sleep(50);
-    }
-    throw new Error("camfleet did not start");
-  }
-
-  async stop() {
-    const exited = new Promise((r) => this.child.once("exit", r));
-    this.child.kill("SIGTERM");
-    await exited;
-  }
-
-  // `credentials` is NAME:PASSWORD on a server with accounts.
-  async cameras(credentials) {
-    const headers = credentials ? { Authorization: `Basic ${Buffer.from(credentials).toString("base64")}` } : {};
-    return (await fetch(`${this.url}/api/cameras`, { headers })).json();
-  }
-}
+import { BIN, REPO, Camfleet, freePort, launchBrowser, open as openPage, seqs, waitAllAdvance } from "./harness.mjs";
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
 after(async () => browser?.close());
 
-async function open(server, viewport = { width: 1280, height: 800 }) {
-  // A self-signed certificate is accepted as a user would after checking its fingerprint.
-  const page = await browser.newPage({ viewport, ignoreHTTPSErrors: server.scheme === "https" });
-  const errors = [];
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-  page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(server.url);
-  return { page, errors };
-}
-
-const seqs = (page) =>
-  page.$$eval(".tile", (els) => Object.fromEntries(els.map((e) => [e.dataset.cameraId, Number(e.dataset.seq)])));
-
-async function waitAllAdvance(page, ids, timeout = 10000) {
-  const first = await seqs(page);
-  await page.waitForFunction(
-    ({ ids, first }) =>
-      ids.every((id) => {
-        const el = document.querySelector(`.tile[data-camera-id="${id}"]`);
-        return el && Number(el.dataset.seq) > (first[id] ?? 0);
-      }),
-    { ids, first },
-    { timeout },
-  );
-}
+const open = (server, viewport) => openPage(browser, server, viewport);
 
 async function openControls(page, cameraId) {
   await page.click(`.tile[data-camera-id="${cameraId}"] .open-controls`);
@@ -121,7 +24,7 @@ async function openControls(page, cameraId) {
 
 test("the default fleet: a live tile per camera, no console errors", async () => {
   const server = await Camfleet.withConfig(
-    (await import("node:fs")).readFileSync(join(REPO, "cameras.yaml"), "utf8"),
+    readFileSync(join(REPO, "cameras.yaml"), "utf8"),
   );
   try {
     const { page, errors } = await open(server);
@@ -165,61 +68,6 @@ test("a host whose MQTT broker cannot be reached says so, and serves its cameras
     assert.deepEqual(errors, []);
   } finally {
     await server.stop();
-  }
-});
-
-// A mosquitto of the test's own, on a free port.
-async function startBroker() {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "camfleet-broker-"));
-  const conf = join(dir, "mosquitto.conf");
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n`);
-  const child = spawn("/usr/sbin/mosquitto", ["-c", conf], { stdio: "ignore" });
-  for (let i = 0; i < 200 && !(await listening(port)); i++) await sleep(50);
-  return { port, stop: () => child.kill() };
-}
-
-test("one dashboard over several hosts: another host's cameras, its live video, a control, offline", async () => {
-  const broker = await startBroker();
-  const host = (id) =>
-    Camfleet.withConfig(
-      `mqtt: {url: "mqtt://127.0.0.1:${broker.port}", host_id: ${id}, snapshot_interval: 1, snapshot_width: 160}\n` +
-        `cameras:\n  - id: ${id}-cam\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n`,
-    );
-  const [a, b] = [await host("alpha"), await host("beta")];
-  let bStopped = false;
-  try {
-    const { page, errors } = await open(a);
-    const remote = '.host[data-host="beta"] .remote-tile[data-camera-id="beta-cam"]';
-    await page.waitForSelector(`${remote}[data-state="Streaming"]`);
-    // Its thumbnail, from the broker's snapshot topic.
-    await page.waitForFunction((sel) => document.querySelector(`${sel} img.thumbnail`).naturalWidth === 160, remote);
-    // Live video straight from beta: beta counts this browser as an MJPEG viewer.
-    await page.click(`${remote} .watch`);
-    await page.waitForFunction((sel) => document.querySelector(`${sel} img.remote-live`).naturalWidth === 320, remote);
-    const viewers = await (await fetch(`${b.url}/api/viewers`)).json();
-    assert.ok(viewers.some((v) => v.camera === "beta-cam" && v.kind === "mjpeg"), JSON.stringify(viewers));
-    // A control on beta, changed from alpha's page, over the broker.
-    const row = `${remote} .row[data-control="brightness"]`;
-    await page.fill(`${row} input`, "77");
-    await page.click(`${row} button`);
-    await page.waitForSelector(`${row} .result[data-state="applied"]`);
-    const [beta] = await b.cameras();
-    assert.equal(beta.controls.brightness, 77);
-    await page.fill(`${row} input`, "999");
-    await page.press(`${row} input`, "Enter");
-    await page.waitForSelector(`${row} .result[data-state="error"]`);
-    assert.match(await page.textContent(`${row} .result`), /0 to 255/);
-    // beta goes away: alpha's page shows it offline, its camera greyed out, not removed.
-    b.child.kill("SIGKILL");
-    bStopped = true;
-    await page.waitForSelector('.host[data-host="beta"][data-online="false"]', { timeout: 40000 });
-    assert.equal(await page.locator(remote).count(), 1);
-    assert.deepEqual(errors.filter((e) => !e.includes("ERR_")), []);
-  } finally {
-    await a.stop();
-    if (!bStopped) await b.stop();
-    broker.stop();
   }
 });
 
@@ -375,7 +223,7 @@ test("over HTTPS with a self-signed certificate: sign in, a Secure cookie, live 
     "server:\n  tls: self_signed\n" +
       `auth:\n  users:\n    - {name: olga, role: operator, password_hash: "${hashPassword("olga-password")}"}\n` +
       "cameras:\n  - id: a\n    source: {kind: synthetic, width: 320, height: 240, fps: 10}\n",
-    "https",
+    { scheme: "https" },
   );
   try {
     const { page, errors } = await open(server);
