@@ -121,6 +121,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// HTTPS, when set.
     pub tls: Option<TlsSettings>,
+    /// The camera that answers mjpg-streamer's bare `/?action=stream` and ustreamer's
+    /// `/stream` (and their snapshots), when set.
+    pub default_camera: Option<CameraId>,
 }
 
 /// Where the HTTPS certificate comes from.

@@ -82,6 +82,7 @@ pub(super) struct RawServer {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub tls: Option<RawTls>,
+    pub default_camera: Option<String>,
 }
 
 /// `tls: self_signed`, or the paths of a certificate and its key.

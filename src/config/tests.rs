@@ -230,6 +230,12 @@ const BAD: &[(&str, &str, usize, &[&str])] = &[
         &["no user or token is named `robot`"],
     ),
     (
+        "a default camera that is not declared",
+        "server:\n  default_camera: attic\ncameras:\n  - id: a\n    source: {kind: synthetic}\n",
+        2,
+        &["there is no camera `attic`", "cameras: a"],
+    ),
+    (
         "control set twice",
         "cameras:\n  - id: a\n    source: {kind: synthetic}\n    controls:\n      gain: 1\n      gain: 2\n",
         5,

@@ -90,12 +90,16 @@ pub(super) fn validate(raw: raw::RawConfig, issues: &Issues<'_>) -> Result<Confi
         .iter()
         .map(|c: &CameraConfig| c.id.clone())
         .collect();
+    let default_camera = default_camera(raw.server.default_camera.as_deref(), &ids, issues);
     let auth = super::auth::validate_auth(raw.auth, &ids, issues);
     let mqtt = super::mqtt::validate_mqtt(raw.mqtt, &auth, issues);
     let found = issues.found.take();
     if found.is_empty() {
         Ok(Config {
-            server: server.expect("server settings are valid when no issue was found"),
+            server: ServerConfig {
+                default_camera,
+                ..server.expect("server settings are valid when no issue was found")
+            },
             cameras,
             auth,
             mqtt,
@@ -158,9 +162,28 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
         allowed_hosts: allowed_hosts(&raw.allowed_hosts, issues),
         trusted_proxies: trusted_proxies(&raw.trusted_proxies, issues),
         tls: tls(raw.tls.as_ref(), issues),
+        // Checked against the cameras once they are read.
+        default_camera: None,
         listen: listen?,
         max_message_bytes,
     })
+}
+
+/// `server.default_camera`, which must be one of the cameras.
+fn default_camera(id: Option<&str>, cameras: &[CameraId], issues: &Issues<'_>) -> Option<CameraId> {
+    let id = id?;
+    let found = cameras.iter().find(|c| c.as_str() == id).cloned();
+    if found.is_none() {
+        let known: Vec<&str> = cameras.iter().map(CameraId::as_str).collect();
+        issues.at(
+            &[Seg::Key("server"), Seg::Key("default_camera")],
+            format!(
+                "there is no camera `{id}`; name one of the cameras: {}",
+                known.join(", ")
+            ),
+        );
+    }
+    found
 }
 
 fn allowed_hosts(names: &[String], issues: &Issues<'_>) -> Vec<String> {

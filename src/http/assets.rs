@@ -58,7 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for asset in ASSETS.iter().filter(|a| a.path != "/") {
         cfg.route(
             asset.path,
-            web::get().to(move || async move { serve(asset.path, false) }),
+            super::get().to(move || async move { serve(asset.path, false) }),
         );
     }
 }

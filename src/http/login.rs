@@ -18,18 +18,18 @@ const LOGIN_PAGE: &str = include_str!("../../web/login.html");
 const LOGIN_CSP: &str =
     "default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Registers `/`, `/login`, `/logout` and `/api/me`.
+/// Registers `/login`, `/logout` and `/api/me`; `/` is [`dashboard`], which
+/// [`super::compat`] serves when no `?action=` is asked for.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(dashboard))
-        .route("/login", web::get().to(login_page))
+    cfg.route("/login", super::get().to(login_page))
         .route("/login", web::post().to(login))
         .route("/logout", web::post().to(logout))
-        .route("/api/me", web::get().to(me));
+        .route("/api/me", super::get().to(me));
 }
 
 /// `GET /`: the dashboard, or a redirect to the login page for a visitor not signed in.
-async fn dashboard(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match caller::identify(&req, &state).await {
+pub(super) async fn dashboard(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    match caller::identify(req, state).await {
         Ok(Some(_)) => assets::serve("/", state.mqtt.is_some()),
         _ => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/login"))

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
+use actix_web::http::{ConnectionType, Method, Version};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
@@ -29,6 +30,32 @@ pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
 #[derive(Deserialize)]
 pub struct StreamQuery {
     fps: Option<String>,
+}
+
+/// What a `HEAD` request learns without watching: that the camera is there and may be
+/// watched by this caller. It never opens an on-demand camera.
+async fn head(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    response: HttpResponse,
+) -> Result<HttpResponse, ApiError> {
+    let access = super::caller::require(req, state, crate::auth::Role::Viewer).await?;
+    super::caller::visible(&access, id)?;
+    let cameras = state
+        .hub
+        .send(ListCameras)
+        .await
+        .map_err(|_| ApiError::stopping())?;
+    if cameras.iter().any(|c| c.id.as_str() == id) {
+        return Ok(response);
+    }
+    let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
+    Err(CommandError::UnknownCamera {
+        id: id.to_string(),
+        known: known.join(", "),
+    }
+    .into())
 }
 
 /// Registers as a viewer of the camera named in the path, or says why not.
@@ -66,6 +93,18 @@ pub async fn stream(
     query: web::Query<StreamQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    stream_of(&req, &path, &query, &state).await
+}
+
+/// The MJPEG stream of camera `id`, whichever URL asked for it. An HTTP/1.0 client, which
+/// knows no chunks, gets the parts as they are, the stream ending when the connection
+/// closes.
+pub(crate) async fn stream_of(
+    req: &HttpRequest,
+    id: &str,
+    query: &StreamQuery,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
     let fps = match query.fps.as_deref().map(str::parse::<u32>) {
         None => None,
         Some(Ok(f)) if (1..=MAX_CLIENT_FPS).contains(&f) => Some(f),
@@ -76,7 +115,14 @@ pub async fn stream(
             ))
         }
     };
-    let viewer = watch(&req, &state, &path, ViewerKind::Mjpeg).await?;
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(format!("multipart/x-mixed-replace; boundary={BOUNDARY}"))
+        .insert_header(("Cache-Control", "no-cache, no-store"));
+    if req.method() == Method::HEAD {
+        return head(req, state, id, response.finish()).await;
+    }
+    let viewer = watch(req, state, id, ViewerKind::Mjpeg).await?;
     let feed = FrameFeed::new(viewer, fps);
     let shutdown = state.shutdown.clone();
     // A viewer that hangs up while no frame comes (the camera is down) is noticed at once,
@@ -104,10 +150,13 @@ pub async fn stream(
             ))
         },
     );
-    Ok(HttpResponse::Ok()
-        .content_type(format!("multipart/x-mixed-replace; boundary={BOUNDARY}"))
-        .insert_header(("Cache-Control", "no-cache, no-store"))
-        .streaming(parts))
+    let mut response = response.streaming(parts);
+    if req.version() < Version::HTTP_11 {
+        let head = response.head_mut();
+        head.no_chunking(true);
+        head.set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
 }
 
 /// Text that is safe in an HTTP header: printable ASCII, other characters as `?`.
@@ -151,7 +200,23 @@ pub async fn snapshot(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut viewer = watch(&req, &state, &path, ViewerKind::Snapshot).await?;
+    snapshot_of(&req, &path, &state).await
+}
+
+/// The newest frame of camera `id`, whichever URL asked for it.
+pub(crate) async fn snapshot_of(
+    req: &HttpRequest,
+    id: &str,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    if req.method() == Method::HEAD {
+        let response = HttpResponse::Ok()
+            .content_type("image/jpeg")
+            .insert_header(("Cache-Control", "no-cache, no-store"))
+            .finish();
+        return head(req, state, id, response).await;
+    }
+    let mut viewer = watch(req, state, id, ViewerKind::Snapshot).await?;
     let fresh = |f: &Option<Frame>| {
         f.as_ref().is_some_and(|f| {
             f.no_signal.is_none()

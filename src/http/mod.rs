@@ -10,6 +10,9 @@
 //!   the MQTT broker, their thumbnails, and commands to their cameras ([`fleet`])
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
 //! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
+//! - mjpg-streamer's `/?action=stream` and `?action=snapshot` and ustreamer's `/stream` and
+//!   `/snapshot`, bare (`server.default_camera`) and under `/cameras/{id}/` ([`compat`])
+//! - every `GET` route answers `HEAD` too
 //! - `GET /api/viewers`: every viewer with its delivery counters, as JSON (admins)
 //! - `POST /api/reload`: reads `cameras.yaml` again (admins)
 //! - `GET /metrics`: Prometheus metrics ([`metrics`])
@@ -19,6 +22,7 @@ pub(crate) mod api;
 mod assets;
 mod budget;
 pub mod caller;
+mod compat;
 pub mod error;
 pub mod feed;
 mod fleet;
@@ -84,14 +88,21 @@ pub async fn check_host(
     next.call(req).await
 }
 
+/// A route for `GET` and `HEAD`: a `HEAD` gets the headers its `GET` would, without the
+/// body (actix-http leaves it out), so link checkers and `wget --spider` see working URLs.
+pub(crate) fn get() -> actix_web::Route {
+    web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
         .configure(login::routes)
-        .route("/healthz", web::get().to(api::healthz))
-        .route("/api/cameras", web::get().to(api::cameras))
-        .route("/api/host", web::get().to(api::host))
-        .route("/api/fleet", web::get().to(fleet::hosts))
+        .configure(compat::routes)
+        .route("/healthz", get().to(api::healthz))
+        .route("/api/cameras", get().to(api::cameras))
+        .route("/api/host", get().to(api::host))
+        .route("/api/fleet", get().to(fleet::hosts))
         .route(
             "/api/fleet/{host}/{camera}/control/{control}",
             web::post().to(fleet::set_control),
@@ -102,13 +113,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/api/fleet/{host}/{camera}/thumbnail.jpg",
-            web::get().to(fleet::thumbnail),
+            get().to(fleet::thumbnail),
         )
-        .route("/api/viewers", web::get().to(api::viewers))
+        .route("/api/viewers", get().to(api::viewers))
         .route("/api/reload", web::post().to(api::reload))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/cameras/{id}/stream.mjpg", web::get().to(mjpeg::stream))
-        .route("/cameras/{id}/snapshot.jpg", web::get().to(mjpeg::snapshot))
+        .route("/metrics", get().to(metrics::metrics))
+        .route("/cameras/{id}/stream.mjpg", get().to(mjpeg::stream))
+        .route("/cameras/{id}/snapshot.jpg", get().to(mjpeg::snapshot))
         .service(
             web::resource("/ws")
                 .guard(actix_web::guard::Get())

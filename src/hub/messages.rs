@@ -238,6 +238,12 @@ pub struct Unsubscribe {
 #[rtype(result = "Vec<Arc<CameraStatus>>")]
 pub struct ListCameras;
 
+/// Asks which camera answers the bare `/stream` and `/?action=stream`
+/// (`server.default_camera`, as last loaded).
+#[derive(Message)]
+#[rtype(result = "Option<CameraId>")]
+pub struct DefaultCamera;
+
 /// How a viewer watches a camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViewerKind {

@@ -244,6 +244,14 @@ impl Handler<ListCameras> for Hub {
     }
 }
 
+impl Handler<DefaultCamera> for Hub {
+    type Result = MessageResult<DefaultCamera>;
+
+    fn handle(&mut self, _: DefaultCamera, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.server.default_camera.clone())
+    }
+}
+
 impl Handler<Reload> for Hub {
     type Result = ();
 
@@ -303,6 +311,9 @@ impl Handler<Reload> for Hub {
         self.server.max_sessions = config.server.max_sessions;
         self.server.max_streams_per_client = config.server.max_streams_per_client;
         self.server.max_sessions_per_account = config.server.max_sessions_per_account;
+        self.server
+            .default_camera
+            .clone_from(&config.server.default_camera);
         if let Some(auth) = &self.auth {
             auth.send_if_modified(|current| {
                 let changed = **current != config.auth;

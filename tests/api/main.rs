@@ -1,6 +1,7 @@
 //! camfleet over real sockets: a server on port 0, a real WebSocket client.
 
 mod accounts;
+mod compat;
 mod errors;
 mod helpers;
 mod hosts;

@@ -45,12 +45,35 @@ impl MjpegClient {
         MjpegClient::open(addr, Some(source), path, None, &header).await
     }
 
+    /// Sends `METHOD path VERSION` (`HTTP/1.0` or `HTTP/1.1`) with `headers` (each ending in
+    /// CRLF), and reads the response head.
+    pub async fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        version: &str,
+        headers: &str,
+    ) -> MjpegClient {
+        let request = format!("{method} {path} {version}\r\nHost: {addr}\r\n{headers}\r\n");
+        MjpegClient::send(addr, None, request, None).await
+    }
+
     async fn open(
         addr: SocketAddr,
         source: Option<std::net::IpAddr>,
         path: &str,
         recv_buffer: Option<u32>,
         headers: &str,
+    ) -> MjpegClient {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
+        MjpegClient::send(addr, source, request, recv_buffer).await
+    }
+
+    async fn send(
+        addr: SocketAddr,
+        source: Option<std::net::IpAddr>,
+        request: String,
+        recv_buffer: Option<u32>,
     ) -> MjpegClient {
         let socket = TcpSocket::new_v4().unwrap();
         if let Some(size) = recv_buffer {
@@ -60,7 +83,6 @@ impl MjpegClient {
             socket.bind(SocketAddr::new(ip, 0)).unwrap();
         }
         let mut stream = socket.connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut client = MjpegClient {
             stream,
@@ -99,6 +121,18 @@ impl MjpegClient {
         }
         client.chunked = client.header("transfer-encoding") == Some("chunked");
         client
+    }
+
+    /// Whether the body comes in HTTP/1.1 chunks.
+    pub fn is_chunked(&self) -> bool {
+        self.chunked
+    }
+
+    /// Every byte after the response head until the server closes the connection, as sent
+    /// (chunk framing included).
+    pub async fn rest_unframed(mut self) -> Vec<u8> {
+        while self.read_more().await {}
+        self.raw
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
