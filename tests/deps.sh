@@ -4,11 +4,12 @@
 #
 #   tests/deps.sh browser   Debian's chromium, Node.js and npm; playwright-core into web/test
 #   tests/deps.sh service   systemd-analyze, to verify the unit file
-#   tests/deps.sh players   ffmpeg, the client that reads streams as a user's tools do
+#   tests/deps.sh players   ffmpeg and VLC (cvlc), the clients that read streams as a user's
+#                           tools do
 #   tests/deps.sh mqtt      Debian's mosquitto broker and its clients (mosquitto_sub/pub)
 #   tests/deps.sh netns     iproute2's `ip`, which makes network namespaces for several hosts
-#   tests/deps.sh python    a virtual environment under target/ with prometheus-client;
-#                           prints its python's path
+#   tests/deps.sh python    a virtual environment under target/ with prometheus-client and
+#                           OpenCV (opencv-python-headless); prints its python's path
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
 #                           v4l-utils, and make and gcc for v4l2loopback)
 #
@@ -58,7 +59,7 @@ service)
     debian systemd:systemd-analyze
     ;;
 players)
-    debian ffmpeg:ffmpeg
+    debian ffmpeg:ffmpeg vlc-bin:cvlc vlc-plugin-base:cvlc
     ;;
 netns)
     debian iproute2:ip
@@ -78,8 +79,9 @@ python)
             python3 -m venv "$venv" >&2
         }
     fi
-    "$venv/bin/python" -c "import prometheus_client" 2>/dev/null ||
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check prometheus-client >&2
+    "$venv/bin/python" -c "import prometheus_client, cv2" 2>/dev/null ||
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            prometheus-client opencv-python-headless >&2
     printf '%s\n' "$venv/bin/python"
     ;;
 vm)
@@ -88,7 +90,7 @@ vm)
     [ -x /bin/busybox ] || debian busybox-static:__no_such_command__
     ;;
 *)
-    echo "usage: $0 browser|service|players|python|vm" >&2
+    echo "usage: $0 browser|service|players|mqtt|netns|python|vm" >&2
     exit 2
     ;;
 esac

@@ -21,6 +21,7 @@ mod limits;
 mod metrics;
 mod mqtt;
 mod overrides;
+mod players;
 mod reload;
 mod shutdown;
 mod soak;

@@ -1,0 +1,215 @@
+//! The players and libraries people point at a camera: ffmpeg, VLC and `OpenCV`, each
+//! reading camfleet's own stream URL and the URL shapes of mjpg-streamer and ustreamer,
+//! counting the frames they decode.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::mjpeg_client::jpeg_size;
+
+/// Frames each player must decode from each URL.
+const FRAMES: usize = 5;
+/// How long a player may take before it counts as hung: its start-up plus `FRAMES` at the
+/// camera's 20 fps, with a wide margin for a loaded machine.
+const PLAYER_DEADLINE: Duration = Duration::from_secs(60);
+/// The camera's picture.
+const SIZE: (usize, usize) = (320, 240);
+
+/// Every stream URL shape of camera `front`, which is also the default camera.
+const STREAMS: [&str; 5] = [
+    "/cameras/front/stream.mjpg",
+    "/?action=stream",
+    "/cameras/front/?action=stream",
+    "/stream",
+    "/cameras/front/stream",
+];
+const SNAPSHOTS: [&str; 5] = [
+    "/cameras/front/snapshot.jpg",
+    "/?action=snapshot",
+    "/cameras/front/?action=snapshot",
+    "/snapshot",
+    "/cameras/front/snapshot",
+];
+
+fn start_fleet(name: &str) -> (PathBuf, Process) {
+    let dir = scratch_dir(name);
+    write_config(
+        &dir,
+        "server: {default_camera: front}\ncameras:\n  - id: front\n    source: {kind: synthetic, width: 320, height: 240, fps: 20}\n  - id: back\n    source: {kind: synthetic, width: 160, height: 120, fps: 20}\n",
+    );
+    let process = Process::start(&dir, None);
+    (dir, process)
+}
+
+/// Waits for `child` to end within [`PLAYER_DEADLINE`], or kills it and says so.
+fn finish(mut child: Child, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + PLAYER_DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("{what} did not finish within {PLAYER_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ffmpeg_decodes_every_url_shape() {
+    deps("players");
+    let (_dir, process) = start_fleet("players-ffmpeg");
+    let urls = STREAMS
+        .iter()
+        .map(|p| (p, FRAMES))
+        .chain(SNAPSHOTS.iter().map(|p| (p, 1)));
+    for (path, frames) in urls {
+        let url = format!("http://{}{path}", process.addr);
+        // framemd5 prints one line per decoded frame, with its size in bytes.
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-i", &url])
+            .args(["-frames:v", &frames.to_string(), "-f", "framemd5", "-"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ffmpeg runs");
+        let out = finish(child, &format!("ffmpeg -i {url}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{url}: {stderr}");
+        let decoded: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect();
+        assert_eq!(decoded.len(), frames, "{url}: {decoded:?}");
+        // Each line: stream, dts, pts, duration, size of the decoded picture (RGB or YUV).
+        for line in &decoded {
+            let bytes: usize = line.split(',').nth(4).unwrap().trim().parse().unwrap();
+            assert!(bytes >= SIZE.0 * SIZE.1, "{url}: a frame of {bytes} bytes");
+        }
+    }
+}
+
+#[test]
+fn opencv_reads_every_url_shape() {
+    let python = deps("python");
+    let (_dir, process) = start_fleet("players-opencv");
+    let script = format!(
+        r"
+import cv2, json, sys
+base = sys.argv[1]
+seen = {{}}
+for path in json.loads(sys.argv[2]):
+    capture = cv2.VideoCapture(base + path, cv2.CAP_FFMPEG)
+    shapes = []
+    while len(shapes) < {FRAMES}:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        shapes.append(list(frame.shape))
+    capture.release()
+    seen[path] = shapes
+print(json.dumps(seen))
+"
+    );
+    let child = Command::new(python.trim())
+        .args(["-c", &script, &format!("http://{}", process.addr)])
+        .arg(serde_json::to_string(&STREAMS).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let out = finish(child, "OpenCV");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for path in STREAMS {
+        let shapes = seen[path].as_array().unwrap();
+        assert_eq!(shapes.len(), FRAMES, "{path}: {seen}");
+        for shape in shapes {
+            assert_eq!(shape, &serde_json::json!([SIZE.1, SIZE.0, 3]), "{path}");
+        }
+    }
+}
+
+/// The whole JPEGs in a multipart file as VLC's `mpjpeg` muxer writes it.
+fn vlc_parts(file: &[u8]) -> Vec<Vec<u8>> {
+    let mut parts = Vec::new();
+    let mut rest = file;
+    while let Some(at) = rest.windows(16).position(|w| w == b"Content-Length: ") {
+        let after = &rest[at + 16..];
+        let Some(eol) = after.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let len: usize = String::from_utf8_lossy(&after[..eol]).parse().unwrap();
+        let Some(blank) = after.windows(4).position(|w| w == b"\r\n\r\n") else {
+            break;
+        };
+        let body = &after[blank + 4..];
+        if body.len() < len {
+            break;
+        }
+        parts.push(body[..len].to_vec());
+        rest = &body[len..];
+    }
+    parts
+}
+
+#[test]
+fn vlc_records_every_url_shape() {
+    deps("players");
+    let (dir, process) = start_fleet("players-vlc");
+    // VLC refuses to run as root; as root, it runs as nobody, writing where nobody may.
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let out_dir = dir.join("vlc");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(&out_dir)
+        .status()
+        .unwrap();
+    for (i, path) in STREAMS.iter().enumerate() {
+        let url = format!("http://{}{path}", process.addr);
+        let file = out_dir.join(format!("{i}.mjpg"));
+        let sout = format!("#std{{access=file,mux=mpjpeg,dst={}}}", file.display());
+        let mut command = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "nobody", "--", "cvlc"]);
+            c
+        } else {
+            Command::new("cvlc")
+        };
+        let mut vlc = command
+            .args(["-q", "--no-video-title-show", &url, "--sout", &sout])
+            .env("HOME", &out_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cvlc runs");
+        // VLC records until stopped: wait for the frames, then stop it.
+        let deadline = Instant::now() + PLAYER_DEADLINE;
+        let parts = loop {
+            let parts = vlc_parts(&std::fs::read(&file).unwrap_or_default());
+            if parts.len() >= FRAMES {
+                break parts;
+            }
+            if Instant::now() > deadline || vlc.try_wait().unwrap().is_some() {
+                vlc.kill().ok();
+                panic!("{url}: VLC recorded {} frames", parts.len());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // runuser passes SIGTERM on to VLC.
+        Command::new("kill")
+            .arg(vlc.id().to_string())
+            .status()
+            .unwrap();
+        vlc.wait().unwrap();
+        for jpeg in &parts[..FRAMES] {
+            assert_eq!(jpeg_size(jpeg), SIZE, "{url}");
+        }
+    }
+}
