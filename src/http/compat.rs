@@ -19,11 +19,26 @@ use crate::hub::{DefaultCamera, ErrorCode};
 /// without `?action=` it is the dashboard.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", get().to(root))
-        .route("/stream", get().to(default_stream))
-        .route("/snapshot", get().to(default_snapshot))
+        .route(
+            "/stream",
+            get().to(|req, query, state| of_default(req, query, state, Action::Stream, "/stream")),
+        )
+        .route(
+            "/snapshot",
+            get().to(|req, query, state| {
+                of_default(req, query, state, Action::Snapshot, "/snapshot")
+            }),
+        )
         .route("/cameras/{id}/", get().to(camera_root))
-        .route("/cameras/{id}/stream", get().to(camera_stream))
-        .route("/cameras/{id}/snapshot", get().to(camera_snapshot));
+        .route(
+            "/cameras/{id}/stream",
+            get().to(|req, path, query, state| of_camera(req, path, query, state, Action::Stream)),
+        )
+        .route(
+            "/cameras/{id}/snapshot",
+            get()
+                .to(|req, path, query, state| of_camera(req, path, query, state, Action::Snapshot)),
+        );
 }
 
 #[derive(Deserialize)]
@@ -31,7 +46,9 @@ struct ActionQuery {
     action: Option<String>,
 }
 
-/// What mjpg-streamer's `?action=` asks for.
+/// What mjpg-streamer's `?action=` asks for, and what ustreamer's `/stream` and `/snapshot`
+/// ask for.
+#[derive(Clone, Copy)]
 enum Action {
     Stream,
     Snapshot,
@@ -51,24 +68,56 @@ impl Action {
             )),
         }
     }
+
+    async fn serve(
+        self,
+        req: &HttpRequest,
+        id: &str,
+        query: &StreamQuery,
+        state: &AppState,
+    ) -> Result<HttpResponse, ApiError> {
+        match self {
+            Self::Stream => mjpeg::stream_of(req, id, query, state).await,
+            Self::Snapshot => mjpeg::snapshot_of(req, id, state).await,
+        }
+    }
 }
 
-/// The camera that the bare URLs serve, or how to choose one.
-async fn default_camera(state: &AppState, asked: &str) -> Result<String, ApiError> {
+/// `action` of `server.default_camera`; `asked` is the URL, for the error that says how to
+/// name a camera when there is no default one.
+async fn of_default(
+    req: HttpRequest,
+    query: web::Query<StreamQuery>,
+    state: web::Data<AppState>,
+    action: Action,
+    asked: &'static str,
+) -> Result<HttpResponse, ApiError> {
     let camera = state
         .hub
         .send(DefaultCamera)
         .await
         .map_err(|_| ApiError::stopping())?;
-    camera.map(|c| c.to_string()).ok_or_else(|| {
-        ApiError::new(
+    let Some(id) = camera else {
+        return Err(ApiError::new(
             ErrorCode::UnknownCamera,
             format!(
                 "`{asked}` names no camera and this server has no default one; ask for \
                  /cameras/ID{asked}, or set `server.default_camera: ID` in cameras.yaml"
             ),
-        )
-    })
+        ));
+    };
+    action.serve(&req, id.as_str(), &query, &state).await
+}
+
+/// `action` of the camera in the path: ustreamer's shapes under a camera's prefix.
+async fn of_camera(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<StreamQuery>,
+    state: web::Data<AppState>,
+    action: Action,
+) -> Result<HttpResponse, ApiError> {
+    action.serve(&req, &path, &query, &state).await
 }
 
 /// `GET /`: the dashboard, or with `?action=`, the default camera as mjpg-streamer serves it.
@@ -78,16 +127,15 @@ async fn root(
     query: web::Query<StreamQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(action) = action.action.as_deref() else {
-        return Ok(login::dashboard(&req, &state).await);
-    };
-    let action = Action::parse(action)?;
-    let asked = match action {
-        Action::Stream => "/?action=stream",
-        Action::Snapshot => "/?action=snapshot",
-    };
-    let id = default_camera(&state, asked).await?;
-    serve(&req, &id, action, &query, &state).await
+    match action.action.as_deref().map(Action::parse).transpose()? {
+        None => Ok(login::dashboard(&req, &state).await),
+        Some(Action::Stream) => {
+            of_default(req, query, state, Action::Stream, "/?action=stream").await
+        }
+        Some(Action::Snapshot) => {
+            of_default(req, query, state, Action::Snapshot, "/?action=snapshot").await
+        }
+    }
 }
 
 /// `GET /cameras/{id}/?action=...`: mjpg-streamer's shape under a camera's prefix; without
@@ -100,60 +148,13 @@ async fn camera_root(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     match action.action.as_deref() {
-        Some(action) => serve(&req, &path, Action::parse(action)?, &query, &state).await,
+        Some(action) => {
+            Action::parse(action)?
+                .serve(&req, &path, &query, &state)
+                .await
+        }
         None => Ok(HttpResponse::SeeOther()
             .insert_header(("Location", format!("/#camera={}", path.as_str())))
             .finish()),
     }
-}
-
-async fn serve(
-    req: &HttpRequest,
-    id: &str,
-    action: Action,
-    query: &StreamQuery,
-    state: &AppState,
-) -> Result<HttpResponse, ApiError> {
-    match action {
-        Action::Stream => mjpeg::stream_of(req, id, query, state).await,
-        Action::Snapshot => mjpeg::snapshot_of(req, id, state).await,
-    }
-}
-
-/// `GET /stream`: ustreamer's stream, of the default camera.
-async fn default_stream(
-    req: HttpRequest,
-    query: web::Query<StreamQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let id = default_camera(&state, "/stream").await?;
-    mjpeg::stream_of(&req, &id, &query, &state).await
-}
-
-/// `GET /snapshot`: ustreamer's snapshot, of the default camera.
-async fn default_snapshot(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let id = default_camera(&state, "/snapshot").await?;
-    mjpeg::snapshot_of(&req, &id, &state).await
-}
-
-/// `GET /cameras/{id}/stream`: ustreamer's shape under a camera's prefix.
-async fn camera_stream(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<StreamQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    mjpeg::stream_of(&req, &path, &query, &state).await
-}
-
-/// `GET /cameras/{id}/snapshot`: ustreamer's shape under a camera's prefix.
-async fn camera_snapshot(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    mjpeg::snapshot_of(&req, &path, &state).await
 }

@@ -16,7 +16,7 @@ use super::watchdog::ConnectionSocket;
 use super::AppState;
 use crate::camera::status::CameraState;
 use crate::camera::{jpeg, CameraId, Frame};
-use crate::hub::{CommandError, ErrorCode, ListCameras, Viewer, ViewerKind, Watch};
+use crate::hub::{CommandError, ErrorCode, KnownCamera, ListCameras, Viewer, ViewerKind, Watch};
 
 /// Separates the parts of an MJPEG stream.
 pub const BOUNDARY: &str = "camfleetframe";
@@ -32,6 +32,18 @@ pub struct StreamQuery {
     fps: Option<String>,
 }
 
+/// The camera named `id`, when the caller may watch it.
+async fn allowed(req: &HttpRequest, state: &AppState, id: &str) -> Result<CameraId, ApiError> {
+    let access = super::caller::require(req, state, crate::auth::Role::Viewer).await?;
+    super::caller::visible(&access, id)?;
+    Ok(
+        CameraId::parse(id).map_err(|why| CommandError::BadCameraId {
+            id: id.to_string(),
+            why: why.clone(),
+        })?,
+    )
+}
+
 /// What a `HEAD` request learns without watching: that the camera is there and may be
 /// watched by this caller. It never opens an on-demand camera.
 async fn head(
@@ -40,22 +52,11 @@ async fn head(
     id: &str,
     response: HttpResponse,
 ) -> Result<HttpResponse, ApiError> {
-    let access = super::caller::require(req, state, crate::auth::Role::Viewer).await?;
-    super::caller::visible(&access, id)?;
-    let cameras = state
-        .hub
-        .send(ListCameras)
-        .await
-        .map_err(|_| ApiError::stopping())?;
-    if cameras.iter().any(|c| c.id.as_str() == id) {
-        return Ok(response);
+    let camera = allowed(req, state, id).await?;
+    match state.hub.send(KnownCamera(camera)).await {
+        Ok(answer) => answer.map(|()| response).map_err(Into::into),
+        Err(_) => Err(ApiError::stopping()),
     }
-    let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
-    Err(CommandError::UnknownCamera {
-        id: id.to_string(),
-        known: known.join(", "),
-    }
-    .into())
 }
 
 /// Registers as a viewer of the camera named in the path, or says why not.
@@ -65,12 +66,7 @@ async fn watch(
     id: &str,
     kind: ViewerKind,
 ) -> Result<Viewer, ApiError> {
-    let access = super::caller::require(req, state, crate::auth::Role::Viewer).await?;
-    super::caller::visible(&access, id)?;
-    let camera = CameraId::parse(id).map_err(|why| CommandError::BadCameraId {
-        id: id.to_string(),
-        why: why.clone(),
-    })?;
+    let camera = allowed(req, state, id).await?;
     let client = req.peer_addr().map(|a| a.ip());
     match state
         .hub

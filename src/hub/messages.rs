@@ -244,6 +244,11 @@ pub struct ListCameras;
 #[rtype(result = "Option<CameraId>")]
 pub struct DefaultCamera;
 
+/// Asks whether a camera is declared; the error lists the ones that are.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct KnownCamera(pub CameraId);
+
 /// How a viewer watches a camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViewerKind {

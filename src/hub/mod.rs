@@ -252,6 +252,18 @@ impl Handler<DefaultCamera> for Hub {
     }
 }
 
+impl Handler<KnownCamera> for Hub {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, KnownCamera(id): KnownCamera, _: &mut Context<Self>) -> Self::Result {
+        if self.cameras.iter().any(|c| *c.id() == id) {
+            Ok(())
+        } else {
+            Err(self.unknown(id.as_str()))
+        }
+    }
+}
+
 impl Handler<Reload> for Hub {
     type Result = ();
 

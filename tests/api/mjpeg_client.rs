@@ -54,8 +54,14 @@ impl MjpegClient {
         version: &str,
         headers: &str,
     ) -> MjpegClient {
-        let request = format!("{method} {path} {version}\r\nHost: {addr}\r\n{headers}\r\n");
-        MjpegClient::send(addr, None, request, None).await
+        MjpegClient::send(
+            addr,
+            None,
+            &format!("{method} {path} {version}"),
+            headers,
+            None,
+        )
+        .await
     }
 
     async fn open(
@@ -65,14 +71,17 @@ impl MjpegClient {
         recv_buffer: Option<u32>,
         headers: &str,
     ) -> MjpegClient {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
-        MjpegClient::send(addr, source, request, recv_buffer).await
+        let line = format!("GET {path} HTTP/1.1");
+        MjpegClient::send(addr, source, &line, headers, recv_buffer).await
     }
 
+    /// Sends the request `line` with a `Host` header and `headers`, and reads the response
+    /// head.
     async fn send(
         addr: SocketAddr,
         source: Option<std::net::IpAddr>,
-        request: String,
+        line: &str,
+        headers: &str,
         recv_buffer: Option<u32>,
     ) -> MjpegClient {
         let socket = TcpSocket::new_v4().unwrap();
@@ -83,6 +92,7 @@ impl MjpegClient {
             socket.bind(SocketAddr::new(ip, 0)).unwrap();
         }
         let mut stream = socket.connect(addr).await.unwrap();
+        let request = format!("{line}\r\nHost: {addr}\r\n{headers}\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut client = MjpegClient {
             stream,
