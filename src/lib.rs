@@ -95,6 +95,7 @@
 pub mod app;
 pub mod auth;
 pub mod camera;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod devices;

@@ -48,12 +48,81 @@ enum Cmd {
         #[command(subcommand)]
         command: TokenCmd,
     },
+    /// Show every camera of a running server: state, fps, viewers and skipped frames,
+    /// redrawn in place as status arrives.
+    Status {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the table once and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// List a camera's controls with their values and what they take.
+    Controls {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The camera's id.
+        camera: String,
+    },
+    /// Set a camera's control: a number, true or false, or a menu item's name.
+    Set {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The camera's id.
+        camera: String,
+        /// The control's name, as `camfleet controls CAMERA` lists it.
+        control: String,
+        /// The value.
+        value: String,
+    },
+    /// Print the JSON Schema of cameras.yaml, for editors (also served at
+    /// /schema/cameras.json).
+    Schema,
     /// List the V4L2 capture devices attached, with formats and controls.
     Devices {
         /// Print a `cameras:` section for cameras.yaml instead.
         #[arg(long)]
         yaml: bool,
     },
+}
+
+/// Which running server, and as whom.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server, as a browser reaches it; `user:password@` signs in with an account.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "CAMFLEET_URL")]
+    url: String,
+    /// An API token (`camfleet token new`).
+    #[arg(long, env = "CAMFLEET_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    fn target(self) -> camfleet::client::Target {
+        camfleet::client::Target {
+            url: self.url,
+            token: self.token,
+        }
+    }
+}
+
+/// Runs a command against a running server, printing its error on failure.
+fn with_server<F>(server: ServerArgs, run: F) -> ExitCode
+where
+    F: AsyncFnOnce(&mut camfleet::client::Connection) -> anyhow::Result<()>,
+{
+    let target = server.target();
+    let outcome = actix_rt::System::new().block_on(async move {
+        let mut conn = camfleet::client::Connection::open(&target).await?;
+        run(&mut conn).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("camfleet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -113,6 +182,34 @@ fn main() -> ExitCode {
                 format!(", cameras: [{}]", cameras.join(", "))
             };
             println!("    - {{name: {name}, role: {role}, token_hash: \"{hash}\"{cameras}}}");
+            ExitCode::SUCCESS
+        }
+        Cmd::Status { server, once } => with_server(server, async |conn| {
+            conn.status(once, &mut std::io::stdout()).await
+        }),
+        Cmd::Controls { server, camera } => with_server(server, async |conn| {
+            print!(
+                "{}",
+                camfleet::client::controls_table(&conn.controls(&camera).await?)
+            );
+            Ok(())
+        }),
+        Cmd::Set {
+            server,
+            camera,
+            control,
+            value,
+        } => with_server(server, async |conn| {
+            let now = conn.set(&camera, &control, &value).await?;
+            print!("{}", camfleet::client::controls_table(&[now]));
+            Ok(())
+        }),
+        Cmd::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&camfleet::config::schema())
+                    .expect("a JSON value always serializes")
+            );
             ExitCode::SUCCESS
         }
         Cmd::Devices { yaml } => {

@@ -1,5 +1,5 @@
 // The camfleet dashboard: every camera live over one WebSocket, every control at hand.
-import { Codec } from "/proto.js";
+import { Codec } from "./proto.js";
 
 const CLIENT = "camfleet.v1.ClientMessage";
 const SERVER = "camfleet.v1.ServerMessage";
@@ -49,8 +49,7 @@ function setConnection(state, text) {
 
 function connect() {
   setConnection("connecting", "Connecting…");
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws`);
+  socket = new WebSocket(new URL("ws", document.baseURI).href.replace(/^http/, "ws"));
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
     retryMs = RECONNECT_FIRST_MS;
@@ -235,7 +234,7 @@ async function drawFrames(t) {
 function showAccount(hello) {
   if (hello.sign_in_required) {
     // The sign-in cookie is gone or no longer valid.
-    window.location.assign("/login");
+    window.location.assign("login");
     return;
   }
   role = hello.role;
@@ -254,7 +253,7 @@ function showAccount(hello) {
 async function showBroker() {
   const line = document.getElementById("broker");
   try {
-    const response = await fetch("/api/host", { cache: "no-store" });
+    const response = await fetch("api/host", { cache: "no-store" });
     if (!response.ok) return;
     const { mqtt } = await response.json();
     line.hidden = !mqtt;
@@ -281,7 +280,7 @@ const remoteHosts = new Map(); // host id -> { el, grid, tiles: Map(camera id ->
 async function showFleet() {
   let fleet;
   try {
-    const response = await fetch("/api/fleet", { cache: "no-store" });
+    const response = await fetch("api/fleet", { cache: "no-store" });
     if (!response.ok) return;
     fleet = await response.json();
   } catch {
@@ -379,7 +378,7 @@ function updateRemoteTile(host, h, camera) {
 }
 
 async function refreshThumbnail(host, camera, el, img) {
-  const url = `/api/fleet/${encodeURIComponent(host)}/${encodeURIComponent(camera)}/thumbnail.jpg`;
+  const url = `api/fleet/${encodeURIComponent(host)}/${encodeURIComponent(camera)}/thumbnail.jpg`;
   try {
     const response = await fetch(url, { cache: "no-store" });
     if (!response.ok) return;
@@ -400,7 +399,7 @@ async function setRemoteControl(host, camera, name, row) {
   result.textContent = "…";
   try {
     const response = await fetch(
-      `/api/fleet/${encodeURIComponent(host)}/${encodeURIComponent(camera)}/control/${encodeURIComponent(name)}`,
+      `api/fleet/${encodeURIComponent(host)}/${encodeURIComponent(camera)}/control/${encodeURIComponent(name)}`,
       { method: "POST", body: row.querySelector("input").value },
     );
     const outcome = await response.json();

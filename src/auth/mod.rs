@@ -16,7 +16,7 @@ use crate::camera::CameraId;
 pub use secrets::{hash_password, new_token, token_hash, verify_password, CookieKey};
 
 /// What an account may do; each role may do everything the ones before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Watch cameras.

@@ -81,10 +81,12 @@ pub struct ControlInfo {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
     /// No control by that name.
-    #[error("camera has no control `{name}`; its controls are: {known}")]
+    #[error("camera has no control `{name}`; {hint}its controls are: {known}")]
     Unknown {
         /// The name asked for.
         name: String,
+        /// `did you mean `NAME`? ` when a control's name is close, else empty.
+        hint: String,
         /// The names there are, comma-separated.
         known: String,
     },
@@ -239,17 +241,16 @@ impl ControlInfo {
 /// # Errors
 /// [`ControlError::Unknown`], listing the names there are, when none matches.
 pub fn find<'a>(controls: &'a [ControlInfo], name: &str) -> Result<&'a ControlInfo, ControlError> {
-    controls
-        .iter()
-        .find(|c| c.name == name)
-        .ok_or_else(|| ControlError::Unknown {
+    controls.iter().find(|c| c.name == name).ok_or_else(|| {
+        let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();
+        ControlError::Unknown {
             name: name.to_string(),
-            known: controls
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+            hint: crate::config::closest(name, &names)
+                .map(|best| format!("did you mean `{best}`? "))
+                .unwrap_or_default(),
+            known: names.join(", "),
+        }
+    })
 }
 
 /// Turns a device's control label into the name `v4l2-ctl -l` prints: lower case, every

@@ -78,21 +78,122 @@ pub fn path_string(path: &[Seg<'_>]) -> String {
     out
 }
 
-/// Turns a YAML parse or type error into a [`ConfigError`], with a hint where one helps.
-pub fn from_yaml_error(file: &Path, err: &serde_yaml::Error) -> ConfigError {
+/// Turns a YAML parse or type error in `yaml` into a [`ConfigError`], with a hint where
+/// one helps.
+pub fn from_yaml_error(file: &Path, yaml: &str, err: &serde_yaml::Error) -> ConfigError {
     let text = err.to_string();
     // The library appends " at line L column C"; we print the location ourselves.
     let message = match text.rfind(" at line ") {
         Some(at) => text[..at].to_string(),
         None => text,
     };
-    let location = err.location();
+    let mut location = err.location().map(|l| (l.line(), l.column()));
+    // A duplicate key is reported at the start of its mapping; point at the second one.
+    if let (Some(key), Some((line, column))) = (duplicate_key(&message), location) {
+        location = second_key(yaml, key, line, column).or(location);
+    }
     ConfigError {
         file: file.to_path_buf(),
-        line: location.as_ref().map(serde_yaml::Location::line),
-        column: location.as_ref().map(serde_yaml::Location::column),
+        line: location.map(|l| l.0),
+        column: location.map(|l| l.1),
         message: explain(&message),
     }
+}
+
+/// The key a duplicate-key error names: "duplicate field `K`" (a setting) or "duplicate
+/// entry with key "K"" (a mapping of names).
+fn duplicate_key(message: &str) -> Option<&str> {
+    for (open, close) in [
+        ("duplicate field `", '`'),
+        ("duplicate entry with key \"", '"'),
+    ] {
+        if let Some(at) = message.find(open) {
+            let rest = &message[at + open.len()..];
+            return Some(&rest[..rest.find(close)?]);
+        }
+    }
+    None
+}
+
+/// Where `key` is written the second time in the mapping that starts at `line`, `column`
+/// (1-based), in block style: the mapping's own keys sit at its column.
+fn second_key(yaml: &str, key: &str, line: usize, column: usize) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let indent = column.checked_sub(1)?;
+    let mut seen = 0;
+    for (k, text) in lines.iter().enumerate().skip(line.checked_sub(1)?) {
+        let body = text.get(indent..).unwrap_or("");
+        let body = if k + 1 == line {
+            body
+        } else {
+            let lead = text.len() - text.trim_start().len();
+            if !text.trim().is_empty() && !text.trim_start().starts_with('#') && lead < indent {
+                break;
+            }
+            if lead != indent {
+                continue;
+            }
+            body
+        };
+        let body = body.strip_prefix("- ").unwrap_or(body);
+        let bare = body
+            .strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with(':'));
+        let quoted = body
+            .strip_prefix('"')
+            .and_then(|b| b.strip_prefix(key))
+            .is_some_and(|r| r.starts_with('"'));
+        if bare || quoted {
+            seen += 1;
+            if seen == 2 {
+                return Some((k + 1, text.len() - body.len() + 1));
+            }
+        }
+    }
+    None
+}
+
+/// The parts of a block-style file that can be read alone: each top-level section but
+/// `cameras`, and each camera (with the `cameras:` line). Each comes as the camera's index,
+/// if it is one, and which lines (0-based) it keeps.
+/// One part of a file: the camera's index, if it is a camera, and which lines it keeps.
+pub type Unit<'a> = (Option<usize>, Box<dyn Fn(usize) -> bool + 'a>);
+
+pub fn units<'a>(lines: &'a [&str]) -> Vec<Unit<'a>> {
+    let content = |l: &str| !l.trim().is_empty() && !l.trim_start().starts_with('#');
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let tops: Vec<usize> = (0..lines.len())
+        .filter(|&k| content(lines[k]) && indent(lines[k]) == 0 && !lines[k].starts_with('-'))
+        .collect();
+    let mut out: Vec<Unit<'a>> = Vec::new();
+    for (n, &start) in tops.iter().enumerate() {
+        let end = tops.get(n + 1).copied().unwrap_or(lines.len());
+        if lines[start].trim_end() != "cameras:" {
+            out.push((None, Box::new(move |k| (start..end).contains(&k))));
+            continue;
+        }
+        let items: Vec<usize> = (start + 1..end)
+            .filter(|&k| {
+                let t = lines[k].trim_start();
+                content(lines[k]) && (t == "-" || t.starts_with("- "))
+            })
+            .collect();
+        let Some(column) = items.first().map(|&k| indent(lines[k])) else {
+            continue;
+        };
+        let items: Vec<usize> = items
+            .into_iter()
+            .filter(|&k| indent(lines[k]) == column)
+            .collect();
+        for (i, &from) in items.iter().enumerate() {
+            let to = items.get(i + 1).copied().unwrap_or(end);
+            out.push((
+                Some(i),
+                Box::new(move |k| k == start || (from..to).contains(&k)),
+            ));
+        }
+    }
+    out
 }
 
 /// Adds a "did you mean" to unknown names and plain words to type errors.
@@ -133,6 +234,7 @@ fn explain(message: &str) -> String {
 }
 
 /// The candidate nearest to `name`, if it is near enough to be a typo.
+#[must_use]
 pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()

@@ -18,7 +18,7 @@ pub use mqtt::topic_safe;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{closest, ConfigError, ConfigErrors};
 pub use raw::{CaptureMode, DesiredValue, Pattern};
 
 use crate::camera::CameraId;
@@ -270,10 +270,54 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
-        let raw: raw::RawConfig = serde_yaml::from_str(text)
-            .map_err(|e| ConfigErrors(vec![error::from_yaml_error(file, &e)]))?;
+        let raw: raw::RawConfig =
+            serde_yaml::from_str(text).map_err(|e| every_yaml_error(text, file, &e))?;
         validate::validate(raw, &validate::Issues::new(text, file))
     }
+}
+
+/// Every type error in the file, not only the first the YAML library stops at: each
+/// top-level section and each camera is read again alone (the rest of the file blanked
+/// out, so lines and columns stay), and what each one's reading finds is added.
+fn every_yaml_error(text: &str, file: &Path, first: &serde_yaml::Error) -> ConfigErrors {
+    let mut errors = vec![error::from_yaml_error(file, text, first)];
+    // Only the types are in question when the YAML itself reads.
+    if serde_yaml::from_str::<serde_yaml::Value>(text).is_err() {
+        return ConfigErrors(errors);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    for (camera, keep) in error::units(&lines) {
+        let alone: String = lines
+            .iter()
+            .enumerate()
+            .map(|(k, line)| if keep(k) { *line } else { "" })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let Err(e) = serde_yaml::from_str::<raw::RawConfig>(&alone) else {
+            continue;
+        };
+        let mut found = error::from_yaml_error(file, &alone, &e);
+        if let Some(i) = camera {
+            found.message = found
+                .message
+                .replacen("cameras[0]", &format!("cameras[{i}]"), 1);
+        }
+        if found.line.is_some() && !errors.iter().any(|e| e.line == found.line) {
+            errors.push(found);
+        }
+    }
+    errors.sort_by_key(|e| (e.line, e.column));
+    ConfigErrors(errors)
+}
+
+/// The JSON Schema of `cameras.yaml`, made from the types the file is parsed into, so the
+/// two cannot drift. Editors complete and check the file with it; what a schema cannot
+/// express (ids unique, a source kind's own settings) is left to `camfleet check`.
+#[must_use]
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(raw::RawConfig);
+    schema.insert("title".into(), "camfleet cameras.yaml".into());
+    schema.into()
 }
 
 /// What kind of file something is, in words.

@@ -2,10 +2,11 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     #[serde(default)]
@@ -16,7 +17,7 @@ pub(super) struct RawConfig {
     pub mqtt: Option<RawMqtt>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMqtt {
     pub url: String,
@@ -32,14 +33,14 @@ pub(super) struct RawMqtt {
 }
 
 /// `auth: none`, or the accounts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub(super) enum RawAuth {
     Keyword(String),
     Accounts(RawAccounts),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccounts {
     #[serde(default)]
@@ -48,7 +49,7 @@ pub(super) struct RawAccounts {
     pub tokens: Vec<RawToken>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawUser {
     pub name: String,
@@ -57,7 +58,7 @@ pub(super) struct RawUser {
     pub cameras: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawToken {
     pub name: String,
@@ -66,7 +67,7 @@ pub(super) struct RawToken {
     pub cameras: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     pub listen: Option<String>,
@@ -86,43 +87,58 @@ pub(super) struct RawServer {
 }
 
 /// `tls: self_signed`, or the paths of a certificate and its key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub(super) enum RawTls {
     Keyword(String),
     Files(RawTlsFiles),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTlsFiles {
     pub cert: String,
     pub key: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCamera {
+    /// The camera's id in URLs, topics and the wire: letters, digits, `-` and `_`.
     pub id: String,
     pub name: Option<String>,
     pub enabled: Option<bool>,
     pub capture: Option<CaptureMode>,
     pub idle_timeout_secs: Option<u32>,
+    /// JPEG quality of frames camfleet encodes (80 unless set).
+    #[schemars(range(min = 1, max = 100))]
     pub jpeg_quality: Option<u8>,
+    /// Where frames come from.
     pub source: RawSource,
+    /// Control values applied on every open, such as `brightness: 140`.
     #[serde(default)]
     pub controls: ControlSettings,
 }
 
 /// Every source setting of every kind; `validate` refuses the ones a kind does not take.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSource {
+    /// `synthetic` (a drawn test picture, no hardware) or `v4l2` (a camera).
     pub kind: SourceKind,
+    /// Frame width in pixels.
+    #[schemars(range(min = 16, max = 7680))]
     pub width: Option<u32>,
+    /// Frame height in pixels.
+    #[schemars(range(min = 16, max = 4320))]
     pub height: Option<u32>,
+    /// Frames per second.
+    #[schemars(range(min = 1, max = 240))]
     pub fps: Option<u32>,
+    /// The synthetic picture.
     pub pattern: Option<Pattern>,
+    /// Synthetic frames encoded ahead and played in a loop.
+    #[schemars(range(max = 300))]
     pub prerender: Option<u32>,
     pub test_controls: Option<bool>,
     pub device: Option<String>,
@@ -132,7 +148,7 @@ pub(super) struct RawSource {
     pub pixel_format: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum SourceKind {
     Synthetic,
@@ -149,7 +165,7 @@ impl fmt::Display for SourceKind {
 }
 
 /// When a camera captures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureMode {
     /// From start to stop.
@@ -160,7 +176,7 @@ pub enum CaptureMode {
 }
 
 /// The picture a synthetic source draws.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pattern {
     /// Moving colour bars.
@@ -275,6 +291,36 @@ impl<'de> Deserialize<'de> for DesiredValue {
 /// The `controls:` mapping, in file order.
 #[derive(Debug, Default)]
 pub(super) struct ControlSettings(pub Vec<(String, DesiredValue)>);
+
+impl JsonSchema for DesiredValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ControlValue".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": CONTROL_VALUE_HINT,
+            "oneOf": [
+                { "type": "integer" },
+                { "type": "boolean" },
+                { "type": "string", "minLength": 1 }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for ControlSettings {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Controls".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let value = generator.subschema_for::<DesiredValue>();
+        schemars::json_schema!({
+            "description": "control names to values, e.g. `brightness: 140`",
+            "type": ["object", "null"],
+            "additionalProperties": value
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for ControlSettings {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -80,6 +80,18 @@ fn a_good_file_parses_into_validated_types() {
 /// (what it tests, file, line of the first error, words the message must contain)
 const BAD: &[(&str, &str, usize, &[&str])] = &[
     (
+        "a synthetic camera's misspelt control, with a suggestion",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\n    controls:\n      brightnes: 10\n",
+        5,
+        &["no control `brightnes`", "did you mean `brightness`?", "test_pattern"],
+    ),
+    (
+        "a test control without test_controls",
+        "cameras:\n  - id: a\n    source: {kind: synthetic}\n    controls: {stall: true}\n",
+        4,
+        &["no control `stall`", "its controls are: brightness"],
+    ),
+    (
         "unknown key with a suggestion",
         "cameras:\n  - id: a\n    source:\n      kind: synthetic\n      fsp: 10\n",
         5,
@@ -305,4 +317,36 @@ fn an_mqtt_section_takes_its_defaults() {
     assert_eq!(mqtt.base_topic, "camfleet");
     assert_eq!(mqtt.discovery_prefix, "homeassistant");
     assert_eq!(mqtt.snapshot_interval, 0);
+}
+
+#[test]
+fn every_type_error_is_reported_where_it_is() {
+    let text = "server:\n  max_streams: many\ncameras:\n  - id: a\n    source:\n      kind: synthetic\n      width: wide\n  - id: b\n    source: {kind: synthetic}\n  - id: c\n    enabled: maybe\n    source: {kind: synthetic}\n";
+    let errors = Config::parse(text, Path::new("f.yaml")).unwrap_err().0;
+    let at: Vec<(Option<usize>, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(errors.len(), 3, "{at:?}");
+    assert_eq!(errors[0].line, Some(2), "{at:?}");
+    assert!(errors[0].message.contains("server.max_streams"), "{at:?}");
+    assert_eq!(errors[1].line, Some(7), "{at:?}");
+    assert!(
+        errors[1].message.contains("cameras[0].source.width"),
+        "{at:?}"
+    );
+    assert_eq!(errors[2].line, Some(11), "{at:?}");
+    assert!(errors[2].message.contains("cameras[2].enabled"), "{at:?}");
+}
+
+#[test]
+fn a_duplicate_key_is_located_at_the_duplicate() {
+    let text = "cameras:\n  - id: a\n    source:\n      kind: synthetic\n      fps: 10\n      width: 320\n      fps: 12\n";
+    let errors = Config::parse(text, Path::new("f.yaml")).unwrap_err().0;
+    assert_eq!(
+        (errors[0].line, errors[0].column),
+        (Some(7), Some(7)),
+        "{errors:?}"
+    );
+    assert!(errors[0].message.contains("fps"), "{errors:?}");
 }

@@ -298,6 +298,13 @@ fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option
                 .into(),
         );
     }
+    // A synthetic camera's controls are known ahead; a V4L2 camera's only once it is open.
+    let known_controls = match &source {
+        Some(SourceConfig::Synthetic(s)) => Some(crate::camera::source::synthetic::control_names(
+            s.test_controls,
+        )),
+        _ => None,
+    };
     let mut controls = Vec::new();
     for (name, value) in raw.controls.0 {
         let valid = !name.is_empty()
@@ -315,6 +322,28 @@ fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option
                 format!(
                     "`{name}` is not a control name; names are lower case with underscores, \
                      as `camfleet devices` lists them, e.g. `white_balance_automatic`"
+                ),
+            );
+        }
+        let unknown = known_controls
+            .as_ref()
+            .filter(|known| !known.contains(&name));
+        if let Some(known) = unknown.filter(|_| valid) {
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            let hint = match crate::config::closest(&name, &names) {
+                Some(best) => format!("did you mean `{best}`? "),
+                None => String::new(),
+            };
+            issues.at(
+                &[
+                    Seg::Key("cameras"),
+                    Seg::Index(i),
+                    Seg::Key("controls"),
+                    Seg::Key(&name),
+                ],
+                format!(
+                    "a synthetic camera has no control `{name}`; {hint}its controls are: {}",
+                    names.join(", ")
                 ),
             );
         }

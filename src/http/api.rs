@@ -10,6 +10,14 @@ use crate::auth::Role;
 use crate::hub::{CheckHealth, ListCameras, ListViewers, HEALTH_TIMEOUT};
 use crate::proto;
 
+/// `GET /schema/cameras.json`: the JSON Schema of `cameras.yaml`, for editors. It holds
+/// no secret, so it needs no account.
+pub async fn config_schema() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/schema+json")
+        .json(crate::config::schema())
+}
+
 /// `GET /healthz`: 200 when the hub and every running camera answer; 503 with the reason
 /// when one does not (a stuck device, a hub held up), so a supervisor can act on it.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {

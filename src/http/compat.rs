@@ -154,7 +154,7 @@ async fn camera_root(
                 .await
         }
         None => Ok(HttpResponse::SeeOther()
-            .insert_header(("Location", format!("/#camera={}", path.as_str())))
+            .insert_header(("Location", format!("../../#camera={}", path.as_str())))
             .finish()),
     }
 }

@@ -32,7 +32,7 @@ pub(super) async fn dashboard(req: &HttpRequest, state: &AppState) -> HttpRespon
     match caller::identify(req, state).await {
         Ok(Some(_)) => assets::serve("/", state.mqtt.is_some()),
         _ => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/login"))
+            .insert_header((header::LOCATION, "login"))
             .finish(),
     }
 }
@@ -96,7 +96,7 @@ async fn login(
                 .finish();
             HttpResponse::SeeOther()
                 .cookie(cookie)
-                .insert_header((header::LOCATION, "/"))
+                .insert_header((header::LOCATION, "./"))
                 .finish()
         }
         Err(e) => {
@@ -120,7 +120,7 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     gone.make_removal();
     HttpResponse::SeeOther()
         .cookie(gone)
-        .insert_header((header::LOCATION, "/login"))
+        .insert_header((header::LOCATION, "login"))
         .finish()
 }
 

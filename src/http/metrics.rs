@@ -301,38 +301,32 @@ pub fn render(m: &MetricsSnapshot) -> String {
             "gauge",
             "WebSocket clients connected.",
         );
-        fam.sample("camfleet_sessions", &[], m.sessions.len() as f64);
+        fam.sample("camfleet_sessions", &[], m.sessions.connected as f64);
     }
-    let per_session = |out: &mut String,
-                       name: &str,
-                       kind: &str,
-                       help: &str,
-                       f: &dyn Fn(&crate::hub::SessionMetrics) -> u64| {
-        let mut fam = Family::new(out, name, kind, help);
-        for s in &m.sessions {
-            fam.sample(name, &[("session", &s.id.to_string())], f(s) as f64);
-        }
+    // Summed over sessions: a label per connection would make a new series per client.
+    let sessions = |out: &mut String, name: &str, kind: &str, help: &str, value: u64| {
+        Family::new(out, name, kind, help).sample(name, &[], value as f64);
     };
-    per_session(
+    sessions(
         &mut out,
-        "camfleet_session_queue_depth",
+        "camfleet_session_queue_depth_max",
         "gauge",
-        "Status events queued for the client and not yet written out.",
-        &|s| s.queue_depth,
+        "The longest queue of status events not yet written out to one client.",
+        m.sessions.queue_depth_max,
     );
-    per_session(
+    sessions(
         &mut out,
         "camfleet_session_events_dropped_total",
         "counter",
-        "Status events dropped because the client's queue was full.",
-        &|s| s.dropped,
+        "Status events dropped because a client's queue was full, all clients since start.",
+        m.sessions.dropped,
     );
-    per_session(
+    sessions(
         &mut out,
         "camfleet_session_frames_replaced_total",
         "counter",
-        "Frames replaced by a newer one before the client could be sent them.",
-        &|s| s.frames_replaced,
+        "Frames replaced by a newer one before a client could be sent them, all clients since start.",
+        m.sessions.frames_replaced,
     );
     out
 }

@@ -100,6 +100,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(login::routes)
         .configure(compat::routes)
         .route("/healthz", get().to(api::healthz))
+        .route("/schema/cameras.json", get().to(api::config_schema))
         .route("/api/cameras", get().to(api::cameras))
         .route("/api/host", get().to(api::host))
         .route("/api/fleet", get().to(fleet::hosts))

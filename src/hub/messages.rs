@@ -163,15 +163,17 @@ pub struct CameraMetrics {
     pub viewers: Vec<(ViewerKind, usize)>,
 }
 
-/// One session's figures for `/metrics`.
+/// The WebSocket sessions' figures for `/metrics`, summed so that their number of series
+/// stays fixed however many clients come and go.
+#[derive(Default, Clone, Copy)]
 pub struct SessionMetrics {
-    /// The session.
-    pub id: SessionId,
-    /// Events queued for it and not yet written out.
-    pub queue_depth: u64,
-    /// Events dropped because its queue was full.
+    /// Sessions connected now.
+    pub connected: u64,
+    /// The deepest queue of events not yet written out, among the connected sessions.
+    pub queue_depth_max: u64,
+    /// Events dropped because a session's queue was full, since start.
     pub dropped: u64,
-    /// Frames replaced before they could be sent.
+    /// Frames replaced before they could be sent, since start.
     pub frames_replaced: u64,
 }
 
@@ -179,8 +181,8 @@ pub struct SessionMetrics {
 pub struct MetricsSnapshot {
     /// Per camera, in configuration order.
     pub cameras: Vec<CameraMetrics>,
-    /// Per session.
-    pub sessions: Vec<SessionMetrics>,
+    /// The WebSocket sessions, summed.
+    pub sessions: SessionMetrics,
     /// Whether the overrides file found at start was corrupt and moved aside.
     pub overrides_moved_aside: bool,
     /// Writes of the overrides file that failed since start.

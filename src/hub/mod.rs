@@ -77,6 +77,8 @@ pub struct Hub {
     configs: Vec<CameraConfig>,
     cameras: Vec<CameraEntry>,
     sessions: HashMap<SessionId, SessionEntry>,
+    /// What the sessions that have left dropped and had replaced, for `/metrics`.
+    ended_sessions: SessionMetrics,
     next_session: SessionId,
     viewers: HashMap<ViewerId, ViewerEntry>,
     next_viewer: ViewerId,
@@ -98,6 +100,7 @@ impl Hub {
             configs: cameras,
             cameras: Vec::new(),
             sessions: HashMap::new(),
+            ended_sessions: SessionMetrics::default(),
             next_session: 1,
             viewers: HashMap::new(),
             next_viewer: 1,
@@ -409,9 +412,10 @@ impl Handler<Metrics> for Hub {
                 .collect(),
             })
             .collect();
-        let mut sessions: Vec<SessionMetrics> =
-            self.sessions.iter().map(|(id, s)| s.metrics(*id)).collect();
-        sessions.sort_by_key(|s| s.id);
+        let mut sessions = self.ended_sessions;
+        for s in self.sessions.values() {
+            s.add_to(&mut sessions);
+        }
         MessageResult(MetricsSnapshot {
             cameras,
             sessions,

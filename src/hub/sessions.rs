@@ -40,14 +40,15 @@ impl SessionEntry {
         }
     }
 
-    pub(super) fn metrics(&self, id: SessionId) -> SessionMetrics {
+    /// Adds this session's figures to `sum`.
+    pub(super) fn add_to(&self, sum: &mut SessionMetrics) {
         let handled = self.counters.handled.load(Ordering::Relaxed);
-        SessionMetrics {
-            id,
-            queue_depth: self.offered.saturating_sub(handled),
-            dropped: self.dropped,
-            frames_replaced: self.counters.frames_replaced.load(Ordering::Relaxed),
-        }
+        sum.connected += 1;
+        sum.queue_depth_max = sum
+            .queue_depth_max
+            .max(self.offered.saturating_sub(handled));
+        sum.dropped += self.dropped;
+        sum.frames_replaced += self.counters.frames_replaced.load(Ordering::Relaxed);
     }
 }
 
@@ -106,7 +107,13 @@ impl Handler<Disconnect> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        self.sessions.remove(&msg.session);
+        if let Some(gone) = self.sessions.remove(&msg.session) {
+            // Its counts stay in the totals since start.
+            let mut sum = SessionMetrics::default();
+            gone.add_to(&mut sum);
+            self.ended_sessions.dropped += sum.dropped;
+            self.ended_sessions.frames_replaced += sum.frames_replaced;
+        }
         debug!(session = msg.session, "session disconnected");
     }
 }

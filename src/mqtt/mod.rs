@@ -587,7 +587,7 @@ fn worth_telling_at_once(before: &CameraStatus, now: &CameraStatus) -> bool {
 }
 
 /// TLS to the broker, trusting the system's certificate authorities.
-fn tls_client_config() -> rustls::ClientConfig {
+pub(crate) fn tls_client_config() -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {

@@ -180,7 +180,7 @@ async fn without_credentials_only_the_health_check_and_the_login_page_answer() {
     }
     let (status, reply) = http_request(f.server.addr, None, "GET", "/", &[], "").await;
     assert!(
-        status == 303 && reply.to_ascii_lowercase().contains("location: /login"),
+        status == 303 && reply.to_ascii_lowercase().contains("location: login"),
         "{reply}"
     );
     assert_eq!(

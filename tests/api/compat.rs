@@ -55,7 +55,7 @@ async fn mjpg_streamer_and_ustreamer_urls_serve_each_camera_and_the_default_one(
     // The bare prefix is the dashboard with that camera at hand.
     let page = MjpegClient::get(server.addr, "/cameras/desk/", None).await;
     assert_eq!(page.status, 303);
-    assert_eq!(page.header("location"), Some("/#camera=desk"));
+    assert_eq!(page.header("location"), Some("../../#camera=desk"));
     // `/` without an action is still the dashboard.
     let dashboard = MjpegClient::get(server.addr, "/", None).await;
     assert_eq!(dashboard.status, 200);

@@ -55,6 +55,14 @@ async fn unknown_control() {
     let r = client.set_control("a", "zoom", 1).await;
     assert_eq!(code(r.code), ErrorCode::UnknownControl, "{}", r.error);
     assert!(r.error.contains("brightness"), "{}", r.error);
+    assert!(!r.error.contains("did you mean"), "{}", r.error);
+    let r = client.set_control("a", "brightnes", 1).await;
+    assert_eq!(code(r.code), ErrorCode::UnknownControl, "{}", r.error);
+    assert!(
+        r.error.contains("did you mean `brightness`?"),
+        "{}",
+        r.error
+    );
 }
 
 #[actix_rt::test]

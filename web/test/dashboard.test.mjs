@@ -36,6 +36,11 @@ test("the default fleet: a live tile per camera, no console errors", async () =>
     await waitAllAdvance(page, listed);
     const states = await page.$$eval(".tile", (els) => els.map((e) => e.dataset.state));
     assert.ok(states.every((s) => s === "Streaming"), states.join(","));
+    // Nothing marked hidden shows (the other hosts' section, sign-out without accounts).
+    const shownHidden = await page.$$eval("[hidden]", (els) =>
+      els.filter((e) => getComputedStyle(e).display !== "none").map((e) => e.id || e.className),
+    );
+    assert.deepEqual(shownHidden, []);
     if (process.env.SCREENSHOT) {
       await page.waitForFunction(() =>
         [...document.querySelectorAll(".tile .meta")].every((m) => !m.textContent.startsWith("0.0 fps")),

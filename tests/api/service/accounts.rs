@@ -6,7 +6,7 @@ use super::*;
 
 /// A configuration with user `ada` (admin), user `vera` (viewer) and a viewer token for
 /// camera `a`, made with the `camfleet` command; returns it and the token.
-fn accounts_yaml() -> (String, String) {
+pub(super) fn accounts_yaml() -> (String, String) {
     let hash = |password: &str| {
         let (ok, out, err) = camfleet(&["hash-password"], &format!("{password}\n"));
         assert!(ok, "{err}");

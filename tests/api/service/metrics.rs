@@ -100,7 +100,10 @@ async fn metrics_parse_and_move_as_frames_flow() {
             .status_where(camera, |s| s.frames_captured > shown)
             .await;
     }
-    let second = parse_metrics(&text(&server).await);
+    let second_text = text(&server).await;
+    // No label takes a new value per connection.
+    assert!(!second_text.contains("session=\""), "{second_text}");
+    let second = parse_metrics(&second_text);
 
     for family in [
         "camfleet_camera_state",
@@ -113,7 +116,7 @@ async fn metrics_parse_and_move_as_frames_flow() {
         "camfleet_camera_viewers",
         "camfleet_camera_send_latency_seconds",
         "camfleet_camera_encode_seconds",
-        "camfleet_session_queue_depth",
+        "camfleet_session_queue_depth_max",
         "camfleet_session_events_dropped",
         "camfleet_session_frames_replaced",
     ] {

@@ -15,6 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
 mod accounts;
+mod cli;
 mod https;
 mod kubernetes;
 mod limits;
@@ -23,6 +24,7 @@ mod mqtt;
 mod overrides;
 mod players;
 mod reload;
+mod schema;
 mod shutdown;
 mod soak;
 
@@ -188,7 +190,7 @@ fn the_systemd_unit_verifies() {
     for line in [
         "Type=notify",
         "DeviceAllow=char-video4linux rw",
-        "SupplementaryGroups=video",
+        "SupplementaryGroups=video camfleet",
         "ProtectSystem=strict",
         "StateDirectory=camfleet",
         "Restart=on-failure",

@@ -15,8 +15,18 @@ use bytes::Bytes;
 
 use super::{Captured, Device, FourCc, FrameData, Opener, SourceError, StreamFormat};
 use crate::camera::control::{ControlError, ControlInfo};
-use crate::config::SyntheticConfig;
+use crate::config::{Pattern, SyntheticConfig};
 use controls::{Action, Settings};
+
+/// The names of the synthetic camera's controls, the test controls only when asked for;
+/// `camfleet check` holds a configuration's control names against them.
+#[must_use]
+pub fn control_names(test_controls: bool) -> Vec<String> {
+    controls::list(&Settings::new(Pattern::Bars), Pattern::Bars, test_controls)
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
 
 /// JPEG quality of synthetic frames.
 const JPEG_QUALITY: u8 = 80;
