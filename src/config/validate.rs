@@ -311,29 +311,28 @@ fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option
             && name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid {
-            issues.at(
-                &[
-                    Seg::Key("cameras"),
-                    Seg::Index(i),
-                    Seg::Key("controls"),
-                    Seg::Key(&name),
-                ],
-                format!(
-                    "`{name}` is not a control name; names are lower case with underscores, \
-                     as `camfleet devices` lists them, e.g. `white_balance_automatic`"
-                ),
-            );
-        }
         let unknown = known_controls
             .as_ref()
-            .filter(|known| !known.contains(&name));
-        if let Some(known) = unknown.filter(|_| valid) {
+            .filter(|known| valid && !known.contains(&name));
+        let problem = if !valid {
+            Some(format!(
+                "`{name}` is not a control name; names are lower case with underscores, \
+                 as `camfleet devices` lists them, e.g. `white_balance_automatic`"
+            ))
+        } else if let Some(known) = unknown {
             let names: Vec<&str> = known.iter().map(String::as_str).collect();
             let hint = match crate::config::closest(&name, &names) {
                 Some(best) => format!("did you mean `{best}`? "),
                 None => String::new(),
             };
+            Some(format!(
+                "a synthetic camera has no control `{name}`; {hint}its controls are: {}",
+                names.join(", ")
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
             issues.at(
                 &[
                     Seg::Key("cameras"),
@@ -341,10 +340,7 @@ fn validate_camera(i: usize, raw: raw::RawCamera, issues: &Issues<'_>) -> Option
                     Seg::Key("controls"),
                     Seg::Key(&name),
                 ],
-                format!(
-                    "a synthetic camera has no control `{name}`; {hint}its controls are: {}",
-                    names.join(", ")
-                ),
+                problem,
             );
         }
         controls.push(DesiredControl { name, value });
