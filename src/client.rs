@@ -1,7 +1,6 @@
 //! A client of a running server over its WebSocket, for `camfleet status`, `controls` and
 //! `set`: the same protocol and credentials as the dashboard and every other client.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +13,8 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use prost::Message as _;
 
 use crate::proto::{
-    client_message::Kind as Ask, server_message::Kind as Answer, CameraState, CameraStatus,
-    ClientMessage, ControlInfo, ControlType, ErrorCode,
+    client_message::Kind as Ask, server_message::Kind as Answer, CameraStatus, ClientMessage,
+    ControlInfo, ControlType, ErrorCode,
 };
 
 /// How long an answer may take: the hub's own timeout for a camera is 5 s.
@@ -201,15 +200,8 @@ impl Connection {
     /// # Errors
     /// When the connection fails.
     pub async fn status(&mut self, once: bool, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-        let mut shown: BTreeMap<String, (usize, CameraStatus)> = BTreeMap::new();
-        for (i, c) in self.cameras().await?.into_iter().enumerate() {
-            shown.insert(c.camera_id.clone(), (i, c));
-        }
-        let table = |shown: &BTreeMap<String, (usize, CameraStatus)>| {
-            let mut rows: Vec<&(usize, CameraStatus)> = shown.values().collect();
-            rows.sort_by_key(|(i, _)| *i);
-            status_table(rows.into_iter().map(|(_, c)| c))
-        };
+        let mut shown = self.cameras().await?;
+        let table = |shown: &[CameraStatus]| status_table(shown.iter());
         if once {
             write!(out, "{}", table(&shown))?;
             return Ok(());
@@ -232,17 +224,12 @@ impl Connection {
             }
             match self.next().await? {
                 Answer::CameraStatus(c) => {
-                    let order = shown.get(&c.camera_id).map_or(shown.len(), |(i, _)| *i);
-                    shown.insert(c.camera_id.clone(), (order, c));
+                    match shown.iter_mut().find(|s| s.camera_id == c.camera_id) {
+                        Some(row) => *row = c,
+                        None => shown.push(c),
+                    }
                 }
-                Answer::CameraList(list) => {
-                    shown = list
-                        .cameras
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| (c.camera_id.clone(), (i, c)))
-                        .collect();
-                }
+                Answer::CameraList(list) => shown = list.cameras,
                 _ => {}
             }
         }
@@ -310,18 +297,6 @@ fn code_name(code: i32) -> &'static str {
     })
 }
 
-/// The state's name, as the dashboard shows it.
-fn state_name(state: i32) -> &'static str {
-    match CameraState::try_from(state) {
-        Ok(CameraState::Opening) => "Opening",
-        Ok(CameraState::Streaming) => "Streaming",
-        Ok(CameraState::Reconnecting) => "Reconnecting",
-        Ok(CameraState::Stopped) => "Stopped",
-        Ok(CameraState::Idle) => "Idle",
-        _ => "Unknown",
-    }
-}
-
 /// The fleet as a table: camera, state, fps, viewers, frames skipped, and the reason.
 #[must_use]
 pub fn status_table<'a>(cameras: impl Iterator<Item = &'a CameraStatus>) -> String {
@@ -334,7 +309,7 @@ pub fn status_table<'a>(cameras: impl Iterator<Item = &'a CameraStatus>) -> Stri
             out,
             "{:<20} {:<13} {:>6.1} {:>7} {:>9}  {}",
             c.camera_id,
-            state_name(c.state),
+            crate::http::api::state_name(c.state),
             c.fps,
             c.viewers,
             c.frames_dropped,

@@ -122,19 +122,18 @@ fn second_key(yaml: &str, key: &str, line: usize, column: usize) -> Option<(usiz
     let indent = column.checked_sub(1)?;
     let mut seen = 0;
     for (k, text) in lines.iter().enumerate().skip(line.checked_sub(1)?) {
-        let body = text.get(indent..).unwrap_or("");
-        let body = if k + 1 == line {
-            body
-        } else {
+        // After the mapping's first line, only lines at its column hold its keys; a line
+        // left of it ends the mapping.
+        if k + 1 > line && !text.trim().is_empty() && !text.trim_start().starts_with('#') {
             let lead = text.len() - text.trim_start().len();
-            if !text.trim().is_empty() && !text.trim_start().starts_with('#') && lead < indent {
+            if lead < indent {
                 break;
             }
             if lead != indent {
                 continue;
             }
-            body
-        };
+        }
+        let body = text.get(indent..).unwrap_or("");
         let body = body.strip_prefix("- ").unwrap_or(body);
         let bare = body
             .strip_prefix(key)
@@ -153,23 +152,22 @@ fn second_key(yaml: &str, key: &str, line: usize, column: usize) -> Option<(usiz
     None
 }
 
-/// The parts of a block-style file that can be read alone: each top-level section but
-/// `cameras`, and each camera (with the `cameras:` line). Each comes as the camera's index,
-/// if it is one, and which lines (0-based) it keeps.
-/// One part of a file: the camera's index, if it is a camera, and which lines it keeps.
-pub type Unit<'a> = (Option<usize>, Box<dyn Fn(usize) -> bool + 'a>);
+/// A part of a block-style file that can be read alone: the camera's index, if it is one,
+/// and the lines (0-based) it keeps.
+pub type Unit = (Option<usize>, Vec<std::ops::Range<usize>>);
 
-pub fn units<'a>(lines: &'a [&str]) -> Vec<Unit<'a>> {
+/// Each top-level section but `cameras`, and each camera (with the `cameras:` line).
+pub fn units(lines: &[&str]) -> Vec<Unit> {
     let content = |l: &str| !l.trim().is_empty() && !l.trim_start().starts_with('#');
     let indent = |l: &str| l.len() - l.trim_start().len();
     let tops: Vec<usize> = (0..lines.len())
         .filter(|&k| content(lines[k]) && indent(lines[k]) == 0 && !lines[k].starts_with('-'))
         .collect();
-    let mut out: Vec<Unit<'a>> = Vec::new();
+    let mut out = Vec::new();
     for (n, &start) in tops.iter().enumerate() {
         let end = tops.get(n + 1).copied().unwrap_or(lines.len());
         if lines[start].trim_end() != "cameras:" {
-            out.push((None, Box::new(move |k| (start..end).contains(&k))));
+            out.push((None, std::iter::once(start..end).collect()));
             continue;
         }
         let items: Vec<usize> = (start + 1..end)
@@ -187,10 +185,7 @@ pub fn units<'a>(lines: &'a [&str]) -> Vec<Unit<'a>> {
             .collect();
         for (i, &from) in items.iter().enumerate() {
             let to = items.get(i + 1).copied().unwrap_or(end);
-            out.push((
-                Some(i),
-                Box::new(move |k| k == start || (from..to).contains(&k)),
-            ));
+            out.push((Some(i), vec![start..start + 1, from..to]));
         }
     }
     out

@@ -286,11 +286,17 @@ fn every_yaml_error(text: &str, file: &Path, first: &serde_yaml::Error) -> Confi
         return ConfigErrors(errors);
     }
     let lines: Vec<&str> = text.lines().collect();
-    for (camera, keep) in error::units(&lines) {
+    for (camera, kept) in error::units(&lines) {
         let alone: String = lines
             .iter()
             .enumerate()
-            .map(|(k, line)| if keep(k) { *line } else { "" })
+            .map(|(k, line)| {
+                if kept.iter().any(|r| r.contains(&k)) {
+                    *line
+                } else {
+                    ""
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let Err(e) = serde_yaml::from_str::<raw::RawConfig>(&alone) else {

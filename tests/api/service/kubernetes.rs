@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::*;
 
-#[test]
-fn the_kubernetes_manifests_run_camfleet_on_each_camera_host_with_its_fleet_file() {
+/// The manifest's `ConfigMap` and `DaemonSet`, read with the Kubernetes API's types.
+pub(super) fn manifests() -> (ConfigMap, DaemonSet) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/camfleet.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut config_map = None;
@@ -25,7 +25,12 @@ fn the_kubernetes_manifests_run_camfleet_on_each_camera_host_with_its_fleet_file
             other => panic!("unexpected document {other:?}"),
         }
     }
-    let (config_map, daemon_set) = (config_map.unwrap(), daemon_set.unwrap());
+    (config_map.unwrap(), daemon_set.unwrap())
+}
+
+#[test]
+fn the_kubernetes_manifests_run_camfleet_on_each_camera_host_with_its_fleet_file() {
+    let (config_map, daemon_set) = manifests();
 
     // Every node's fleet file is one camfleet accepts, joined to the broker.
     let files = config_map.data.unwrap();

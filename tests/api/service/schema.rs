@@ -48,28 +48,6 @@ fn yaml_blocks(markdown: &str) -> Vec<String> {
     blocks
 }
 
-/// The configuration files a Kubernetes manifest's `ConfigMap`s carry (`*.yaml: |` entries).
-fn configmap_files(manifest: &str) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut current: Option<String> = None;
-    for line in manifest.lines() {
-        let is_entry = line.starts_with("  ")
-            && !line.starts_with("   ")
-            && line.trim_end().ends_with(".yaml: |");
-        if is_entry || (!line.starts_with("    ") && !line.is_empty()) {
-            files.extend(current.take());
-        }
-        if is_entry {
-            current = Some(String::new());
-        } else if let Some(text) = &mut current {
-            text.push_str(line.get(4..).unwrap_or(""));
-            text.push('\n');
-        }
-    }
-    files.extend(current);
-    files
-}
-
 fn schema_printed() -> serde_json::Value {
     let (ok, out, err) = camfleet(&["schema"], "");
     assert!(ok, "camfleet schema failed: {err}");
@@ -115,13 +93,8 @@ async fn the_schema_is_printed_served_committed_and_accepts_every_example() {
             examples.push((format!("{doc}, yaml block {}", i + 1), block));
         }
     }
-    let manifest =
-        std::fs::read_to_string(format!("{REPO}/deploy/kubernetes/camfleet.yaml")).unwrap();
-    for (i, file) in configmap_files(&manifest).into_iter().enumerate() {
-        examples.push((
-            format!("deploy/kubernetes/camfleet.yaml, file {}", i + 1),
-            file,
-        ));
+    for (name, file) in super::kubernetes::manifests().0.data.unwrap() {
+        examples.push((format!("deploy/kubernetes/camfleet.yaml, {name}"), file));
     }
     assert!(
         examples.len() >= 7,
