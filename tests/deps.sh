@@ -9,8 +9,9 @@
 #   tests/deps.sh mqtt      Debian's mosquitto broker and its clients (mosquitto_sub/pub)
 #   tests/deps.sh netns     iproute2's `ip`, which makes network namespaces for several hosts
 #   tests/deps.sh python    a virtual environment under target/ with prometheus-client,
-#                           jsonschema, PyYAML and
-#                           OpenCV (opencv-python-headless); prints its python's path
+#                           jsonschema, PyYAML, OpenCV (opencv-python-headless), and what
+#                           the Python client and its tests use (websockets, protobuf,
+#                           pytest, Pillow, grpcio-tools); prints its python's path
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
 #                           v4l-utils, and make and gcc for v4l2loopback)
 #
@@ -80,9 +81,10 @@ python)
             python3 -m venv "$venv" >&2
         }
     fi
-    "$venv/bin/python" -c "import prometheus_client, cv2, jsonschema, yaml" 2>/dev/null ||
+    "$venv/bin/python" -c "import prometheus_client, cv2, jsonschema, yaml, websockets, google.protobuf, pytest, PIL, grpc_tools" 2>/dev/null ||
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-            prometheus-client opencv-python-headless jsonschema pyyaml >&2
+            prometheus-client opencv-python-headless jsonschema pyyaml \
+            websockets protobuf pytest pillow grpcio-tools >&2
     printf '%s\n' "$venv/bin/python"
     ;;
 vm)

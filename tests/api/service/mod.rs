@@ -23,6 +23,7 @@ mod metrics;
 mod mqtt;
 mod overrides;
 mod players;
+mod python;
 mod reload;
 mod schema;
 mod shutdown;
