@@ -17,15 +17,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // WebSocket cannot drift apart.
     prost_build::Config::new()
         .bytes(["."])
-        .type_attribute(".camfleet.v1.CameraStatus", "#[derive(serde::Serialize)]")
-        .type_attribute(".camfleet.v1.ControlProblem", "#[derive(serde::Serialize)]")
+        // The OpenAPI document describes it from the same type (`utoipa::ToSchema`).
+        .type_attribute(
+            ".camfleet.v1.CameraStatus",
+            "#[derive(serde::Serialize, utoipa::ToSchema)]",
+        )
+        .type_attribute(
+            ".camfleet.v1.ControlProblem",
+            "#[derive(serde::Serialize, utoipa::ToSchema)]",
+        )
         .field_attribute(
             ".camfleet.v1.CameraStatus.state",
-            "#[serde(serialize_with = \"crate::http::api::serialize_state\")]",
+            "#[serde(serialize_with = \"crate::http::api::serialize_state\")] \
+             #[schema(value_type = crate::http::api::StateName)]",
         )
         .field_attribute(
             ".camfleet.v1.CameraStatus.controls",
-            "#[serde(serialize_with = \"crate::http::api::serialize_controls\")]",
+            "#[serde(serialize_with = \"crate::http::api::serialize_controls\")] \
+             #[schema(value_type = std::collections::BTreeMap<String, i64>)]",
         )
         .compile_fds(descriptors)?;
     Ok(())

@@ -11,7 +11,8 @@
 #   tests/deps.sh python    a virtual environment under target/ with prometheus-client,
 #                           jsonschema, PyYAML, OpenCV (opencv-python-headless), and what
 #                           the Python client and its tests use (websockets, protobuf,
-#                           pytest, Pillow, grpcio-tools); prints its python's path
+#                           pytest, Pillow, grpcio-tools) and schemathesis, which tests
+#                           the OpenAPI document; prints its python's path
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
 #                           v4l-utils, and make and gcc for v4l2loopback)
 #
@@ -81,10 +82,10 @@ python)
             python3 -m venv "$venv" >&2
         }
     fi
-    "$venv/bin/python" -c "import prometheus_client, cv2, jsonschema, yaml, websockets, google.protobuf, pytest, PIL, grpc_tools" 2>/dev/null ||
+    "$venv/bin/python" -c "import prometheus_client, cv2, jsonschema, yaml, websockets, google.protobuf, pytest, PIL, grpc_tools, schemathesis" 2>/dev/null ||
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
             prometheus-client opencv-python-headless jsonschema pyyaml \
-            websockets protobuf pytest pillow grpcio-tools >&2
+            websockets protobuf pytest pillow grpcio-tools schemathesis >&2
     printf '%s\n' "$venv/bin/python"
     ;;
 vm)

@@ -4,7 +4,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 use crate::hub::{CommandError, ErrorCode};
 
@@ -71,6 +70,21 @@ impl ResponseError for ApiError {
                 "Basic realm=\"camfleet\", charset=\"UTF-8\"",
             ));
         }
-        response.json(json!({ "error": self.message, "code": self.code.name() }))
+        response.json(ErrorBody {
+            error: self.message.clone(),
+            code: self.code.name(),
+        })
     }
+}
+
+/// The body of every refusal of the REST, MJPEG and snapshot routes.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong and how to fix it.
+    pub error: String,
+    /// Why, as a code to branch on: the wire's `ErrorCode` in lower case without its
+    /// prefix, e.g. `unknown_camera`, `out_of_range`, `not_signed_in`, `limit_reached`;
+    /// `not_found` for a path nothing is served at.
+    #[schema(value_type = String, example = "unknown_camera")]
+    pub code: &'static str,
 }

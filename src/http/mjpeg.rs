@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::feed::FrameFeed;
 use super::watchdog::ConnectionSocket;
 use super::AppState;
@@ -83,6 +83,21 @@ async fn watch(
 }
 
 /// `GET /cameras/{id}/stream.mjpg[?fps=N]`: `multipart/x-mixed-replace`, one JPEG per part.
+#[utoipa::path(get, path = "/cameras/{id}/stream.mjpg", tag = "streams",
+    params(
+        ("id" = String, Path, description = "The camera's id from cameras.yaml", example = "lobby"),
+        ("fps" = Option<u32>, Query, minimum = 1, maximum = 240,
+            description = "At most this many frames a second; the camera's rate without it"),
+    ),
+    responses(
+        (status = 200, description = "One JPEG per part, without end; while the camera is down, parts carry a NO SIGNAL picture and an `X-No-Signal` header with the reason",
+            content_type = "multipart/x-mixed-replace; boundary=camfleetframe", body = String),
+        (status = 400, description = "`fps` is not a whole number from 1 to 240", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 404, description = "No camera has this id (or the account may not see it); the error lists the cameras", body = ErrorBody),
+        (status = 503, description = "A limit on streams is reached, or the server is stopping", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("basic" = []), ("session" = [])))]
 pub async fn stream(
     req: HttpRequest,
     path: web::Path<String>,
@@ -191,6 +206,23 @@ pub(crate) fn part(frame: &Frame) -> [Bytes; 3] {
 }
 
 /// `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture.
+#[utoipa::path(get, path = "/cameras/{id}/snapshot.jpg", tag = "snapshots",
+    params(("id" = String, Path, description = "The camera's id from cameras.yaml", example = "lobby")),
+    responses(
+        (status = 200, description = "The newest frame, less than a second old", content_type = "image/jpeg", body = String,
+            headers(("X-Frame-Seq" = u64, description = "The frame's sequence number"),
+                    ("X-Capture-Timestamp" = u64, description = "When it was captured, in microseconds since the Unix epoch"))),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 404, description = "No camera has this id (or the account may not see it); the error lists the cameras", body = ErrorBody),
+        (status = 503, description = "The camera is down: a NO SIGNAL picture saying why (JPEG), or a limit is reached (JSON)",
+            content(
+                (String = "image/jpeg"),
+                (ErrorBody = "application/json"),
+            ),
+            headers(("X-Camera-State" = String, description = "The camera's state, e.g. Reconnecting"),
+                    ("X-Camera-Reason" = String, description = "Why it is down"))),
+    ),
+    security((), ("bearer" = []), ("basic" = []), ("session" = [])))]
 pub async fn snapshot(
     req: HttpRequest,
     path: web::Path<String>,

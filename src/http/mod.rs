@@ -17,6 +17,9 @@
 //! - `POST /api/reload`: reads `cameras.yaml` again (admins)
 //! - `GET /metrics`: Prometheus metrics ([`metrics`])
 //! - `GET /healthz`: 200 when the hub and every camera answer, else 503 with the reason
+//! - `GET /api/openapi.json`: the OpenAPI document of these routes ([`openapi`]);
+//!   `GET /schema/cameras.json`: the JSON Schema of `cameras.yaml`
+//! - anything else: 404 with a JSON error naming where to look
 
 pub(crate) mod api;
 mod assets;
@@ -32,6 +35,7 @@ pub mod listener;
 mod login;
 mod metrics;
 mod mjpeg;
+mod openapi;
 mod watchdog;
 pub mod wire;
 pub mod ws;
@@ -101,6 +105,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(compat::routes)
         .route("/healthz", get().to(api::healthz))
         .route("/schema/cameras.json", get().to(api::config_schema))
+        .route("/api/openapi.json", get().to(openapi::document))
         .route("/api/cameras", get().to(api::cameras))
         .route("/api/host", get().to(api::host))
         .route("/api/fleet", get().to(fleet::hosts))
@@ -125,7 +130,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/ws")
                 .guard(actix_web::guard::Get())
                 .to(websocket),
-        );
+        )
+        .default_service(web::to(no_such_page));
+}
+
+/// Every path no route serves: a JSON 404 that names what exists.
+async fn no_such_page(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(error::ErrorBody {
+        error: format!(
+            "nothing is served at `{}`; the dashboard is at `/`, the REST routes are listed \
+             in `/api/openapi.json`, a camera's stream is `/cameras/ID/stream.mjpg`",
+            req.path()
+        ),
+        code: "not_found",
+    })
 }
 
 /// Refuses WebSocket connections opened by pages of other sites, which could otherwise drive the

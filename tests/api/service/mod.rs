@@ -21,6 +21,7 @@ mod kubernetes;
 mod limits;
 mod metrics;
 mod mqtt;
+mod openapi;
 mod overrides;
 mod players;
 mod python;
