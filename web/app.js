@@ -23,6 +23,8 @@ const pending = new Map(); // request id -> callback(result)
 let socket = null;
 let nextRequest = 1;
 let retryMs = RECONNECT_FIRST_MS;
+// Whether the WebSocket has listed the fleet yet; until then /api/cameras stands in.
+let listed = false;
 let panelCamera = null;
 // Whether this connection may change controls: its role is operator or admin.
 let operator = false;
@@ -76,6 +78,7 @@ function receive(msg) {
       showAccount(msg.hello);
       break;
     case "camera_list":
+      listed = true;
       syncFleet(msg.camera_list.cameras);
       break;
     case "camera_status":
@@ -93,9 +96,12 @@ function receive(msg) {
       break;
     }
     case "session_stats":
+      // Skipping is how a page that is busier than the cameras stays live: it draws the
+      // newest frame instead of a queue of old ones.
       statsLine.textContent =
-        `${msg.session_stats.frames_replaced} frames skipped, ` +
-        `${msg.session_stats.messages_dropped} updates dropped by this page`;
+        `This page skipped ${msg.session_stats.frames_replaced} older frames` +
+        (msg.session_stats.messages_dropped ? ` and ${msg.session_stats.messages_dropped} updates` : "") +
+        " to stay live";
       break;
     case "error":
       setConnection("connected", `Connected; server said: ${msg.error.message}`);
@@ -131,6 +137,9 @@ function tileFor(status) {
     el.scrollIntoView({ block: "nearest" });
   });
   el.querySelector(".open-controls").addEventListener("click", () => openPanel(status.camera_id));
+  const picture = el.querySelector(".picture");
+  el.querySelector(".fullscreen").addEventListener("click", () => picture.requestFullscreen?.());
+  showLinks(el, status.camera_id);
   t = { el, status, watching: false, wantsFrames: false, next: null, decoding: false };
   tiles.set(status.camera_id, t);
   grid.append(el);
@@ -157,9 +166,13 @@ function updateTile(status) {
   el.querySelector(".live").setAttribute("aria-label", `Live picture of ${status.name || status.camera_id}`);
   const size = status.width ? `${status.width}×${status.height} ${status.pixel_format}` : "no format yet";
   el.title = status.format_note;
-  el.querySelector(".meta").textContent =
-    `${status.fps.toFixed(1)} fps · ${size} · ${status.frames_dropped} dropped` +
+  const meta = el.querySelector(".meta");
+  meta.textContent =
+    `${status.fps.toFixed(1)} fps · ${size}` +
+    (status.frames_dropped ? ` · ${status.frames_dropped} skipped by the camera` : "") +
     (status.viewers ? ` · ${status.viewers} watching` : "");
+  meta.title = "Frames the device or the capture loop skipped since the server started; a " +
+    "few at start and under load are normal.";
   // On-demand cameras are opened only when someone asks to watch them here.
   const buttons = el.querySelector(".buttons");
   let watch = buttons.querySelector(".watch");
@@ -172,7 +185,7 @@ function updateTile(status) {
   }
   if (watch) watch.textContent = t.wantsFrames ? "Stop watching" : "Watch";
   if (status.capture_mode !== "on_demand") t.wantsFrames = true;
-  if (t.wantsFrames && !t.watching) setWatching(t, true);
+  if (t.wantsFrames && !t.watching && socket?.readyState === WebSocket.OPEN) setWatching(t, true);
   if (panelCamera === status.camera_id) {
     document.getElementById("panel-state").textContent =
       label === "Streaming" ? "" : `${label}: ${status.reason}`;
@@ -191,6 +204,73 @@ function setWatching(t, on) {
   }
   const watch = t.el.querySelector(".watch");
   if (watch) watch.textContent = on ? "Stop watching" : "Watch";
+}
+
+// The camera's MJPEG and snapshot URLs, absolute and ready to copy into VLC, OctoPrint or
+// Home Assistant.
+function showLinks(el, id) {
+  const path = `cameras/${encodeURIComponent(id)}/`;
+  for (const [cls, file] of [["stream-url", "stream.mjpg"], ["snapshot-url", "snapshot.jpg"]]) {
+    const a = el.querySelector(`.${cls}`);
+    a.href = new URL(path + file, document.baseURI).href;
+    a.textContent = a.href;
+  }
+  const said = el.querySelector(".copied");
+  for (const button of el.querySelectorAll(".copy")) {
+    button.addEventListener("click", async () => {
+      const url = el.querySelector(`.${button.dataset.link}`).href;
+      try {
+        await navigator.clipboard.writeText(url);
+        said.textContent = "Copied.";
+      } catch {
+        // No clipboard outside a secure context: select the URL for Ctrl-C instead.
+        const range = document.createRange();
+        range.selectNodeContents(el.querySelector(`.${button.dataset.link}`));
+        getSelection().removeAllRanges();
+        getSelection().addRange(range);
+        said.textContent = "Selected: press Ctrl-C to copy.";
+      }
+    });
+  }
+}
+
+// Until the WebSocket lists the fleet (or where a proxy does not pass WebSockets), the
+// cameras as /api/cameras lists them, each with a snapshot.
+async function preload() {
+  let cameras;
+  try {
+    const response = await fetch("api/cameras", { cache: "no-store" });
+    if (!response.ok) return;
+    cameras = await response.json();
+  } catch {
+    return;
+  }
+  if (listed) return;
+  syncFleet(cameras.map((s) => ({
+    ...s,
+    state: codec.enumValue("camfleet.v1.CameraState", `CAMERA_STATE_${s.state.toUpperCase()}`),
+    controls: Object.entries(s.controls).map(([name, value]) => ({ name, value })),
+  })));
+  for (const s of cameras) {
+    // A snapshot would open an on-demand camera; those wait for "Watch".
+    if (s.capture_mode !== "on_demand") drawSnapshot(s.camera_id);
+  }
+}
+
+async function drawSnapshot(id) {
+  try {
+    // A camera that is down answers 503 with its NO SIGNAL picture, which is worth showing.
+    const response = await fetch(`cameras/${encodeURIComponent(id)}/snapshot.jpg`, { cache: "no-store" });
+    if (!response.headers.get("content-type")?.startsWith("image/jpeg")) return;
+    const jpeg = await response.blob();
+    const t = tiles.get(id);
+    if (!t || t.el.dataset.shown) return; // live frames came first
+    t.el.dataset.snapshot = "shown";
+    t.next = { jpeg };
+    if (!t.decoding) drawFrames(t);
+  } catch {
+    // The live stream will draw it.
+  }
 }
 
 // Frames are decoded off the main thread and drawn newest-first: while one decodes, a
@@ -598,4 +678,5 @@ function setControl(cameraId, c, value, row, result) {
   });
 }
 
+preload();
 connect();

@@ -12,7 +12,8 @@ export class Codec {
     this.enums = schema.enums;
   }
 
-  static async load(url = "/schema.json") {
+  // Relative to the page, so that a dashboard served under a path prefix finds it.
+  static async load(url = "schema.json") {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`schema: ${response.status}`);
     return new Codec(await response.json());
@@ -27,6 +28,10 @@ export class Codec {
   enumName(enumType, value) {
     const values = this.enums[enumType] || {};
     return Object.keys(values).find((k) => values[k] === value) ?? String(value);
+  }
+
+  enumValue(enumType, name) {
+    return (this.enums[enumType] || {})[name] ?? 0;
   }
 
   encode(typeName, obj) {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, REPO, Camfleet, freePort, launchBrowser, open as openPage, seqs, waitAllAdvance } from "./harness.mjs";
+import { BIN, REPO, Camfleet, freePort, launchBrowser, open as openPage, prefixProxy, seqs, waitAllAdvance } from "./harness.mjs";
 
 let browser;
 before(async () => {
@@ -15,7 +15,7 @@ before(async () => {
 });
 after(async () => browser?.close());
 
-const open = (server, viewport) => openPage(browser, server, viewport);
+const open = (server, viewport, options) => openPage(browser, server, viewport, options);
 
 async function openControls(page, cameraId) {
   await page.click(`.tile[data-camera-id="${cameraId}"] .open-controls`);
@@ -51,6 +51,84 @@ test("the default fleet: a live tile per camera, no console errors", async () =>
     assert.deepEqual(errors, []);
     await page.close();
   } finally {
+    await server.stop();
+  }
+});
+
+test("before the WebSocket opens (and where it never does): every camera with a snapshot, its URLs and full screen", async () => {
+  const server = await Camfleet.withConfig(readFileSync(join(REPO, "cameras.yaml"), "utf8"));
+  try {
+    // A WebSocket that never opens, as behind a proxy that does not pass them.
+    const { page, errors } = await open(server, undefined, {
+      setup: (page) =>
+        page.addInitScript(() => {
+          window.WebSocket = class {
+            static OPEN = 1;
+            readyState = 0;
+            send() {}
+            close() {}
+          };
+        }),
+    });
+    const listed = (await server.cameras()).map((c) => c.camera_id);
+    await page.waitForFunction(
+      (n) => [...document.querySelectorAll(".tile")].filter((t) => t.dataset.snapshot === "shown" && t.dataset.shown).length === n,
+      listed.length,
+    );
+    const states = await page.$$eval(".tile", (els) => els.map((e) => e.dataset.state));
+    assert.ok(states.every((s) => ["Streaming", "Opening"].includes(s)), states.join(","));
+    const drawn = await page.$eval('.tile[data-camera-id="lobby"] canvas', (c) => [c.width, c.height]);
+    assert.deepEqual(drawn, [640, 480]);
+
+    // Each tile's URLs are absolute and serve what they say.
+    const links = await page.$eval('.tile[data-camera-id="lobby"]', (el) => ({
+      stream: el.querySelector(".stream-url").href,
+      snapshot: el.querySelector(".snapshot-url").href,
+    }));
+    assert.equal(links.stream, `${server.url}/cameras/lobby/stream.mjpg`);
+    assert.equal(links.snapshot, `${server.url}/cameras/lobby/snapshot.jpg`);
+    const snapshot = await fetch(links.snapshot);
+    assert.equal(snapshot.headers.get("content-type"), "image/jpeg");
+    await snapshot.arrayBuffer();
+    const stream = await fetch(links.stream, { method: "HEAD" });
+    assert.match(stream.headers.get("content-type"), /^multipart\/x-mixed-replace/);
+    await page.click('.tile[data-camera-id="lobby"] .links summary');
+    await page.click('.tile[data-camera-id="lobby"] .copy[data-link="stream-url"]');
+    await page.waitForFunction(() => document.querySelector('.tile[data-camera-id="lobby"] .copied').textContent !== "");
+
+    await page.click('.tile[data-camera-id="lobby"] .fullscreen');
+    await page.waitForFunction(() => document.fullscreenElement?.classList.contains("picture"));
+    await page.evaluate(() => document.exitFullscreen());
+
+    // Skipped frames are not reported as a fault.
+    const meta = await page.$$eval(".tile .meta", (els) => els.map((e) => e.textContent).join(" | "));
+    assert.ok(!meta.includes("dropped"), meta);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("under a path prefix behind a reverse proxy: live tiles, URLs under the prefix", async () => {
+  const server = await Camfleet.withConfig(readFileSync(join(REPO, "cameras.yaml"), "utf8"));
+  const proxy = await prefixProxy(server.url, "/cams/");
+  try {
+    const { page, errors } = await open(server, undefined, { url: proxy.url });
+    const listed = (await server.cameras()).map((c) => c.camera_id);
+    await page.waitForFunction((n) => document.querySelectorAll(".tile").length === n, listed.length);
+    await waitAllAdvance(page, listed);
+    await page.waitForSelector('#connection[data-state="connected"]');
+    const stream = await page.$eval('.tile[data-camera-id="lobby"] .stream-url', (a) => a.href);
+    assert.equal(stream, `${proxy.url}cameras/lobby/stream.mjpg`);
+    const snapshot = await fetch(`${proxy.url}cameras/lobby/snapshot.jpg`);
+    assert.equal(snapshot.status, 200);
+    await snapshot.arrayBuffer();
+    await openControls(page, "lobby");
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    proxy.close();
     await server.stop();
   }
 });

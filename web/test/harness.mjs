@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import http from "node:http";
 import net from "node:net";
 import { chromium } from "playwright-core";
 
@@ -117,14 +118,62 @@ export function launchBrowser() {
 }
 
 // A new page on `server`'s dashboard, with the console errors it logs.
-export async function open(browser, server, viewport = { width: 1280, height: 800 }) {
+// `url` is where the page is opened (the server's own URL unless given); `setup(page)` runs
+// before the page loads.
+export async function open(browser, server, viewport = { width: 1280, height: 800 }, { url, setup } = {}) {
   // A self-signed certificate is accepted as a user would after checking its fingerprint.
   const page = await browser.newPage({ viewport, ignoreHTTPSErrors: server.scheme === "https" });
   const errors = [];
   page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
   page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(server.url);
+  await setup?.(page);
+  await page.goto(url ?? server.url);
   return { page, errors };
+}
+
+// A reverse proxy that serves `target` under the path `prefix` (e.g. "/cams/"), WebSockets
+// included, as nginx's `location /cams/ { proxy_pass http://camfleet/; }` with
+// `proxy_set_header Host $host` and the upgrade headers does. Returns its URL.
+export async function prefixProxy(target, prefix) {
+  const { hostname, port } = new URL(target);
+  const inner = (url) => url.slice(prefix.length - 1);
+  const server = http.createServer((req, res) => {
+    if (!req.url.startsWith(prefix)) {
+      res.writeHead(404).end("outside the proxied prefix");
+      return;
+    }
+    const upstream = http.request(
+      { host: hostname, port, method: req.method, path: inner(req.url), headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", () => res.destroy());
+    res.on("close", () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  server.on("upgrade", (req, socket, head) => {
+    if (!req.url.startsWith(prefix)) return socket.destroy();
+    const upstream = net.connect(Number(port), hostname, () => {
+      const lines = [`${req.method} ${inner(req.url)} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
+      if (head.length) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    upstream.on("error", () => socket.destroy());
+    socket.on("error", () => upstream.destroy());
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}${prefix}`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
 }
 
 // Each local tile's last frame number, by camera.
