@@ -2,10 +2,7 @@
 //! configuration on SIGHUP and when its file changes, and an orderly stop on SIGTERM and
 //! SIGINT.
 
-use std::ffi::CString;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,24 +39,9 @@ pub fn default_state_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/camfleet"))
 }
 
-/// Tells systemd (`Type=notify`) something, such as `READY=1`; does nothing elsewhere.
-pub fn notify_systemd(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let socket = match std::os::unix::net::UnixDatagram::unbound() {
-        Ok(s) => s,
-        Err(e) => return warn!("cannot notify systemd: {e}"),
-    };
-    let bytes = path.as_bytes();
-    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(name)
-            .and_then(|addr| socket.send_to_addr(state.as_bytes(), &addr))
-    } else {
-        socket.send_to(state.as_bytes(), Path::new(&path))
-    };
-    if let Err(e) = sent {
+/// Tells systemd (`Type=notify`) how the service is; does nothing outside systemd.
+pub fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
         warn!("cannot notify systemd: {e}");
     }
 }
@@ -151,7 +133,7 @@ pub fn run(
         let mut interrupt = signal(SignalKind::interrupt())?;
         // The server runs as its own task: stopping it needs it polled to take commands.
         let mut http = actix_web::rt::spawn(http);
-        notify_systemd("READY=1");
+        notify_systemd(sd_notify::NotifyState::Ready);
         loop {
             tokio::select! {
                 _ = hangup.recv() => { let _ = reload(&reloading, &hub).await; }
@@ -175,7 +157,7 @@ pub fn run(
             }
         }
         info!("stopping");
-        notify_systemd("STOPPING=1");
+        notify_systemd(sd_notify::NotifyState::Stopping);
         stopper.stop().await;
         let _ = http.await;
         info!("stopped");
@@ -261,57 +243,32 @@ fn watch_file(path: &Path, changed: tokio::sync::mpsc::UnboundedSender<()>) {
     let Some(name) = path.file_name().map(std::ffi::OsStr::to_os_string) else {
         return;
     };
-    let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
-        return;
+    let cannot = |e: std::io::Error| {
+        warn!(
+            "cannot watch {} for changes ({e}); reload with SIGHUP instead",
+            dir.display()
+        );
     };
-    // SAFETY: a plain call that returns a new descriptor or -1.
-    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    if raw < 0 {
-        warn!(
-            "cannot watch {} for changes ({}); reload with SIGHUP instead",
-            dir.display(),
-            std::io::Error::last_os_error()
-        );
-        return;
-    }
-    // SAFETY: `raw` is a new descriptor that nothing else owns; closed when `fd` drops.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_CREATE | libc::IN_DELETE;
-    // SAFETY: `fd` is open and `dir_c` is a valid C string for the call.
-    if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), dir_c.as_ptr(), mask) } < 0 {
-        warn!(
-            "cannot watch {} for changes ({}); reload with SIGHUP instead",
-            dir.display(),
-            std::io::Error::last_os_error()
-        );
-        return;
+    let mut inotify = match inotify::Inotify::init() {
+        Ok(i) => i,
+        Err(e) => return cannot(e),
+    };
+    let mask = inotify::WatchMask::CLOSE_WRITE
+        | inotify::WatchMask::MOVED_TO
+        | inotify::WatchMask::CREATE
+        | inotify::WatchMask::DELETE;
+    if let Err(e) = inotify.watches().add(&dir, mask) {
+        return cannot(e);
     }
     let spawned = std::thread::Builder::new()
         .name("config-watch".into())
         .spawn(move || {
             let mut buf = [0u8; 4096];
-            loop {
-                // SAFETY: reads into a buffer we own from a descriptor this thread owns.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 {
-                    return;
-                }
-                let mut at = 0usize;
-                let header = std::mem::size_of::<libc::inotify_event>();
-                while at + header <= n as usize {
-                    // SAFETY: the kernel wrote whole events; read_unaligned copes with
-                    // the byte buffer's alignment.
-                    let event: libc::inotify_event =
-                        unsafe { std::ptr::read_unaligned(buf.as_ptr().add(at).cast()) };
-                    let name_bytes = &buf[at + header..at + header + event.len as usize];
-                    let end = name_bytes
-                        .iter()
-                        .position(|b| *b == 0)
-                        .unwrap_or(name_bytes.len());
-                    if name_bytes[..end] == *name.as_bytes() && changed.send(()).is_err() {
+            while let Ok(events) = inotify.read_events_blocking(&mut buf) {
+                for event in events {
+                    if event.name == Some(name.as_os_str()) && changed.send(()).is_err() {
                         return;
                     }
-                    at += header + event.len as usize;
                 }
             }
         });

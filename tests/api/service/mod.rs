@@ -219,6 +219,44 @@ fn the_systemd_unit_verifies() {
     );
 }
 
+/// What systemd's `Type=notify` waits for: `READY=1` once camfleet serves, `STOPPING=1` on
+/// SIGTERM, on the datagram socket named by `NOTIFY_SOCKET`.
+#[test]
+fn systemd_hears_ready_and_stopping() {
+    let dir = scratch_dir("notify");
+    write_config(&dir, &format!("cameras:\n{}", synthetic("a", 10)));
+    let socket_path = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(WAIT * 3)).unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_camfleet"))
+        .args(["serve", "--config"])
+        .arg(dir.join("cameras.yaml"))
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let heard = |buf: &mut [u8]| {
+        let n = socket.recv(buf).expect("camfleet notified systemd");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(heard(&mut buf).trim(), "READY=1");
+    // Ready means serving.
+    std::net::TcpStream::connect(addr).expect("camfleet listens once it says READY=1");
+    // SAFETY: sends a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(heard(&mut buf).trim(), "STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn check_takes_the_file_as_an_argument_or_with_config() {
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/cameras.yaml");
