@@ -13,6 +13,8 @@
 #                           the Python client and its tests use (websockets, protobuf,
 #                           pytest, Pillow, grpcio-tools) and schemathesis, which tests
 #                           the OpenAPI document; prints its python's path
+#   tests/deps.sh cross     Debian's ARM (armhf) cross compiler, for `cargo check` of the C
+#                           inside ring for 32-bit Raspberry Pi OS
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
 #                           v4l-utils, and make and gcc for v4l2loopback)
 #
@@ -88,13 +90,16 @@ python)
             websockets protobuf pytest pillow grpcio-tools schemathesis >&2
     printf '%s\n' "$venv/bin/python"
     ;;
+cross)
+    debian gcc-arm-linux-gnueabihf:arm-linux-gnueabihf-gcc
+    ;;
 vm)
     debian qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:depmod cpio:cpio \
         v4l-utils:v4l2-ctl make:make gcc:gcc python3:python3
     [ -x /bin/busybox ] || debian busybox-static:__no_such_command__
     ;;
 *)
-    echo "usage: $0 browser|service|players|mqtt|netns|python|vm" >&2
+    echo "usage: $0 browser|service|players|mqtt|netns|python|cross|vm" >&2
     exit 2
     ;;
 esac

@@ -13,7 +13,10 @@ include!("x86_64.rs");
 #[cfg(target_arch = "aarch64")]
 include!("aarch64.rs");
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(target_arch = "arm")]
+include!("arm.rs");
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm")))]
 compile_error!(
     "no V4L2 bindings are committed for this architecture; add them with regenerate.sh"
 );

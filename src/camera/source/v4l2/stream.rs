@@ -96,15 +96,17 @@ impl MmapStream {
             // SAFETY: VIDIOC_QUERYBUF takes a v4l2_buffer.
             unsafe { call(fd, v4l2::vidioc::VIDIOC_QUERYBUF, &mut b) }
                 .map_err(|e| device_error("querying a buffer", &e))?;
-            // SAFETY: maps the driver's buffer at the offset it gave; checked below.
+            // SAFETY: maps the driver's buffer at the offset it gave; checked below. The
+            // 64-bit offset call takes the driver's 32-bit unsigned offset whole on 32-bit
+            // ARM too, where `off_t` is a signed 32-bit number.
             let ptr = unsafe {
-                libc::mmap(
+                libc::mmap64(
                     std::ptr::null_mut(),
                     b.length as usize,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_SHARED,
                     fd,
-                    libc::off_t::from(b.m.offset),
+                    libc::off64_t::from(b.m.offset),
                 )
             };
             if ptr == libc::MAP_FAILED {
