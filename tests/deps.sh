@@ -16,7 +16,8 @@
 #   tests/deps.sh cross     Debian's ARM (armhf) cross compiler, for `cargo check` of the C
 #                           inside ring for 32-bit Raspberry Pi OS
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
-#                           v4l-utils, and make and gcc for v4l2loopback)
+#                           v4l-utils, make and gcc for v4l2loopback, and udev, whose
+#                           udevadm tests deploy/udev's rule)
 #
 # Debian packages: `apt-get update` runs once per boot, before the first install; a lock
 # keeps suites that run at once from calling apt-get together. Python packages go into the
@@ -95,7 +96,7 @@ cross)
     ;;
 vm)
     debian qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:depmod cpio:cpio \
-        v4l-utils:v4l2-ctl make:make gcc:gcc python3:python3
+        v4l-utils:v4l2-ctl make:make gcc:gcc python3:python3 udev:udevadm
     [ -x /bin/busybox ] || debian busybox-static:__no_such_command__
     ;;
 *)

@@ -30,6 +30,7 @@ tests!(
     device_errors_are_states_and_refusals,
     devices_are_found_by_link_card_and_bus_info,
     devices_yaml_is_a_valid_fleet,
+    the_udev_rule_names_a_camera_by_its_port,
 );
 
 const VIVID: &str = "\
@@ -363,4 +364,59 @@ async fn devices_yaml_is_a_valid_fleet() {
     let report = camfleet::devices::report();
     assert!(report.contains("/dev/video0: vivid"), "{report}");
     assert!(report.contains("control brightness"), "{report}");
+}
+
+/// deploy/udev/99-camfleet.rules, run by the host's udev (`udevadm test` applies the rules
+/// and makes the links) on vivid, which has no USB serial: the camera is named by its port
+/// path, and camfleet captures through that name.
+async fn the_udev_rule_names_a_camera_by_its_port() {
+    let rules = include_str!("../../deploy/udev/99-camfleet.rules");
+    // udev reports each action with the rule's file and line.
+    let line_of = |text: &str| {
+        let n = rules
+            .lines()
+            .position(|l| l.starts_with("SUBSYSTEM") && l.contains(text))
+            .unwrap()
+            + 1;
+        format!("99-camfleet.rules:{n} ")
+    };
+    let (by_serial, by_port) = (
+        line_of("SYMLINK+=\"camfleet/$env"),
+        line_of("camfleet/port/"),
+    );
+    // /run is the VM's own tmpfs, and /run/udev/rules.d is one of udev's rule directories.
+    std::fs::create_dir_all("/run/udev/rules.d").unwrap();
+    std::fs::write("/run/udev/rules.d/99-camfleet.rules", rules).unwrap();
+    let out = Command::new("udevadm")
+        .args(["test", "--action=add", "/sys/class/video4linux/video0"])
+        .output()
+        .expect("udevadm runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    let tag = said
+        .lines()
+        .find_map(|l| l.strip_prefix("ID_PATH_TAG="))
+        .unwrap_or_else(|| panic!("udev found no port path for vivid:\n{said}"));
+    let link = format!("/dev/camfleet/port/{tag}");
+    assert!(
+        said.contains(&format!("{by_port}LINK 'camfleet/port/{tag}'")),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{by_port}MODE 0660")), "{said}");
+    // No serial, so no serial name.
+    assert!(!said.contains(&by_serial), "{said}");
+    assert_eq!(
+        std::fs::canonicalize(&link).unwrap(),
+        std::path::Path::new("/dev/video0")
+    );
+    let server = spawn(&format!(
+        "cameras:\n  - id: by-port\n    source: {{kind: v4l2, device: {link}, width: 320, height: 180, fps: 15}}\n"
+    ));
+    let mut client = server.client().await;
+    client.subscribe(&[]).await;
+    client.streaming("by-port").await;
 }

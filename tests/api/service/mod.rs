@@ -257,6 +257,75 @@ fn systemd_hears_ready_and_stopping() {
     assert!(child.wait().unwrap().success());
 }
 
+/// Deletes a group the test made, however the test ends.
+struct GroupCleanup(String);
+
+impl Drop for GroupCleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("groupdel").arg(&self.0).status();
+    }
+}
+
+/// deploy/README.md's permissions, as its commands set them, under the systemd unit's
+/// `DynamicUser=yes`: a user id that exists only while the service runs (61184 to 65519),
+/// with `SupplementaryGroups=camfleet`, reads the configuration; the same id without the
+/// group cannot. Needs root, as the guide's commands do.
+#[test]
+fn the_deploy_guides_permissions_work_for_a_dynamic_user() {
+    assert_eq!(
+        // SAFETY: a plain call with no arguments.
+        unsafe { libc::geteuid() },
+        0,
+        "this test creates a group and runs camfleet as another user: run it as root"
+    );
+    let unit = include_str!("../../../deploy/systemd/camfleet.service");
+    assert!(
+        unit.contains("DynamicUser=yes") && unit.contains("SupplementaryGroups=video camfleet")
+    );
+    let group = format!("cf{}", std::process::id());
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(program).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run("groupadd", &["--system", &group]);
+    let _cleanup = GroupCleanup(group.clone());
+    let dir = scratch_dir("deploy-perms");
+    // Anyone may pass through it, as through /etc.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let etc = dir.join("etc-camfleet");
+    let config = etc.join("cameras.yaml");
+    let (etc_s, config_s) = (etc.to_str().unwrap(), config.to_str().unwrap());
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/cameras.yaml");
+    // The guide's own commands.
+    run("install", &["-d", "-m", "0750", "-g", &group, etc_s]);
+    run("install", &["-m", "0640", "-g", &group, source, config_s]);
+
+    let check = |groups: &str| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=61999", "--regid=61999", groups, "--"])
+            .arg(env!("CARGO_BIN_EXE_camfleet"))
+            .args(["check", "--config", config_s])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, said) = check(&format!("--groups={group}"));
+    assert!(ok && said.contains("camera(s)"), "{said}");
+    let (ok, said) = check("--clear-groups");
+    assert!(!ok && said.contains("ermission denied"), "{said}");
+}
+
 #[test]
 fn check_takes_the_file_as_an_argument_or_with_config() {
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/cameras.yaml");
