@@ -93,6 +93,9 @@ impl Opener for SyntheticOpener {
             rgb: vec![0; w * h * 3],
         };
         device.render_ring();
+        // The first frame is due once the ring is drawn, not before: drawing it is not a
+        // device losing frames.
+        device.started = Instant::now();
         Ok(Box::new(device))
     }
 }
@@ -340,6 +343,28 @@ mod tests {
         std::thread::sleep(Duration::from_millis(250));
         let mut dev = opener.open().unwrap();
         jpeg_of(dev.as_mut());
+    }
+
+    #[test]
+    fn drawing_the_ring_loses_no_frames() {
+        // A ring that takes several frame intervals to draw.
+        let mut cfg = config(60);
+        cfg.width = 640;
+        cfg.height = 480;
+        cfg.fps = 120;
+        let interval = Duration::from_secs_f64(1.0 / 120.0);
+        let mut opener = SyntheticOpener::new(cfg, "test");
+        let mut dev = opener.open().unwrap();
+        let opened = Instant::now();
+        let first = dev.next_frame(Duration::from_secs(1)).unwrap().unwrap();
+        // Only the time since the device was open can have cost frames.
+        let since = opened.elapsed().as_secs_f64() / interval.as_secs_f64();
+        assert!(
+            first.lost_before as f64 <= since.ceil(),
+            "{} frames lost {:.1} frame intervals after opening",
+            first.lost_before,
+            since
+        );
     }
 
     #[test]
