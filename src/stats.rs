@@ -1,5 +1,5 @@
 //! Counters and histograms that many threads add to without locks: frame delivery per
-//! viewer, and capture-to-send latency per camera.
+//! viewer, and capture-to-send latency per camera; and the calling thread's CPU time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,6 +9,22 @@ use std::time::Duration;
 pub const LATENCY_BUCKETS_MS: [f64; 12] = [
     1.0, 2.0, 5.0, 10.0, 20.0, 33.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
 ];
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`). Unlike a wall clock,
+/// it leaves out the time the thread waited for a core, so on a busy machine it still
+/// measures the work itself.
+#[must_use]
+pub fn thread_cpu_time() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a timespec for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
 
 /// A histogram of durations with fixed buckets.
 #[derive(Debug, Default)]
@@ -116,6 +132,23 @@ impl ViewerCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_cpu_time_counts_work_not_waiting() {
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(200));
+        let slept = thread_cpu_time().saturating_sub(before);
+        assert!(
+            slept < Duration::from_millis(100),
+            "{slept:?} of CPU while asleep"
+        );
+        // Work advances it (the loop ends only when it has).
+        let before = thread_cpu_time();
+        let mut x = 0u64;
+        while thread_cpu_time().saturating_sub(before) < Duration::from_millis(20) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+    }
 
     #[test]
     fn quantiles_come_from_buckets() {

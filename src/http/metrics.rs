@@ -211,7 +211,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
         &mut out,
         "camfleet_camera_encode_seconds_total",
         "counter",
-        "Time spent encoding frames to JPEG.",
+        "CPU time the camera's thread spent encoding frames to JPEG.",
         &|v| v.encode_seconds,
     );
     {

@@ -112,13 +112,16 @@ impl CameraActor {
             // Raw frames are encoded once each, and only while someone watches.
             FrameData::Raw(_) if self.viewers == 0 => None,
             FrameData::Raw(data) => {
-                let started = Instant::now();
+                // CPU time, not wall time: on a busy machine the thread also waits for a
+                // core, which is not the encoder's cost.
+                let started = crate::stats::thread_cpu_time();
                 let f = format;
                 let quality = self.settings.jpeg_quality;
                 match jpeg::encode_raw(f.fourcc, f.width, f.height, data, quality) {
                     Ok(jpeg) => {
                         counters.encoded += 1;
-                        counters.encode_time += started.elapsed();
+                        counters.encode_time +=
+                            crate::stats::thread_cpu_time().saturating_sub(started);
                         Some(jpeg)
                     }
                     Err(e) => {
