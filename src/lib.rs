@@ -30,7 +30,9 @@
 //!   ([`overrides::OverrideStore`], `controls.json`). It routes commands to cameras and
 //!   answers the asking session only. It never waits on a session: events go with
 //!   `try_send` into each session's bounded mailbox, and what does not fit is dropped and
-//!   counted.
+//!   counted. A session hears each camera's status at most once per [`STATUS_GAP`] (newer
+//!   ones replace a held one; a change of state goes at once), so a burst of changes costs
+//!   it one message.
 //! - **[`http::ws::WsSession`]** is one client's WebSocket. It registers with the hub when it
 //!   starts (`Connect`) and unregisters when it stops (`Disconnect`). It owns its client's
 //!   rights ([`auth::Access`]): it refuses commands its role does not allow, and hides the
@@ -130,7 +132,7 @@ pub mod fuzzing {
 pub use http::ws::{
     CLIENT_TIMEOUT, COMMANDS_PER_SECOND, COMMAND_BURST, HEARTBEAT_INTERVAL, MAX_IN_FLIGHT,
 };
-pub use hub::{CAMERA_STOP_TIMEOUT, COMMAND_TIMEOUT, HEALTH_TIMEOUT};
+pub use hub::{CAMERA_STOP_TIMEOUT, COMMAND_TIMEOUT, HEALTH_TIMEOUT, STATUS_GAP};
 
 /// The wire contract, generated from `proto/camfleet/v1/camfleet.proto`.
 #[allow(missing_docs, clippy::large_enum_variant, clippy::pedantic)]

@@ -14,6 +14,7 @@ mod error;
 mod messages;
 mod routing;
 mod sessions;
+pub use sessions::STATUS_GAP;
 mod viewers;
 
 use std::collections::HashMap;
@@ -207,6 +208,13 @@ impl Actor for Hub {
         for cfg in std::mem::take(&mut self.configs) {
             self.add_camera(cfg, ctx);
         }
+        // Statuses held back by STATUS_GAP go out within a fifth of it after their time.
+        ctx.run_interval(STATUS_GAP / 5, |hub, _| {
+            let now = std::time::Instant::now();
+            for session in hub.sessions.values_mut() {
+                session.release_held(now);
+            }
+        });
         ctx.run_interval(DROP_REPORT_INTERVAL, |hub, _| {
             for session in hub.sessions.values_mut() {
                 if session.dropped != session.dropped_reported {
@@ -231,9 +239,10 @@ impl Handler<StatusUpdate> for Hub {
             return;
         };
         entry.status = Arc::clone(&status);
+        let now = std::time::Instant::now();
         for session in self.sessions.values_mut() {
             if session.wants(&status.id) {
-                session.offer(SessionEvent::Status(Arc::clone(&status)));
+                session.offer_status(&status, now);
             }
         }
     }

@@ -1,8 +1,10 @@
 //! The hub's sessions: who is connected and what each is subscribed to.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::mem::{discriminant, Discriminant};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tracing::debug;
@@ -11,7 +13,14 @@ use super::{
     CommandError, Connect, Disconnect, Hub, SessionCounters, SessionEvent, SessionId,
     SessionMetrics, Subscribe, Unsubscribe, ViewerKind,
 };
+use crate::camera::status::{CameraState, CameraStatus};
 use crate::camera::CameraId;
+
+/// Shortest time between two statuses of one camera to one session. Statuses that come
+/// sooner wait, each replacing the one before, so a burst (300 viewers joining, each
+/// changing the camera's viewer count) costs a session one status per gap, not one per
+/// change. A change of state (Streaming to Reconnecting, ...) never waits.
+pub const STATUS_GAP: Duration = Duration::from_millis(250);
 
 pub(super) struct SessionEntry {
     pub(super) events: Recipient<SessionEvent>,
@@ -24,6 +33,10 @@ pub(super) struct SessionEntry {
     offered: u64,
     pub(super) dropped: u64,
     pub(super) dropped_reported: u64,
+    /// When each camera's status was last offered, and in which state.
+    status_sent: HashMap<CameraId, (Instant, Discriminant<CameraState>)>,
+    /// The newest status of each camera held back by [`STATUS_GAP`].
+    status_held: HashMap<CameraId, Arc<CameraStatus>>,
 }
 
 impl SessionEntry {
@@ -37,6 +50,48 @@ impl SessionEntry {
             Ok(()) => self.offered += 1,
             Err(SendError::Full(_)) => self.dropped += 1,
             Err(SendError::Closed(_)) => {}
+        }
+    }
+
+    /// Offers a camera's status now, or holds it until [`STATUS_GAP`] has passed since the
+    /// camera's last one (replacing any held before it). A change of state goes at once.
+    pub(super) fn offer_status(&mut self, status: &Arc<CameraStatus>, now: Instant) {
+        match self.status_sent.get(&status.id) {
+            Some((at, state))
+                if now.duration_since(*at) < STATUS_GAP
+                    && *state == discriminant(&status.state) =>
+            {
+                self.status_held
+                    .insert(status.id.clone(), Arc::clone(status));
+            }
+            _ => self.send_status(Arc::clone(status), now),
+        }
+    }
+
+    /// Offers a status at once, dropping any older one held back.
+    pub(super) fn send_status(&mut self, status: Arc<CameraStatus>, now: Instant) {
+        self.status_held.remove(&status.id);
+        self.status_sent
+            .insert(status.id.clone(), (now, discriminant(&status.state)));
+        self.offer(SessionEvent::Status(status));
+    }
+
+    /// Offers the held statuses whose gap has passed.
+    pub(super) fn release_held(&mut self, now: Instant) {
+        let due: Vec<CameraId> = self
+            .status_held
+            .keys()
+            .filter(|id| {
+                self.status_sent
+                    .get(*id)
+                    .is_none_or(|(at, _)| now.duration_since(*at) >= STATUS_GAP)
+            })
+            .cloned()
+            .collect();
+        for id in due {
+            if let Some(status) = self.status_held.remove(&id) {
+                self.send_status(status, now);
+            }
         }
     }
 
@@ -89,6 +144,8 @@ impl Handler<Connect> for Hub {
                 offered: 0,
                 dropped: 0,
                 dropped_reported: 0,
+                status_sent: HashMap::new(),
+                status_held: HashMap::new(),
             },
         );
         debug!(session = id, "session connected");
@@ -152,9 +209,10 @@ impl Handler<Subscribe> for Hub {
             session.cameras.extend(msg.cameras);
         }
         // A new subscriber hears every camera's current state at once.
+        let now = Instant::now();
         for camera in &self.cameras {
             if session.wants(camera.id()) {
-                session.offer(SessionEvent::Status(Arc::clone(&camera.status)));
+                session.send_status(Arc::clone(&camera.status), now);
             }
         }
         MessageResult(Ok(viewers))

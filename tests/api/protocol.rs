@@ -304,3 +304,48 @@ async fn without_accounts_on_loopback_every_client_may_change_settings() {
     client.streaming("a").await;
     assert!(client.set_control("a", "brightness", 10).await.ok);
 }
+
+/// Sixty viewers joining one camera change its viewer count sixty times. Each session hears
+/// at most one status of the camera per `STATUS_GAP` (its own subscription's first), not
+/// one per join.
+#[actix_rt::test]
+async fn a_burst_of_joining_viewers_costs_each_session_a_status_per_gap() {
+    use camfleet::STATUS_GAP;
+    const N: u32 = 60;
+    let server = spawn(&fleet(&["a"]));
+    let addr = server.addr;
+    let watchers = (0..N).map(|_| async move {
+        let mut client = Client::connect_to(addr).await;
+        let request_id = client.request_id();
+        client
+            .send(C::Subscribe(proto::Subscribe {
+                camera_ids: vec!["a".into()],
+                request_id,
+                send_frames: true,
+                max_fps: 1,
+            }))
+            .await;
+        let started = Instant::now();
+        let mut statuses = 0u32;
+        // Until this session hears that every viewer has joined.
+        loop {
+            match client.next().await {
+                Some(Ok(S::CameraStatus(s))) if s.camera_id == "a" => {
+                    statuses += 1;
+                    if s.viewers >= N {
+                        return (statuses, started.elapsed());
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the connection ended: {other:?}"),
+            }
+        }
+    });
+    for (statuses, took) in futures_util::future::join_all(watchers).await {
+        let gaps = (took.as_secs_f64() / STATUS_GAP.as_secs_f64()).ceil() as u32;
+        assert!(
+            statuses <= gaps + 2,
+            "{statuses} statuses of one camera in {took:?}, more than one per {STATUS_GAP:?}"
+        );
+    }
+}
