@@ -135,7 +135,18 @@ impl MmapStream {
             .map_err(|e| device_error("queueing a buffer", &e))
     }
 
-    /// Waits at most `wait` for a frame.
+    /// Takes a filled buffer from the driver, if one is ready (the device is non-blocking).
+    fn dequeue(&mut self) -> Result<Option<v4l2_buffer>, SourceError> {
+        let mut b = buffer(0);
+        // SAFETY: VIDIOC_DQBUF takes a v4l2_buffer.
+        match unsafe { call(self.fd, v4l2::vidioc::VIDIOC_DQBUF, &mut b) } {
+            Ok(()) => Ok(Some(b)),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(None),
+            Err(e) => Err(device_error("taking a frame", &e)),
+        }
+    }
+
+    /// Waits at most `wait` for a frame, and gives the newest one the driver holds.
     pub fn next(&mut self, wait: Duration) -> Result<Option<Dequeued<'_>>, SourceError> {
         if let Some(index) = self.lent.take() {
             self.queue(index)?;
@@ -152,14 +163,18 @@ impl MmapStream {
         if events & libc::POLLIN == 0 {
             return Ok(None);
         }
-        let mut b = buffer(0);
-        // SAFETY: VIDIOC_DQBUF takes a v4l2_buffer.
-        match unsafe { call(self.fd, v4l2::vidioc::VIDIOC_DQBUF, &mut b) } {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(None),
-            Err(e) => return Err(device_error("taking a frame", &e)),
-        }
+        let Some(mut b) = self.dequeue()? else {
+            return Ok(None);
+        };
         self.lent = Some(b.index);
+        // The newest frame wins: frames that waited in the driver while the last one was
+        // being encoded or sent are older than any viewer wants. They go back to the
+        // driver, and the sequence gap below counts them as skipped.
+        while let Some(newer) = self.dequeue()? {
+            self.lent = Some(newer.index);
+            self.queue(b.index)?;
+            b = newer;
+        }
         let lost_before = match self.last_sequence {
             Some(last) => u64::from(b.sequence.wrapping_sub(last).saturating_sub(1)),
             None => 0,
