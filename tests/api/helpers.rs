@@ -272,6 +272,27 @@ impl Client {
         assert!(r.ok, "subscribe failed: {}", r.error);
     }
 
+    /// Asks for the frames (and status) of `cameras`, at most `max_fps` a second (0: the
+    /// camera's rate); returns the request id without waiting for the answer.
+    pub async fn send_watch(&mut self, cameras: &[&str], max_fps: u32) -> u64 {
+        let request_id = self.request_id();
+        self.send(C::Subscribe(proto::Subscribe {
+            camera_ids: cameras.iter().map(ToString::to_string).collect(),
+            request_id,
+            send_frames: true,
+            max_fps,
+        }))
+        .await;
+        request_id
+    }
+
+    /// Asks for the frames of `cameras` and checks that the server agreed.
+    pub async fn watch(&mut self, cameras: &[&str], max_fps: u32) {
+        let request_id = self.send_watch(cameras, max_fps).await;
+        let r = self.result(request_id).await;
+        assert!(r.ok, "subscribing to frames failed: {}", r.error);
+    }
+
     pub async fn set_control(
         &mut self,
         camera: &str,

@@ -316,15 +316,7 @@ async fn a_burst_of_joining_viewers_costs_each_session_a_status_per_gap() {
     let addr = server.addr;
     let watchers = (0..N).map(|_| async move {
         let mut client = Client::connect_to(addr).await;
-        let request_id = client.request_id();
-        client
-            .send(C::Subscribe(proto::Subscribe {
-                camera_ids: vec!["a".into()],
-                request_id,
-                send_frames: true,
-                max_fps: 1,
-            }))
-            .await;
+        client.send_watch(&["a"], 1).await;
         let started = Instant::now();
         let mut statuses = 0u32;
         // Until this session hears that every viewer has joined.

@@ -1,7 +1,7 @@
 //! Failure is a state: a camera that vanishes, panics or stalls comes back by itself, with
 //! its controls re-applied, and the other cameras never notice.
 
-use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S, CameraState};
+use camfleet::proto::{server_message::Kind as S, CameraState};
 
 use crate::helpers::*;
 use crate::mjpeg_client::{jpeg_size, MjpegClient};
@@ -105,16 +105,7 @@ async fn a_stalled_camera_is_reopened() {
 async fn viewers_see_no_signal_with_the_reason_then_live_frames_again() {
     let server = spawn_with_timing(FLEET, fast_timing());
     let mut client = server.client().await;
-    let request_id = client.request_id();
-    client
-        .send(C::Subscribe(proto::Subscribe {
-            camera_ids: vec!["a".into()],
-            request_id,
-            send_frames: true,
-            max_fps: 0,
-        }))
-        .await;
-    assert!(client.result(request_id).await.ok);
+    client.watch(&["a"], 0).await;
     client.streaming("a").await;
     let mut viewer = MjpegClient::get(server.addr, "/cameras/a/stream.mjpg", None).await;
     let live = viewer.next_part().await.expect("a live picture");

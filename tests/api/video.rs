@@ -152,16 +152,7 @@ async fn websocket_frames_come_for_subscribed_cameras_only_within_max_fps() {
         camera("c", "")
     ));
     let mut client = server.client().await;
-    let request_id = client.request_id();
-    client
-        .send(C::Subscribe(proto::Subscribe {
-            camera_ids: vec!["a".into(), "b".into()],
-            request_id,
-            send_frames: true,
-            max_fps: 5,
-        }))
-        .await;
-    assert!(client.result(request_id).await.ok);
+    client.watch(&["a", "b"], 5).await;
     // Capture times of the frames each camera sent, until each sent eight.
     let mut times = std::collections::HashMap::<String, Vec<u64>>::new();
     while ["a", "b"]

@@ -47,6 +47,19 @@ pub(super) fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `camfleet serve` on `dir`'s cameras.yaml and state directory, listening on `addr`.
+fn serve_command(dir: &Path, addr: SocketAddr) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_camfleet"));
+    command
+        .args(["serve", "--config"])
+        .arg(dir.join("cameras.yaml"))
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--state-dir")
+        .arg(dir.join("state"));
+    command
+}
+
 impl Process {
     pub(super) fn start(dir: &Path, addr: Option<SocketAddr>) -> Process {
         let addr = addr.unwrap_or_else(|| {
@@ -55,13 +68,7 @@ impl Process {
                 .local_addr()
                 .unwrap()
         });
-        let mut child = Command::new(env!("CARGO_BIN_EXE_camfleet"))
-            .args(["serve", "--config"])
-            .arg(dir.join("cameras.yaml"))
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--state-dir")
-            .arg(dir.join("state"))
+        let mut child = serve_command(dir, addr)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
@@ -232,13 +239,7 @@ fn systemd_hears_ready_and_stopping() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_camfleet"))
-        .args(["serve", "--config"])
-        .arg(dir.join("cameras.yaml"))
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--state-dir")
-        .arg(dir.join("state"))
+    let mut child = serve_command(&dir, addr)
         .env("NOTIFY_SOCKET", &socket_path)
         .stderr(Stdio::null())
         .spawn()

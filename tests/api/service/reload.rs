@@ -22,16 +22,7 @@ async fn reload_touches_only_what_changed() {
 
     // A viewer of c's frames stays attached while c restarts.
     let mut viewer = Client::connect_to(process.addr).await;
-    let request_id = viewer.request_id();
-    viewer
-        .send(C::Subscribe(proto::Subscribe {
-            camera_ids: vec!["c".into()],
-            request_id,
-            send_frames: true,
-            max_fps: 0,
-        }))
-        .await;
-    assert!(viewer.result(request_id).await.ok);
+    viewer.watch(&["c"], 0).await;
     client.status_where("c", |s| s.frames_captured > 60).await;
 
     // c changes, d is new; a and b are as they were.

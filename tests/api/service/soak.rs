@@ -162,16 +162,7 @@ async fn churn_sessions(
     while !*stop.borrow() {
         i += 1;
         let mut client = Client::connect_to(addr).await;
-        let request_id = client.request_id();
-        client
-            .send(C::Subscribe(proto::Subscribe {
-                camera_ids: vec![CAMERAS[i % CAMERAS.len()].into()],
-                request_id,
-                send_frames: true,
-                max_fps: 0,
-            }))
-            .await;
-        assert!(client.result(request_id).await.ok);
+        client.watch(&[CAMERAS[i % CAMERAS.len()]], 0).await;
         bump(&load.sessions);
         let frames = 1 + i * 11 % 45;
         let _ = tokio::time::timeout(MARGIN, async {
