@@ -14,7 +14,7 @@ use camfleet::proto::{self, client_message::Kind as C, server_message::Kind as S
 
 use super::*;
 
-pub(crate) fn now_micros() -> u64 {
+fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

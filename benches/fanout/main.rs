@@ -1,8 +1,9 @@
-//! Fan-out benchmark: camfleet against a plain tokio server sending the same bytes.
+//! Fan-out benchmark: camfleet against a plain single-threaded epoll server in C
+//! (`epoll_server.c`, built with the system's C compiler) sending the same frames.
 //!
 //! `cargo bench --bench fanout` runs, in one go:
 //! - the JPEG encoder's cost per 1280x720 YUYV frame;
-//! - 1, 10 and 100 MJPEG clients, then 100 WebSocket clients, of one synthetic 1280x720
+//! - 1, 10, 100 and 300 MJPEG clients, then 100 and 300 WebSocket clients, of one synthetic 1280x720
 //!   30 fps camera, against camfleet and against the baseline, all on loopback;
 //! - a fleet of 32 synthetic 640x480 30 fps cameras with one WebSocket client taking
 //!   every camera's frames.
@@ -29,10 +30,9 @@ const HEIGHT: u32 = 720;
 const FPS: u32 = 30;
 const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(5);
-const BOUNDARY: &str = "camfleetframe";
 
-use clients::{now_micros, percentile, run_case, ws_client, CaseResult, Via};
-use servers::{baseline_server, num_cores, Server};
+use clients::{percentile, run_case, ws_client, CaseResult, Via};
+use servers::{num_cores, Server};
 
 fn synthetic(width: u32, height: u32) -> SyntheticConfig {
     SyntheticConfig {
@@ -47,11 +47,6 @@ fn synthetic(width: u32, height: u32) -> SyntheticConfig {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--baseline-server") {
-        let port: u16 = args[i + 1].parse().unwrap();
-        return baseline_server(port);
-    }
     println!("camfleet fan-out benchmark ({} cores)", num_cores());
     encoder_cost();
     fanout();
@@ -90,7 +85,7 @@ fn encoder_cost() {
 
 fn fanout() {
     let yaml = format!(
-        "server:\n  listen: 127.0.0.1:PORT\n  max_streams: 500\n  max_streams_per_camera: 500\n  max_sessions: 500\ncameras:\n  - id: bench\n    source: {{kind: synthetic, width: {WIDTH}, height: {HEIGHT}, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n"
+        "server:\n  listen: 127.0.0.1:PORT\n  max_streams: 1000\n  max_streams_per_camera: 1000\n  max_streams_per_client: 1000\n  max_sessions: 1000\ncameras:\n  - id: bench\n    source: {{kind: synthetic, width: {WIDTH}, height: {HEIGHT}, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n"
     );
     let camfleet = Server::camfleet(&yaml);
     let idle_rss = camfleet.rss_mib();
@@ -121,7 +116,9 @@ fn fanout() {
         (Via::Mjpeg, 1),
         (Via::Mjpeg, 10),
         (Via::Mjpeg, 100),
+        (Via::Mjpeg, 300),
         (Via::WebSocket, 100),
+        (Via::WebSocket, 300),
     ] {
         let name = match via {
             Via::Mjpeg => format!("{clients} MJPEG"),
@@ -133,14 +130,19 @@ fn fanout() {
         let base = run_case(&baseline, Via::Mjpeg, clients);
         print_row(&name, "baseline", &base);
         std::io::stdout().flush().unwrap();
-        ratios.push((name, ours.gbytes / base.gbytes, ours.rss_mib));
+        ratios.push((
+            name,
+            ours.gbytes / base.gbytes,
+            ours.cpu_per_gb / base.cpu_per_gb,
+            ours.rss_mib,
+        ));
     }
-    println!("\n| case | camfleet / baseline throughput | camfleet RSS growth per client |");
-    println!("|---|---|---|");
-    for (name, ratio, rss) in &ratios {
+    println!("\n| case | camfleet / C throughput | camfleet / C CPU per GB | camfleet RSS growth per client |");
+    println!("|---|---|---|---|");
+    for (name, ratio, cpu, rss) in &ratios {
         let clients: f64 = name.split(' ').next().unwrap().parse().unwrap();
         println!(
-            "| {name} | {ratio:.2} | {:.3} MiB |",
+            "| {name} | {ratio:.2} | {cpu:.2} | {:.3} MiB |",
             (rss - idle_rss) / clients
         );
     }
@@ -154,12 +156,14 @@ fn print_row(case: &str, server: &str, r: &CaseResult) {
 }
 
 fn fleet() {
-    let cameras = 32;
+    let cameras: u32 = 32;
     let mut yaml = String::from("server:\n  listen: 127.0.0.1:PORT\ncameras:\n");
     for i in 0..cameras {
         let _ = write!(yaml, "  - id: cam{i:02}\n    source: {{kind: synthetic, width: 640, height: 480, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n");
     }
     let server = Server::camfleet(&yaml);
+    // Every camera draws its ring when it opens: the "no viewer" figure starts after that.
+    server.wait_all_streaming(cameras as usize);
     let idle0 = server.cpu_seconds();
     std::thread::sleep(MEASURE);
     let idle_cpu = (server.cpu_seconds() - idle0) / MEASURE.as_secs_f64();

@@ -5,7 +5,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use camfleet::camera::source::synthetic::SyntheticOpener;
 use camfleet::camera::source::{FrameData, Opener};
@@ -49,15 +48,6 @@ impl Server {
         Server::ready(child, port)
     }
 
-    pub(crate) fn baseline() -> Server {
-        let port = free_port();
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--baseline-server", &port.to_string()])
-            .spawn()
-            .expect("baseline starts");
-        Server::ready(child, port)
-    }
-
     pub(crate) fn ready(child: Child, port: u16) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -68,6 +58,39 @@ impl Server {
         // Let the cameras start and render their rings.
         std::thread::sleep(Duration::from_secs(2));
         Server { child, addr }
+    }
+
+    /// Waits until `/api/cameras` lists `count` cameras, each streaming with a frame
+    /// captured (a synthetic camera has drawn its ring by then).
+    pub(crate) fn wait_all_streaming(&self, count: usize) {
+        use std::io::{Read as _, Write as _};
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut conn = std::net::TcpStream::connect(self.addr).unwrap();
+            write!(
+                conn,
+                "GET /api/cameras HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.addr
+            )
+            .unwrap();
+            let mut answer = String::new();
+            let _ = conn.read_to_string(&mut answer);
+            let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            let ready = serde_json::from_str::<Vec<serde_json::Value>>(body).is_ok_and(|list| {
+                list.len() == count
+                    && list.iter().all(|c| {
+                        c["state"] == "Streaming" && c["frames_captured"].as_u64() > Some(0)
+                    })
+            });
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cameras did not all stream in 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// User plus system CPU seconds so far.
@@ -101,9 +124,11 @@ impl Drop for Server {
 }
 
 // ---------------------------------------------------------------------------------------
-// The baseline: a plain tokio server writing the same frames to every connection.
+// The baseline: a single-threaded epoll server in C (epoll_server.c), built here with the
+// system's C compiler, serving the same synthetic frames.
 
-pub(crate) fn baseline_server(port: u16) {
+/// The frames of the bench camera's ring, as the baseline serves them.
+pub(crate) fn ring_frames() -> Vec<Bytes> {
     let mut opener = SyntheticOpener::new(synthetic(WIDTH, HEIGHT), "bench");
     let mut device = opener.open().unwrap();
     let mut ring = Vec::new();
@@ -114,48 +139,44 @@ pub(crate) fn baseline_server(port: u16) {
             }
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let (tx, rx) = tokio::sync::watch::channel((0u64, 0u64, Bytes::new()));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(FPS)));
-            for seq in 1u64.. {
-                tick.tick().await;
-                let jpeg = ring[(seq % ring.len() as u64) as usize].clone();
-                tx.send_replace((seq, now_micros(), jpeg));
-            }
-        });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        loop {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let mut rx = rx.clone();
-            tokio::spawn(async move {
-                let mut request = [0u8; 1024];
-                let _ = conn.read(&mut request).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\n\r\n"
-                );
-                if conn.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                while rx.changed().await.is_ok() {
-                    let (seq, ts, jpeg) = rx.borrow_and_update().clone();
-                    let part = format!(
-                        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Frame-Seq: {seq}\r\nX-Capture-Timestamp: {ts}\r\n\r\n",
-                        jpeg.len()
-                    );
-                    if conn.write_all(part.as_bytes()).await.is_err()
-                        || conn.write_all(&jpeg).await.is_err()
-                        || conn.write_all(b"\r\n").await.is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    ring
+}
+
+/// Builds epoll_server.c with `cc -O2` into the target directory.
+fn build_baseline() -> std::path::PathBuf {
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fanout/epoll_server.c");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("epoll_server");
+    let built = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(source)
+        .status()
+        .expect("the C compiler runs");
+    assert!(built.success(), "epoll_server.c did not build");
+    out
+}
+
+impl Server {
+    pub(crate) fn baseline() -> Server {
+        let program = build_baseline();
+        let dir = std::env::temp_dir().join(format!("camfleet-bench-ring-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files: Vec<std::path::PathBuf> = ring_frames()
+            .iter()
+            .enumerate()
+            .map(|(i, jpeg)| {
+                let path = dir.join(format!("{i:02}.jpg"));
+                std::fs::write(&path, jpeg).unwrap();
+                path
+            })
+            .collect();
+        let port = free_port();
+        let child = Command::new(program)
+            .arg(port.to_string())
+            .arg(FPS.to_string())
+            .args(&files)
+            .spawn()
+            .expect("the baseline starts");
+        Server::ready(child, port)
+    }
 }
