@@ -142,7 +142,7 @@ pub(crate) fn ring_frames() -> Vec<Bytes> {
     ring
 }
 
-/// Builds epoll_server.c with `cc -O2` into the target directory.
+/// Builds `epoll_server.c` with `cc -O2` into the target directory.
 fn build_baseline() -> std::path::PathBuf {
     let source = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fanout/epoll_server.c");
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("epoll_server");
