@@ -142,10 +142,16 @@ mod tests {
             slept < Duration::from_millis(100),
             "{slept:?} of CPU while asleep"
         );
-        // Work advances it (the loop ends only when it has).
+        // Work advances it: 20 ms of CPU, within a wall-clock bound that a loaded machine
+        // still meets, so a clock that never moves fails instead of hanging.
         let before = thread_cpu_time();
+        let started = std::time::Instant::now();
         let mut x = 0u64;
         while thread_cpu_time().saturating_sub(before) < Duration::from_millis(20) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no CPU time counted in 10 s of work"
+            );
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
     }
