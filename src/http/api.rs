@@ -63,8 +63,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         (status = 200, description = "Every camera the caller may see, in configuration order", body = [proto::CameraStatus]),
         (status = 401, description = "The server has accounts and the request carries no valid credentials", body = ErrorBody),
         (status = 503, description = "The server is stopping, or a limit is reached", body = ErrorBody),
-    ),
-    security((), ("bearer" = []), ("basic" = []), ("session" = [])))]
+    ))]
 pub async fn cameras(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -98,8 +97,7 @@ pub async fn host(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         (status = 401, description = "No valid credentials", body = ErrorBody),
         (status = 403, description = "The account is not an admin", body = ErrorBody),
         (status = 503, description = "The server is stopping, or a limit is reached", body = ErrorBody),
-    ),
-    security((), ("bearer" = []), ("basic" = []), ("session" = [])))]
+    ))]
 pub async fn viewers(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Err(e) = caller::require(&req, &state, Role::Admin).await {
         return e.error_response();
@@ -165,8 +163,7 @@ pub struct Reloaded {
         (status = 403, description = "The account is not an admin", body = ErrorBody),
         (status = 421, description = "Posted by a page of another site", body = ErrorBody),
         (status = 503, description = "Started without a configuration file, or stopping", body = ErrorBody),
-    ),
-    security((), ("bearer" = []), ("basic" = []), ("session" = [])))]
+    ))]
 pub async fn reload(
     req: HttpRequest,
     state: web::Data<AppState>,

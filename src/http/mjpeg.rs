@@ -96,8 +96,7 @@ async fn watch(
         (status = 401, description = "No valid credentials", body = ErrorBody),
         (status = 404, description = "No camera has this id (or the account may not see it); the error lists the cameras", body = ErrorBody),
         (status = 503, description = "A limit on streams is reached, or the server is stopping", body = ErrorBody),
-    ),
-    security((), ("bearer" = []), ("basic" = []), ("session" = [])))]
+    ))]
 pub async fn stream(
     req: HttpRequest,
     path: web::Path<String>,
@@ -221,8 +220,7 @@ pub(crate) fn part(frame: &Frame) -> [Bytes; 3] {
             ),
             headers(("X-Camera-State" = String, description = "The camera's state, e.g. Reconnecting"),
                     ("X-Camera-Reason" = String, description = "Why it is down"))),
-    ),
-    security((), ("bearer" = []), ("basic" = []), ("session" = [])))]
+    ))]
 pub async fn snapshot(
     req: HttpRequest,
     path: web::Path<String>,

@@ -31,6 +31,8 @@ use crate::proto;
         document,
     ),
     components(schemas(proto::CameraStatus, proto::ControlProblem, StateName, ViewerEntry, Reloaded, ErrorBody)),
+    // Every route takes the same credentials, and none on a server without accounts.
+    security((), ("bearer" = []), ("basic" = []), ("session" = [])),
     modifiers(&Credentials),
     tags(
         (name = "cameras", description = "Each camera's state, counters and control values"),
