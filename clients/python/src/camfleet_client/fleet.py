@@ -416,7 +416,8 @@ class Fleet:
             return int(label)
         except ValueError:
             pass
-        for c in await self.controls(camera):
+        controls = await self.controls(camera)
+        for c in controls:
             if c.name == control:
                 for index, name in c.menu.items():
                     if name == label:
@@ -427,7 +428,7 @@ class Fleet:
                 )
         raise errors.UnknownControl(
             f"{camera} has no control `{control}`; its controls are: "
-            f"{', '.join(c.name for c in await self.controls(camera))}"
+            f"{', '.join(c.name for c in controls)}"
         )
 
     async def reset_controls(self, camera: str) -> None:
