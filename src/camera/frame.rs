@@ -27,6 +27,9 @@ pub struct Frame {
     /// The frame as a WebSocket message, encoded by the first session that sends it and
     /// reused by the others, so a frame is framed once however many clients get it.
     pub encoded: Arc<std::sync::OnceLock<Bytes>>,
+    /// The frame as one part of an MJPEG stream, built by the first viewer that sends it
+    /// and written as it is to every other.
+    pub mjpeg_part: Arc<std::sync::OnceLock<Bytes>>,
 }
 
 impl Frame {
@@ -69,6 +72,7 @@ impl FrameSlot {
             jpeg,
             no_signal,
             encoded: Arc::default(),
+            mjpeg_part: Arc::default(),
         }));
         seq
     }

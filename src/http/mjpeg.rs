@@ -1,10 +1,9 @@
 //! Plain HTTP video for VLC, ffmpeg, Home Assistant and 3D-printer hosts: an MJPEG stream and a
 //! single JPEG snapshot per camera.
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::{ConnectionType, Method, Version};
+use actix_web::http::{ConnectionType, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
@@ -106,9 +105,7 @@ pub async fn stream(
     stream_of(&req, &path, &query, &state).await
 }
 
-/// The MJPEG stream of camera `id`, whichever URL asked for it. An HTTP/1.0 client, which
-/// knows no chunks, gets the parts as they are, the stream ending when the connection
-/// closes.
+/// The MJPEG stream of camera `id`, whichever URL asked for it.
 pub(crate) async fn stream_of(
     req: &HttpRequest,
     id: &str,
@@ -142,30 +139,27 @@ pub(crate) async fn stream_of(
         None => Box::pin(std::future::pending()),
     };
     let parts = futures_util::stream::unfold(
-        (feed, shutdown, hung_up, VecDeque::<Bytes>::new()),
-        |(mut feed, mut shutdown, mut hung_up, mut pending)| async move {
-            if pending.is_empty() {
-                let frame = tokio::select! {
-                    frame = feed.next() => frame?,
-                    () = shutdown.wait() => return None,
-                    () = &mut hung_up => return None,
-                };
-                feed.sent(&frame);
-                pending.extend(part(&frame));
-            }
-            let chunk = pending.pop_front()?;
+        (feed, shutdown, hung_up),
+        |(mut feed, mut shutdown, mut hung_up)| async move {
+            let frame = tokio::select! {
+                frame = feed.next() => frame?,
+                () = shutdown.wait() => return None,
+                () = &mut hung_up => return None,
+            };
+            feed.sent(&frame);
             Some((
-                Ok::<_, actix_web::Error>(chunk),
-                (feed, shutdown, hung_up, pending),
+                Ok::<_, actix_web::Error>(part(&frame)),
+                (feed, shutdown, hung_up),
             ))
         },
     );
+    // The stream has no end but the connection's, so its body is delimited by the close
+    // (valid in HTTP/1.0 and 1.1) rather than chunked: each part then goes out as the
+    // shared bytes every viewer gets, with no per-viewer framing.
     let mut response = response.streaming(parts);
-    if req.version() < Version::HTTP_11 {
-        let head = response.head_mut();
-        head.no_chunking(true);
-        head.set_connection_type(ConnectionType::Close);
-    }
+    let head = response.head_mut();
+    head.no_chunking(true);
+    head.set_connection_type(ConnectionType::Close);
     Ok(response)
 }
 
@@ -182,26 +176,32 @@ fn header_safe(text: &str) -> String {
         .collect()
 }
 
-/// One multipart part: its headers, the JPEG itself (shared, not copied), the line end.
-/// The NO SIGNAL picture of a failed camera carries the reason in `X-No-Signal`.
-pub(crate) fn part(frame: &Frame) -> [Bytes; 3] {
-    let no_signal = frame
-        .no_signal
-        .as_deref()
-        .map(|why| format!("X-No-Signal: {}\r\n", header_safe(why)))
-        .unwrap_or_default();
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
-         X-Frame-Seq: {}\r\nX-Capture-Timestamp: {}\r\n{no_signal}\r\n",
-        frame.jpeg.len(),
-        frame.seq,
-        frame.timestamp_micros()
-    );
-    [
-        Bytes::from(head),
-        frame.jpeg.clone(),
-        Bytes::from_static(b"\r\n"),
-    ]
+/// One multipart part: the boundary, its headers, the JPEG and the line end, built once
+/// per frame by the first viewer that sends it and shared by every other. The NO SIGNAL
+/// picture of a failed camera carries the reason in `X-No-Signal`.
+pub fn part(frame: &Frame) -> Bytes {
+    frame
+        .mjpeg_part
+        .get_or_init(|| {
+            let no_signal = frame
+                .no_signal
+                .as_deref()
+                .map(|why| format!("X-No-Signal: {}\r\n", header_safe(why)))
+                .unwrap_or_default();
+            let head = format!(
+                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
+                 X-Frame-Seq: {}\r\nX-Capture-Timestamp: {}\r\n{no_signal}\r\n",
+                frame.jpeg.len(),
+                frame.seq,
+                frame.timestamp_micros()
+            );
+            let mut bytes = Vec::with_capacity(head.len() + frame.jpeg.len() + 2);
+            bytes.extend_from_slice(head.as_bytes());
+            bytes.extend_from_slice(&frame.jpeg);
+            bytes.extend_from_slice(b"\r\n");
+            Bytes::from(bytes)
+        })
+        .clone()
 }
 
 /// `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture.
@@ -302,4 +302,132 @@ pub(crate) async fn snapshot_of(
         .insert_header(("X-Camera-State", state_text))
         .insert_header(("X-Camera-Reason", header_safe(&reason)))
         .body(jpeg::placeholder(size.0, size.1, &name, &reason)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::part;
+    use crate::camera::CameraId;
+    use crate::config::Config;
+    use crate::hub::{ViewerKind, Watch};
+
+    /// Far longer than a few frame intervals of the 20 fps camera below; only a server that
+    /// stopped sending runs into it.
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// A viewer reading `stream.mjpg` over a socket, its bytes after the response head.
+    struct RawViewer {
+        socket: tokio::net::TcpStream,
+        body: Vec<u8>,
+    }
+
+    impl RawViewer {
+        async fn open(addr: std::net::SocketAddr) -> RawViewer {
+            let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+            socket
+                .write_all(b"GET /cameras/cam/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .await
+                .unwrap();
+            let mut viewer = RawViewer {
+                socket,
+                body: Vec::new(),
+            };
+            let head_end = loop {
+                if let Some(i) = find(&viewer.body, b"\r\n\r\n") {
+                    break i;
+                }
+                viewer.read().await;
+            };
+            let head = String::from_utf8_lossy(&viewer.body[..head_end]).to_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert!(head.contains("connection: close"), "{head}");
+            viewer.body.drain(..head_end + 4);
+            viewer
+        }
+
+        async fn read(&mut self) {
+            let read = tokio::time::timeout(WAIT, self.socket.read_buf(&mut self.body));
+            assert!(read.await.expect("bytes in time").unwrap() > 0, "closed");
+        }
+
+        /// The bytes of the part with sequence number `seq`, exactly as they came, or
+        /// `None` if a newer part came first.
+        async fn part(&mut self, seq: u64) -> Option<Vec<u8>> {
+            loop {
+                while let Some(start) = find(&self.body, b"--camfleetframe\r\n") {
+                    let next = find(&self.body[start + 1..], b"--camfleetframe\r\n");
+                    let Some(next) = next else { break };
+                    let this: Vec<u8> = self.body.drain(..=start + next).skip(start).collect();
+                    let head = String::from_utf8_lossy(&this[..find(&this, b"\r\n\r\n")?]);
+                    let got: u64 = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("X-Frame-Seq: "))
+                        .expect("a sequence number")
+                        .parse()
+                        .unwrap();
+                    if got == seq {
+                        return Some(this);
+                    }
+                    if got > seq {
+                        return None;
+                    }
+                }
+                self.read().await;
+            }
+        }
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    #[actix_rt::test]
+    async fn every_viewer_receives_the_shared_part_byte_for_byte() {
+        let yaml = "cameras:\n  - id: cam\n    source: {kind: synthetic, width: 320, height: 240, fps: 20}\n";
+        let config = Config::parse(yaml, std::path::Path::new("test.yaml")).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store = crate::overrides::OverrideStore::in_memory();
+        let server = crate::app::start(config, listener, store).unwrap();
+        let hub = server.stopper.hub.clone();
+        actix_rt::spawn(server.http);
+
+        let mut viewers = [RawViewer::open(addr).await, RawViewer::open(addr).await];
+        let watch = Watch {
+            camera: CameraId::parse("cam").unwrap(),
+            kind: ViewerKind::Snapshot,
+            client: None,
+        };
+        let mut own = hub.send(watch).await.unwrap().unwrap();
+        let mut compared = 0;
+        while compared < 3 {
+            own.watch.changed().await.unwrap();
+            let Some(frame) = own.watch.borrow_and_update().clone() else {
+                continue;
+            };
+            let shared = part(&frame);
+            // Built once: every call hands out the same bytes.
+            assert_eq!(part(&frame).as_ptr(), shared.as_ptr());
+            let mut received = Vec::new();
+            for viewer in &mut viewers {
+                received.push(viewer.part(frame.seq).await);
+            }
+            if received.iter().all(Option::is_some) {
+                for got in received.into_iter().flatten() {
+                    assert!(
+                        got == shared,
+                        "frame {} differs from the shared part",
+                        frame.seq
+                    );
+                }
+                compared += 1;
+            }
+        }
+        server.stopper.handle.stop(false).await;
+    }
 }
