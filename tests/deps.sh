@@ -15,6 +15,8 @@
 #                           the OpenAPI document; prints its python's path
 #   tests/deps.sh cross     Debian's ARM (armhf) cross compiler, for `cargo check` of the C
 #                           inside ring for 32-bit Raspberry Pi OS
+#   tests/deps.sh bench     Debian's libjpeg-turbo headers, for the encoder benchmark's
+#                           baseline (benches/encoder/turbo.c)
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
 #                           v4l-utils, make and gcc for v4l2loopback, and udev, whose
 #                           udevadm tests deploy/udev's rule)
@@ -66,6 +68,9 @@ service)
     ;;
 players)
     debian ffmpeg:ffmpeg vlc-bin:cvlc vlc-plugin-base:cvlc
+    ;;
+bench)
+    [ -f /usr/include/jpeglib.h ] || debian libjpeg62-turbo-dev:no-such-command
     ;;
 netns)
     debian iproute2:ip

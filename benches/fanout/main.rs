@@ -1,8 +1,8 @@
 //! Fan-out benchmark: camfleet against a plain single-threaded epoll server in C
 //! (`epoll_server.c`, built with the system's C compiler) sending the same frames.
 //!
-//! `cargo bench --bench fanout` runs, in one go:
-//! - the JPEG encoder's cost per 1280x720 YUYV frame;
+//! `cargo bench --bench fanout` runs, in one go (the encoder has its own benchmark,
+//! `benches/encoder`):
 //! - 1, 10, 100 and 300 MJPEG clients, then 100 and 300 WebSocket clients, of one synthetic 1280x720
 //!   30 fps camera, against camfleet and against the baseline, all on loopback;
 //! - a fleet of 32 synthetic 640x480 30 fps cameras with one WebSocket client taking
@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use camfleet::camera::source::synthetic::SyntheticOpener;
-use camfleet::camera::source::{FourCc, FrameData, Opener};
+use camfleet::camera::source::{FrameData, Opener};
 use camfleet::config::{Pattern, SyntheticConfig};
 
 const WIDTH: u32 = 1280;
@@ -48,39 +48,8 @@ fn synthetic(width: u32, height: u32) -> SyntheticConfig {
 
 fn main() {
     println!("camfleet fan-out benchmark ({} cores)", num_cores());
-    encoder_cost();
     fanout();
     fleet();
-}
-
-fn encoder_cost() {
-    let mut opener = SyntheticOpener::new(
-        SyntheticConfig {
-            raw: true,
-            ..synthetic(WIDTH, HEIGHT)
-        },
-        "encoder",
-    );
-    let mut device = opener.open().unwrap();
-    let yuyv = loop {
-        if let Some(f) = device.next_frame(Duration::from_millis(100)).unwrap() {
-            if let FrameData::Raw(b) = f.data {
-                break b.to_vec();
-            }
-        }
-    };
-    let fourcc = FourCc(*b"YUYV");
-    let runs = 60;
-    let start = Instant::now();
-    let mut size = 0;
-    for _ in 0..runs {
-        size = camfleet::camera::jpeg::encode_raw(fourcc, WIDTH, HEIGHT, &yuyv, 80)
-            .unwrap()
-            .len();
-    }
-    let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(runs);
-    println!("\n## Encoder\n");
-    println!("1280x720 YUYV -> JPEG at quality 80: {ms:.2} ms per frame ({} KB), one core, {runs} frames", size / 1000);
 }
 
 fn fanout() {
