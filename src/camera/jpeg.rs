@@ -4,9 +4,13 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType};
+use jpeg_encoder::{ColorType, Encoder};
+#[cfg(test)]
+use jpeg_encoder::{ImageBuffer, JpegColorType};
 
 use super::source::FourCc;
+
+mod yuv;
 
 /// Length of the complete JPEG at the start of `data`, up to and including its end
 /// marker, or `None` if it is truncated, not a JPEG, or holds no picture (no frame header
@@ -135,7 +139,9 @@ pub fn raw_frame_len(fourcc: FourCc, width: u32, height: u32) -> Option<usize> {
 }
 
 /// Packed 4:2:2 YCbCr, two pixels in four bytes; `y0` is the offset of the first luma
-/// byte (0 for YUYV, 1 for UYVY).
+/// byte (0 for YUYV, 1 for UYVY). The tests encode through it with jpeg-encoder, as a
+/// reference for camfleet's own YCbCr encoder.
+#[cfg(test)]
 struct Packed422<'a> {
     data: &'a [u8],
     width: u16,
@@ -143,6 +149,7 @@ struct Packed422<'a> {
     y0: usize,
 }
 
+#[cfg(test)]
 impl ImageBuffer for Packed422<'_> {
     fn get_jpeg_color_type(&self) -> JpegColorType {
         JpegColorType::Ycbcr
@@ -167,35 +174,6 @@ impl ImageBuffer for Packed422<'_> {
     }
 }
 
-/// NV12: a luma plane, then one plane of interleaved Cb, Cr at half size both ways.
-struct Nv12<'a> {
-    data: &'a [u8],
-    width: u16,
-    height: u16,
-}
-
-impl ImageBuffer for Nv12<'_> {
-    fn get_jpeg_color_type(&self) -> JpegColorType {
-        JpegColorType::Ycbcr
-    }
-    fn width(&self) -> u16 {
-        self.width
-    }
-    fn height(&self) -> u16 {
-        self.height
-    }
-    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
-        let (w, h) = (usize::from(self.width), usize::from(self.height));
-        let y = usize::from(y);
-        buffers[0].extend_from_slice(&self.data[y * w..][..w]);
-        let chroma = &self.data[w * h + (y / 2) * w..][..w];
-        for pair in chroma.chunks_exact(2) {
-            buffers[1].extend_from_slice(&[pair[0], pair[0]]);
-            buffers[2].extend_from_slice(&[pair[1], pair[1]]);
-        }
-    }
-}
-
 /// Encodes one raw frame as JPEG at `quality` (1 to 100).
 ///
 /// # Errors
@@ -216,33 +194,53 @@ pub fn encode_raw(
             data.len()
         ));
     }
-    let (w, h) = (width as u16, height as u16);
+    let layout = match &fourcc.0 {
+        b"YUYV" => Some(yuv::Layout::Yuyv),
+        b"UYVY" => Some(yuv::Layout::Uyvy),
+        b"NV12" => Some(yuv::Layout::Nv12),
+        _ => None,
+    };
+    let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
+        return Err(format!(
+            "a {width}x{height} frame is larger than JPEG allows"
+        ));
+    };
+    if w == 0 || h == 0 {
+        return Err(format!("a {width}x{height} frame has no pixels"));
+    }
+    if let Some(layout) = layout {
+        if width % 2 == 1 {
+            return Err(format!(
+                "a {fourcc} frame cannot be {width} pixels wide: its width is even"
+            ));
+        }
+        let (w, h) = (usize::from(w), usize::from(h));
+        return Ok(Bytes::from(yuv::encode(layout, data, w, h, quality)));
+    }
     let mut out = Vec::with_capacity(need / 8);
     let encoder = Encoder::new(&mut out, quality);
     let done = match &fourcc.0 {
-        b"YUYV" => encoder.encode_image(Packed422 {
-            data,
-            width: w,
-            height: h,
-            y0: 0,
-        }),
-        b"UYVY" => encoder.encode_image(Packed422 {
-            data,
-            width: w,
-            height: h,
-            y0: 1,
-        }),
-        b"NV12" => encoder.encode_image(Nv12 {
-            data,
-            width: w,
-            height: h,
-        }),
         b"RGB3" => encoder.encode(data, w, h, ColorType::Rgb),
         b"BGR3" => encoder.encode(data, w, h, ColorType::Bgr),
         _ => encoder.encode(data, w, h, ColorType::Luma),
     };
     done.map_err(|e| format!("encoding a {fourcc} frame failed: {e}"))?;
     Ok(Bytes::from(out))
+}
+
+/// A YUYV frame encoded by jpeg-encoder, the reference the tests hold camfleet's own
+/// encoder to.
+#[cfg(test)]
+fn encode_raw_with_jpeg_encoder(yuyv: &[u8], width: u16, height: u16, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let frame = Packed422 {
+        data: yuyv,
+        width,
+        height,
+        y0: 0,
+    };
+    Encoder::new(&mut out, quality).encode_image(frame).unwrap();
+    out
 }
 
 /// A copy of `jpeg` at most `width` pixels wide (the height in proportion), for
