@@ -166,6 +166,7 @@ pub fn start_serving(
     let http = http::listener::serve(builder, listener, tls, hosts, on_connect, move || {
         App::new()
             .app_data(state.clone())
+            .app_data(http::error::query_errors())
             .wrap(actix_web::middleware::from_fn(http::check_host))
             .configure(http::routes)
     })?

@@ -30,6 +30,51 @@ pub struct Frame {
     /// The frame as one part of an MJPEG stream, built by the first viewer that sends it
     /// and written as it is to every other.
     pub mjpeg_part: Arc<std::sync::OnceLock<Bytes>>,
+    /// Its previews, each made by the first viewer that asks for that width.
+    pub previews: Arc<Previews>,
+}
+
+/// The widths a preview may have, in pixels.
+pub const PREVIEW_WIDTHS: [u32; 6] = [160, 240, 320, 480, 640, 960];
+
+/// A frame's previews, one per width of [`PREVIEW_WIDTHS`], made on demand.
+#[derive(Debug, Default)]
+pub struct Previews {
+    made: Arc<AtomicU64>,
+    widths: [Preview; PREVIEW_WIDTHS.len()],
+}
+
+/// One width's preview: the JPEG (or why it could not be made) and its MJPEG part.
+#[derive(Debug, Default)]
+pub struct Preview {
+    jpeg: std::sync::OnceLock<Result<Bytes, String>>,
+    part: std::sync::OnceLock<Bytes>,
+}
+
+impl Previews {
+    /// The preview at `PREVIEW_WIDTHS[index]`, made with `make` if this is the first ask.
+    ///
+    /// # Errors
+    /// What `make` said, when it could not make the preview.
+    pub fn jpeg(
+        &self,
+        index: usize,
+        make: impl FnOnce() -> Result<Bytes, String>,
+    ) -> Result<Bytes, String> {
+        self.widths[index]
+            .jpeg
+            .get_or_init(|| {
+                self.made.fetch_add(1, Ordering::Relaxed);
+                make()
+            })
+            .clone()
+    }
+
+    /// The MJPEG part of the preview at `PREVIEW_WIDTHS[index]`, built with `make` if
+    /// this is the first ask.
+    pub fn part(&self, index: usize, make: impl FnOnce() -> Bytes) -> Bytes {
+        self.widths[index].part.get_or_init(make).clone()
+    }
 }
 
 impl Frame {
@@ -50,6 +95,7 @@ impl Frame {
 pub struct FrameSlot {
     latest: watch::Sender<Option<Frame>>,
     last_seq: AtomicU64,
+    previews_made: Arc<AtomicU64>,
 }
 
 impl FrameSlot {
@@ -73,8 +119,17 @@ impl FrameSlot {
             no_signal,
             encoded: Arc::default(),
             mjpeg_part: Arc::default(),
+            previews: Arc::new(Previews {
+                made: Arc::clone(&self.previews_made),
+                widths: Default::default(),
+            }),
         }));
         seq
+    }
+
+    /// How many previews were made from this slot's frames.
+    pub fn previews_encoded(&self) -> u64 {
+        self.previews_made.load(Ordering::Relaxed)
     }
 
     /// Empties the slot: the camera is closed on purpose (idle or stopped).
@@ -94,6 +149,7 @@ pub fn frame_slot() -> (FramePublisher, FrameWatch) {
     let slot = FrameSlot {
         latest,
         last_seq: AtomicU64::new(0),
+        previews_made: Arc::default(),
     };
     (Arc::new(slot), watch)
 }

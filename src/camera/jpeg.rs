@@ -243,20 +243,29 @@ fn encode_raw_with_jpeg_encoder(yuyv: &[u8], width: u16, height: u16, quality: u
     out
 }
 
-/// A copy of `jpeg` at most `width` pixels wide (the height in proportion), for
-/// thumbnails; a picture that is no wider is returned as it is.
+/// A copy of `jpeg` at most `width` pixels wide (the height in proportion), for previews
+/// and thumbnails; a picture that is no wider is returned as it is. The picture is decoded
+/// already scaled down in the DCT (by 1/2, 1/4 or 1/8, to the smallest size at least as
+/// large), so most of it is never decoded at full size, then averaged down to the width.
 ///
 /// # Errors
 /// When `jpeg` does not decode.
 pub fn thumbnail(jpeg: &Bytes, width: u32, quality: u8) -> Result<Bytes, String> {
-    let mut decoder = zune_jpeg::JpegDecoder::new(jpeg.as_ref());
-    let pixels = decoder
-        .decode()
-        .map_err(|e| format!("the frame does not decode: {e:?}"))?;
-    let (w, h) = decoder.dimensions().ok_or("the frame has no size")?;
+    let mut decoder = jpeg_decoder::Decoder::new(jpeg.as_ref());
+    let bad = |e: jpeg_decoder::Error| format!("the frame does not decode: {e}");
+    decoder.read_info().map_err(bad)?;
+    let info = decoder.info().ok_or("the frame has no size")?;
+    let (full_w, full_h) = (usize::from(info.width), usize::from(info.height));
     let to_w = width as usize;
-    if w <= to_w || w == 0 || h == 0 {
+    if full_w <= to_w || full_w == 0 || full_h == 0 {
         return Ok(jpeg.clone());
+    }
+    let to_h = (full_h * to_w / full_w).max(1);
+    let (w, h) = decoder.scale(to_w as u16, to_h as u16).map_err(bad)?;
+    let pixels = decoder.decode().map_err(bad)?;
+    let (w, h) = (usize::from(w), usize::from(h));
+    if w == 0 || h == 0 {
+        return Err("the frame has no size".into());
     }
     let channels = pixels.len() / (w * h);
     if channels != 1 && channels != 3 {

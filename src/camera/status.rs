@@ -115,6 +115,8 @@ pub struct CameraStatus {
     pub frames_encoded: u64,
     /// Time spent encoding them, in seconds.
     pub encode_seconds: f64,
+    /// Previews made from its frames.
+    pub previews_encoded: u64,
     /// Capture-to-send delay over the last status interval, median, in milliseconds
     /// (bucket upper bound; 0 when nothing was sent).
     pub send_latency_p50_ms: f64,
@@ -146,6 +148,7 @@ impl CameraStatus {
             viewers: 0,
             frames_corrupt: 0,
             frames_encoded: 0,
+            previews_encoded: 0,
             encode_seconds: 0.0,
             send_latency_p50_ms: 0.0,
             send_latency_p99_ms: 0.0,

@@ -78,7 +78,7 @@ impl Action {
     ) -> Result<HttpResponse, ApiError> {
         match self {
             Self::Stream => mjpeg::stream_of(req, id, query, state).await,
-            Self::Snapshot => mjpeg::snapshot_of(req, id, state).await,
+            Self::Snapshot => mjpeg::snapshot_of(req, id, query, state).await,
         }
     }
 }

@@ -88,3 +88,15 @@ pub struct ErrorBody {
     #[schema(value_type = String, example = "unknown_camera")]
     pub code: &'static str,
 }
+
+/// Query strings that do not parse (a parameter given twice, say) get the JSON error every
+/// other bad request gets, saying what was wrong.
+pub fn query_errors() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::new(
+            ErrorCode::OutOfRange,
+            format!("the query string does not parse: {err}; give each parameter once, e.g. ?width=320&fps=5"),
+        )
+        .into()
+    })
+}

@@ -13,6 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::feed::FrameFeed;
 use super::watchdog::ConnectionSocket;
 use super::AppState;
+use crate::camera::frame::PREVIEW_WIDTHS;
 use crate::camera::status::CameraState;
 use crate::camera::{jpeg, CameraId, Frame};
 use crate::hub::{CommandError, ErrorCode, KnownCamera, ListCameras, Viewer, ViewerKind, Watch};
@@ -26,9 +27,48 @@ pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
 /// A frame older than this is not served as a snapshot; a newer one is awaited.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
 
+/// Highest rate of a preview stream without `?fps=`: previews are for tiles in a grid.
+pub const PREVIEW_FPS: u32 = 10;
+/// JPEG quality of previews.
+pub const PREVIEW_QUALITY: u8 = 75;
+
 #[derive(Deserialize)]
 pub struct StreamQuery {
     fps: Option<String>,
+    width: Option<String>,
+}
+
+/// The position in [`PREVIEW_WIDTHS`] of the width `?width=` asks for, if it asks.
+fn preview_width(query: &StreamQuery) -> Result<Option<usize>, ApiError> {
+    let Some(text) = query.width.as_deref() else {
+        return Ok(None);
+    };
+    text.parse::<u32>()
+        .ok()
+        .and_then(|w| PREVIEW_WIDTHS.iter().position(|p| *p == w))
+        .map(Some)
+        .ok_or_else(|| {
+            let widths: Vec<String> = PREVIEW_WIDTHS.iter().map(u32::to_string).collect();
+            ApiError::new(
+                ErrorCode::OutOfRange,
+                format!(
+                    "width {text:?} is not a preview width; give one of {} pixels, e.g. ?width=320, or leave it out for full size",
+                    widths.join(", ")
+                ),
+            )
+        })
+}
+
+/// The frame's JPEG scaled to `PREVIEW_WIDTHS[index]`, made once for all who watch at that
+/// width. A frame no wider is served as it is; one that does not decode (which a camera's
+/// checked frames do) as it is too.
+fn preview(frame: &Frame, index: usize) -> Bytes {
+    frame
+        .previews
+        .jpeg(index, || {
+            jpeg::thumbnail(&frame.jpeg, PREVIEW_WIDTHS[index], PREVIEW_QUALITY)
+        })
+        .unwrap_or_else(|_| frame.jpeg.clone())
 }
 
 /// The camera named `id`, when the caller may watch it.
@@ -86,12 +126,13 @@ async fn watch(
     params(
         ("id" = String, Path, description = "The camera's id from cameras.yaml", example = "lobby"),
         ("fps" = Option<u32>, Query, minimum = 1, maximum = 240,
-            description = "At most this many frames a second; the camera's rate without it"),
+            description = "At most this many frames a second; the camera's rate without it, 10 for a preview"),
+        ("width" = Option<u32>, Query, description = "A preview this many pixels wide (160, 240, 320, 480, 640 or 960), the height in proportion; full size without it"),
     ),
     responses(
         (status = 200, description = "One JPEG per part, without end; while the camera is down, parts carry a NO SIGNAL picture and an `X-No-Signal` header with the reason",
             content_type = "multipart/x-mixed-replace; boundary=camfleetframe", body = String),
-        (status = 400, description = "`fps` is not a whole number from 1 to 240", body = ErrorBody),
+        (status = 400, description = "`fps` is not a whole number from 1 to 240, or `width` not a preview width", body = ErrorBody),
         (status = 401, description = "No valid credentials", body = ErrorBody),
         (status = 404, description = "No camera has this id (or the account may not see it); the error lists the cameras", body = ErrorBody),
         (status = 503, description = "A limit on streams is reached, or the server is stopping", body = ErrorBody),
@@ -112,7 +153,9 @@ pub(crate) async fn stream_of(
     query: &StreamQuery,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
+    let width = preview_width(query)?;
     let fps = match query.fps.as_deref().map(str::parse::<u32>) {
+        None if width.is_some() => Some(PREVIEW_FPS),
         None => None,
         Some(Ok(f)) if (1..=MAX_CLIENT_FPS).contains(&f) => Some(f),
         Some(_) => {
@@ -140,17 +183,20 @@ pub(crate) async fn stream_of(
     };
     let parts = futures_util::stream::unfold(
         (feed, shutdown, hung_up),
-        |(mut feed, mut shutdown, mut hung_up)| async move {
+        move |(mut feed, mut shutdown, mut hung_up)| async move {
             let frame = tokio::select! {
                 frame = feed.next() => frame?,
                 () = shutdown.wait() => return None,
                 () = &mut hung_up => return None,
             };
             feed.sent(&frame);
-            Some((
-                Ok::<_, actix_web::Error>(part(&frame)),
-                (feed, shutdown, hung_up),
-            ))
+            let part = match width {
+                None => part(&frame),
+                Some(i) => frame
+                    .previews
+                    .part(i, || part_of(&frame, &preview(&frame, i))),
+            };
+            Some((Ok::<_, actix_web::Error>(part), (feed, shutdown, hung_up)))
         },
     );
     // The stream has no end but the connection's, so its body is delimited by the close
@@ -182,32 +228,38 @@ fn header_safe(text: &str) -> String {
 pub fn part(frame: &Frame) -> Bytes {
     frame
         .mjpeg_part
-        .get_or_init(|| {
-            let no_signal = frame
-                .no_signal
-                .as_deref()
-                .map(|why| format!("X-No-Signal: {}\r\n", header_safe(why)))
-                .unwrap_or_default();
-            let head = format!(
-                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
-                 X-Frame-Seq: {}\r\nX-Capture-Timestamp: {}\r\n{no_signal}\r\n",
-                frame.jpeg.len(),
-                frame.seq,
-                frame.timestamp_micros()
-            );
-            let mut bytes = Vec::with_capacity(head.len() + frame.jpeg.len() + 2);
-            bytes.extend_from_slice(head.as_bytes());
-            bytes.extend_from_slice(&frame.jpeg);
-            bytes.extend_from_slice(b"\r\n");
-            Bytes::from(bytes)
-        })
+        .get_or_init(|| part_of(frame, &frame.jpeg))
         .clone()
+}
+
+/// The part of `frame` carrying `picture` (the frame's JPEG or a preview of it).
+fn part_of(frame: &Frame, picture: &[u8]) -> Bytes {
+    let no_signal = frame
+        .no_signal
+        .as_deref()
+        .map(|why| format!("X-No-Signal: {}\r\n", header_safe(why)))
+        .unwrap_or_default();
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
+         X-Frame-Seq: {}\r\nX-Capture-Timestamp: {}\r\n{no_signal}\r\n",
+        picture.len(),
+        frame.seq,
+        frame.timestamp_micros()
+    );
+    let mut bytes = Vec::with_capacity(head.len() + picture.len() + 2);
+    bytes.extend_from_slice(head.as_bytes());
+    bytes.extend_from_slice(picture);
+    bytes.extend_from_slice(b"\r\n");
+    Bytes::from(bytes)
 }
 
 /// `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture.
 #[utoipa::path(get, path = "/cameras/{id}/snapshot.jpg", tag = "snapshots",
-    params(("id" = String, Path, description = "The camera's id from cameras.yaml", example = "lobby")),
+    params(("id" = String, Path, description = "The camera's id from cameras.yaml", example = "lobby"),
+        ("width" = Option<u32>, Query, description = "A preview this many pixels wide (160, 240, 320, 480, 640 or 960), the height in proportion; full size without it"),
+    ),
     responses(
+        (status = 400, description = "`width` is not a preview width", body = ErrorBody),
         (status = 200, description = "The newest frame, less than a second old", content_type = "image/jpeg", body = String,
             headers(("X-Frame-Seq" = u64, description = "The frame's sequence number"),
                     ("X-Capture-Timestamp" = u64, description = "When it was captured, in microseconds since the Unix epoch"))),
@@ -224,17 +276,20 @@ pub fn part(frame: &Frame) -> Bytes {
 pub async fn snapshot(
     req: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<StreamQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    snapshot_of(&req, &path, &state).await
+    snapshot_of(&req, &path, &query, &state).await
 }
 
 /// The newest frame of camera `id`, whichever URL asked for it.
 pub(crate) async fn snapshot_of(
     req: &HttpRequest,
     id: &str,
+    query: &StreamQuery,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
+    let width = preview_width(query)?;
     if req.method() == Method::HEAD {
         let response = HttpResponse::Ok()
             .content_type("image/jpeg")
@@ -267,12 +322,13 @@ pub(crate) async fn snapshot_of(
             .flatten();
     }
     if let Some(frame) = frame.filter(|f| f.no_signal.is_none()) {
+        let picture = width.map_or_else(|| frame.jpeg.clone(), |i| preview(&frame, i));
         return Ok(HttpResponse::Ok()
             .content_type("image/jpeg")
             .insert_header(("Cache-Control", "no-cache, no-store"))
             .insert_header(("X-Frame-Seq", frame.seq.to_string()))
             .insert_header(("X-Capture-Timestamp", frame.timestamp_micros().to_string()))
-            .body(frame.jpeg));
+            .body(picture));
     }
     let camera = viewer.camera.clone();
     drop(viewer);

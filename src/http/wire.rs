@@ -331,6 +331,7 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
         viewers: s.viewers as u32,
         frames_corrupt: s.frames_corrupt,
         frames_encoded: s.frames_encoded,
+        previews_encoded: s.previews_encoded,
         encode_seconds: s.encode_seconds,
         send_latency_p50_ms: s.send_latency_p50_ms,
         send_latency_p99_ms: s.send_latency_p99_ms,

@@ -389,3 +389,78 @@ async fn clients_that_stop_reading_lose_their_slots() {
     }
     drop(frozen);
 }
+
+#[actix_rt::test]
+async fn previews_decode_at_the_asked_width_in_proportion() {
+    let server = spawn(&format!("cameras:\n{}", camera("cam", "")));
+    for (width, height) in [(160, 120), (240, 180)] {
+        let snap = MjpegClient::get(
+            server.addr,
+            &format!("/cameras/cam/snapshot.jpg?width={width}"),
+            None,
+        )
+        .await;
+        assert_eq!(snap.status, 200);
+        assert_eq!(jpeg_size(&snap.body().await), (width, height));
+        let mut stream = MjpegClient::get(
+            server.addr,
+            &format!("/cameras/cam/stream.mjpg?width={width}"),
+            None,
+        )
+        .await;
+        for _ in 0..2 {
+            let part = stream.next_part().await.expect("a preview part");
+            assert_eq!(jpeg_size(&part.jpeg), (width, height));
+        }
+    }
+    // No wider than the camera: the frame as it is.
+    let snap = MjpegClient::get(server.addr, "/cameras/cam/snapshot.jpg?width=640", None).await;
+    assert_eq!(jpeg_size(&snap.body().await), (320, 240));
+    for path in ["stream.mjpg", "snapshot.jpg"] {
+        let bad =
+            MjpegClient::get(server.addr, &format!("/cameras/cam/{path}?width=123"), None).await;
+        assert_eq!(bad.status, 400);
+        let body = String::from_utf8(bad.body().await).unwrap();
+        assert!(
+            body.contains("not a preview width") && body.contains("320"),
+            "{body}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_preview_is_made_once_per_frame_however_many_watch_it() {
+    let server = spawn(&format!("cameras:\n{}", camera("cam", "")));
+    let mut client = server.client().await;
+    client.subscribe(&["cam"]).await;
+    // A full-size viewer makes no preview.
+    let mut full = MjpegClient::get(server.addr, "/cameras/cam/stream.mjpg", None).await;
+    let start = client.status_where("cam", |s| s.viewers == 1).await;
+    full.next_part().await.expect("a part");
+    let unasked = client
+        .status_where("cam", |s| s.frames_captured >= start.frames_captured + 10)
+        .await;
+    assert_eq!(
+        unasked.previews_encoded, 0,
+        "previews made with none asked for"
+    );
+    drop(full);
+
+    let path = format!("/cameras/cam/stream.mjpg?width=160&fps={FPS}");
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        viewers.push(MjpegClient::get(server.addr, &path, None).await);
+    }
+    let start = client.status_where("cam", |s| s.viewers == 3).await;
+    for v in &mut viewers {
+        assert_eq!(jpeg_size(&v.next_part().await.unwrap().jpeg), (160, 120));
+    }
+    let end = client
+        .status_where("cam", |s| s.frames_captured >= start.frames_captured + 20)
+        .await;
+    let captured = end.frames_captured - start.frames_captured;
+    let made = end.previews_encoded - start.previews_encoded;
+    // Once per frame, not once per viewer: three viewers of every frame would make three.
+    assert!(made > 0, "no preview made");
+    assert!(made <= captured + 1, "{made} previews of {captured} frames");
+}

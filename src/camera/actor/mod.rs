@@ -224,6 +224,7 @@ impl CameraActor {
             frames_corrupt: c.corrupt,
             frames_encoded: c.encoded,
             encode_seconds: c.encode_time.as_secs_f64(),
+            previews_encoded: self.slot.previews_encoded(),
             send_latency_p50_ms: recent.quantile_ms(0.5).unwrap_or(0.0),
             send_latency_p99_ms: recent.quantile_ms(0.99).unwrap_or(0.0),
             control_writes_failed: c.control_writes_failed,
