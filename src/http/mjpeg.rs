@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::{ConnectionType, Method};
+use actix_web::http::{ConnectionType, Method, Version};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
@@ -62,7 +62,7 @@ fn preview_width(query: &StreamQuery) -> Result<Option<usize>, ApiError> {
 /// The frame's JPEG scaled to `PREVIEW_WIDTHS[index]`, made once for all who watch at that
 /// width. A frame no wider is served as it is; one that does not decode (which a camera's
 /// checked frames do) as it is too.
-fn preview(frame: &Frame, index: usize) -> Bytes {
+pub(crate) fn preview(frame: &Frame, index: usize) -> Bytes {
     frame
         .previews
         .jpeg(index, || {
@@ -181,6 +181,10 @@ pub(crate) async fn stream_of(
         Some(socket) => Box::pin(socket.clone().closed_by_peer()),
         None => Box::pin(std::future::pending()),
     };
+    // HTTP/1.1 clients get chunks, HTTP/1.0 clients the bare parts until the connection
+    // closes. Either way the bytes are shared: a part is built once per frame as one chunk,
+    // and the bare part is a slice of it.
+    let chunked = req.version() >= Version::HTTP_11;
     let parts = futures_util::stream::unfold(
         (feed, shutdown, hung_up),
         move |(mut feed, mut shutdown, mut hung_up)| async move {
@@ -190,19 +194,26 @@ pub(crate) async fn stream_of(
                 () = &mut hung_up => return None,
             };
             feed.sent(&frame);
-            let part = match width {
+            let chunk = match width {
                 None => part(&frame),
                 Some(i) => frame
                     .previews
-                    .part(i, || part_of(&frame, &preview(&frame, i))),
+                    .part(i, || chunk_of(&frame, &preview(&frame, i))),
             };
-            Some((Ok::<_, actix_web::Error>(part), (feed, shutdown, hung_up)))
+            let bytes = if chunked { chunk } else { unchunked(&chunk) };
+            Some((Ok::<_, actix_web::Error>(bytes), (feed, shutdown, hung_up)))
         },
     );
-    // The stream has no end but the connection's, so its body is delimited by the close
-    // (valid in HTTP/1.0 and 1.1) rather than chunked: each part then goes out as the
-    // shared bytes every viewer gets, with no per-viewer framing.
-    let mut response = response.streaming(parts);
+    // The last chunk, when the server ends the stream (a client that left reads nothing).
+    let last = futures_util::stream::iter(
+        chunked.then(|| Ok::<_, actix_web::Error>(Bytes::from_static(b"0\r\n\r\n"))),
+    );
+    // actix-http would frame each chunk again per viewer; it is told to send the bytes as
+    // they are, and the framing is declared here.
+    if chunked {
+        response.insert_header(("Transfer-Encoding", "chunked"));
+    }
+    let mut response = response.streaming(futures_util::StreamExt::chain(parts, last));
     let head = response.head_mut();
     head.no_chunking(true);
     head.set_connection_type(ConnectionType::Close);
@@ -222,18 +233,20 @@ fn header_safe(text: &str) -> String {
         .collect()
 }
 
-/// One multipart part: the boundary, its headers, the JPEG and the line end, built once
-/// per frame by the first viewer that sends it and shared by every other. The NO SIGNAL
-/// picture of a failed camera carries the reason in `X-No-Signal`.
+/// One multipart part (the boundary, its headers, the JPEG and the line end) as one
+/// HTTP/1.1 chunk, built once per frame by the first viewer that sends it and shared by
+/// every other. The NO SIGNAL picture of a failed camera carries the reason in
+/// `X-No-Signal`.
 pub fn part(frame: &Frame) -> Bytes {
     frame
         .mjpeg_part
-        .get_or_init(|| part_of(frame, &frame.jpeg))
+        .get_or_init(|| chunk_of(frame, &frame.jpeg))
         .clone()
 }
 
-/// The part of `frame` carrying `picture` (the frame's JPEG or a preview of it).
-fn part_of(frame: &Frame, picture: &[u8]) -> Bytes {
+/// The part of `frame` carrying `picture` (the frame's JPEG or a preview of it), as one
+/// chunk: its size line, the part, the chunk's line end.
+fn chunk_of(frame: &Frame, picture: &[u8]) -> Bytes {
     let no_signal = frame
         .no_signal
         .as_deref()
@@ -246,11 +259,19 @@ fn part_of(frame: &Frame, picture: &[u8]) -> Bytes {
         frame.seq,
         frame.timestamp_micros()
     );
-    let mut bytes = Vec::with_capacity(head.len() + picture.len() + 2);
+    let size = format!("{:x}\r\n", head.len() + picture.len() + 2);
+    let mut bytes = Vec::with_capacity(size.len() + head.len() + picture.len() + 4);
+    bytes.extend_from_slice(size.as_bytes());
     bytes.extend_from_slice(head.as_bytes());
     bytes.extend_from_slice(picture);
-    bytes.extend_from_slice(b"\r\n");
+    bytes.extend_from_slice(b"\r\n\r\n");
     Bytes::from(bytes)
+}
+
+/// The bare part inside a chunk made by [`chunk_of`], without copying it.
+fn unchunked(chunk: &Bytes) -> Bytes {
+    let start = chunk.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+    chunk.slice(start..chunk.len().saturating_sub(2).max(start))
 }
 
 /// `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture.
@@ -401,7 +422,7 @@ mod tests {
             };
             let head = String::from_utf8_lossy(&viewer.body[..head_end]).to_lowercase();
             assert!(head.starts_with("http/1.1 200"), "{head}");
-            assert!(head.contains("connection: close"), "{head}");
+            assert!(head.contains("transfer-encoding: chunked"), "{head}");
             viewer.body.drain(..head_end + 4);
             viewer
         }
@@ -411,15 +432,24 @@ mod tests {
             assert!(read.await.expect("bytes in time").unwrap() > 0, "closed");
         }
 
-        /// The bytes of the part with sequence number `seq`, exactly as they came, or
-        /// `None` if a newer part came first.
+        /// The bytes of the chunk carrying the part with sequence number `seq`, exactly
+        /// as they came (size line, part, line end), or `None` if a newer part came first.
         async fn part(&mut self, seq: u64) -> Option<Vec<u8>> {
             loop {
-                while let Some(start) = find(&self.body, b"--camfleetframe\r\n") {
-                    let next = find(&self.body[start + 1..], b"--camfleetframe\r\n");
-                    let Some(next) = next else { break };
-                    let this: Vec<u8> = self.body.drain(..=start + next).skip(start).collect();
-                    let head = String::from_utf8_lossy(&this[..find(&this, b"\r\n\r\n")?]);
+                while let Some(line) = find(&self.body, b"\r\n") {
+                    let size = std::str::from_utf8(&self.body[..line]).unwrap();
+                    let size = usize::from_str_radix(size, 16).expect("a chunk size line");
+                    let end = line + 2 + size + 2;
+                    if self.body.len() < end {
+                        break;
+                    }
+                    let chunk: Vec<u8> = self.body.drain(..end).collect();
+                    let data = &chunk[line + 2..line + 2 + size];
+                    assert!(
+                        data.starts_with(b"--camfleetframe\r\n"),
+                        "a chunk is one part"
+                    );
+                    let head = String::from_utf8_lossy(&data[..find(data, b"\r\n\r\n")?]);
                     let got: u64 = head
                         .lines()
                         .find_map(|l| l.strip_prefix("X-Frame-Seq: "))
@@ -427,7 +457,7 @@ mod tests {
                         .parse()
                         .unwrap();
                     if got == seq {
-                        return Some(this);
+                        return Some(chunk);
                     }
                     if got > seq {
                         return None;
