@@ -212,6 +212,7 @@ impl Connection {
             request_id,
             send_frames: false,
             max_fps: 0,
+            preview_width: 0,
         }))
         .await?;
         let mut drawn: Option<Instant> = None;

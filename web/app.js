@@ -26,6 +26,9 @@ let retryMs = RECONNECT_FIRST_MS;
 // Whether the WebSocket has listed the fleet yet; until then /api/cameras stands in.
 let listed = false;
 let panelCamera = null;
+window.addEventListener("resize", () => {
+  for (const t of tiles.values()) resized(t);
+});
 // Whether this connection may change controls: its role is operator or admin.
 let operator = false;
 let role = "";
@@ -135,10 +138,12 @@ function tileFor(status) {
     enlarge.setAttribute("aria-pressed", String(on));
     enlarge.textContent = on ? "Shrink" : "Enlarge";
     el.scrollIntoView({ block: "nearest" });
+    resized(t);
   });
   el.querySelector(".open-controls").addEventListener("click", () => openPanel(status.camera_id));
   const picture = el.querySelector(".picture");
   el.querySelector(".fullscreen").addEventListener("click", () => picture.requestFullscreen?.());
+  picture.addEventListener("fullscreenchange", () => resized(t));
   showLinks(el, status.camera_id);
   t = { el, status, watching: false, wantsFrames: false, next: null, decoding: false };
   tiles.set(status.camera_id, t);
@@ -192,15 +197,36 @@ function updateTile(status) {
   }
 }
 
+// The preview widths the server makes. A tile in the grid asks for the smallest preview at
+// least as wide as it shows the picture, if that is at most half the camera's width (the
+// server then decodes the frame at half size or less, which is cheap); an enlarged or full
+// screen tile, or one nearly as wide as the picture, asks for full frames.
+const PREVIEW_WIDTHS = [160, 240, 320, 480, 640, 960];
+
+function previewWidth(t) {
+  const picture = t.el.querySelector(".picture");
+  if (t.el.classList.contains("enlarged") || document.fullscreenElement === picture) return 0;
+  const need = picture.clientWidth * (window.devicePixelRatio || 1);
+  const width = PREVIEW_WIDTHS.find((w) => w >= need);
+  return need > 0 && width && width * 2 <= t.status.width ? width : 0;
+}
+
+// Asks again for a tile's frames when the size it shows them at has changed.
+function resized(t) {
+  if (t.watching && previewWidth(t) !== t.previewWidth) setWatching(t, true);
+}
+
 function setWatching(t, on) {
   t.wantsFrames = on;
   t.watching = on;
   const camera_ids = [t.status.camera_id];
-  if (on) request("subscribe", { camera_ids, send_frames: true, max_fps: 0 });
+  t.previewWidth = on ? previewWidth(t) : 0;
+  t.el.dataset.previewWidth = String(t.previewWidth);
+  if (on) request("subscribe", { camera_ids, send_frames: true, max_fps: 0, preview_width: t.previewWidth });
   else {
     // Unsubscribing drops status too; ask for status again without frames.
     request("unsubscribe", { camera_ids });
-    request("subscribe", { camera_ids, send_frames: false, max_fps: 0 });
+    request("subscribe", { camera_ids, send_frames: false, max_fps: 0, preview_width: 0 });
   }
   const watch = t.el.querySelector(".watch");
   if (watch) watch.textContent = on ? "Stop watching" : "Watch";

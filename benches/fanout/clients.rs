@@ -132,6 +132,7 @@ pub(crate) async fn ws_client(
             request_id: 1,
             send_frames: true,
             max_fps: 0,
+            preview_width: 0,
         })),
     };
     ws.send(awc::ws::Message::Binary(subscribe.encode_to_vec().into()))

@@ -44,11 +44,13 @@ pub struct Previews {
     widths: [Preview; PREVIEW_WIDTHS.len()],
 }
 
-/// One width's preview: the JPEG (or why it could not be made) and its MJPEG part.
+/// One width's preview: the JPEG (or why it could not be made), its MJPEG part and its
+/// WebSocket message.
 #[derive(Debug, Default)]
 pub struct Preview {
     jpeg: std::sync::OnceLock<Result<Bytes, String>>,
     part: std::sync::OnceLock<Bytes>,
+    message: std::sync::OnceLock<Bytes>,
 }
 
 impl Previews {
@@ -74,6 +76,12 @@ impl Previews {
     /// this is the first ask.
     pub fn part(&self, index: usize, make: impl FnOnce() -> Bytes) -> Bytes {
         self.widths[index].part.get_or_init(make).clone()
+    }
+
+    /// The WebSocket message of the preview at `PREVIEW_WIDTHS[index]`, encoded with
+    /// `make` if this is the first ask.
+    pub fn message(&self, index: usize, make: impl FnOnce() -> Bytes) -> Bytes {
+        self.widths[index].message.get_or_init(make).clone()
     }
 }
 

@@ -6,6 +6,7 @@
 use prost::Message as _;
 
 use crate::camera::control::{ControlInfo, ControlType};
+use crate::camera::frame::PREVIEW_WIDTHS;
 use crate::camera::status::{CameraState, CameraStatus};
 use crate::camera::{CameraId, Frame};
 use crate::config::CaptureMode;
@@ -30,6 +31,8 @@ pub enum Command {
         send_frames: bool,
         /// Frames per second at most, per camera (0: the camera's rate).
         max_fps: u32,
+        /// Previews of this position in `PREVIEW_WIDTHS` instead of full frames.
+        preview: Option<usize>,
     },
     /// Unsubscribe from cameras (empty: all).
     Unsubscribe {
@@ -145,6 +148,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, Rejection> {
             cameras: ids(s.request_id, &s.camera_ids)?,
             send_frames: s.send_frames,
             max_fps: s.max_fps,
+            preview: preview(s.request_id, s.preview_width)?,
         },
         ClientKind::Unsubscribe(u) => Command::Unsubscribe {
             request_id: u.request_id,
@@ -183,6 +187,38 @@ fn id(request_id: u64, raw: &str) -> Result<CameraId, Rejection> {
 
 fn ids(request_id: u64, raw: &[String]) -> Result<Vec<CameraId>, Rejection> {
     raw.iter().map(|r| id(request_id, r)).collect()
+}
+
+/// The position in `PREVIEW_WIDTHS` of a `preview_width` (0: full frames).
+fn preview(request_id: u64, width: u32) -> Result<Option<usize>, Rejection> {
+    if width == 0 {
+        return Ok(None);
+    }
+    match PREVIEW_WIDTHS.iter().position(|w| *w == width) {
+        Some(i) => Ok(Some(i)),
+        None => Err(Rejection {
+            request_id: Some(request_id),
+            error: CommandError::InvalidMessage(format!(
+                "preview_width {width} is not a preview width; give one of {} pixels, or 0 for frames at full size",
+                PREVIEW_WIDTHS.map(|w| w.to_string()).join(", ")
+            )),
+        }),
+    }
+}
+
+/// A frame as a `ServerMessage` carrying its preview at `PREVIEW_WIDTHS[index]`, encoded
+/// once per frame and width and shared by every session that watches at that width.
+pub fn preview_frame(camera: &CameraId, f: &Frame, index: usize) -> bytes::Bytes {
+    f.previews.message(index, || {
+        let jpeg = crate::http::mjpeg::preview(f, index);
+        bytes::Bytes::from(encode(ServerKind::Frame(proto::Frame {
+            camera_id: camera.to_string(),
+            seq: f.seq,
+            capture_timestamp: f.timestamp_micros(),
+            jpeg,
+            no_signal: f.no_signal.clone().unwrap_or_default(),
+        })))
+    })
 }
 
 /// Encodes one server message.

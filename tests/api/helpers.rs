@@ -281,6 +281,7 @@ impl Client {
             request_id,
             send_frames: true,
             max_fps,
+            preview_width: 0,
         }))
         .await;
         request_id

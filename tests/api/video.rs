@@ -356,6 +356,7 @@ async fn clients_that_stop_reading_lose_their_slots() {
             request_id: 1,
             send_frames: true,
             max_fps: 0,
+            preview_width: 0,
         });
         ws.write_all(&masked_frame(subscribe)).await.unwrap();
         frozen.push(ws);
@@ -462,5 +463,55 @@ async fn a_preview_is_made_once_per_frame_however_many_watch_it() {
     let made = end.previews_encoded - start.previews_encoded;
     // Once per frame, not once per viewer: three viewers of every frame would make three.
     assert!(made > 0, "no preview made");
+    assert!(made <= captured + 1, "{made} previews of {captured} frames");
+}
+
+#[actix_rt::test]
+async fn websocket_previews_come_at_the_asked_width_made_once_for_every_session() {
+    let server = spawn(&format!("cameras:\n{}", camera("cam", "")));
+    let subscribe = |request_id, preview_width| {
+        C::Subscribe(proto::Subscribe {
+            camera_ids: vec!["cam".into()],
+            request_id,
+            send_frames: true,
+            max_fps: 0,
+            preview_width,
+        })
+    };
+    let mut refused = server.client().await;
+    refused.send(subscribe(7, 123)).await;
+    let answer = refused.result(7).await;
+    assert!(!answer.ok);
+    assert!(
+        answer.error.contains("preview_width 123") && answer.error.contains("320"),
+        "{}",
+        answer.error
+    );
+
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let mut client = server.client().await;
+        client.send(subscribe(1, 160)).await;
+        assert!(client.result(1).await.ok);
+        sessions.push(client);
+    }
+    let start = sessions[0].status_where("cam", |s| s.viewers == 3).await;
+    let mut last_seq = 0;
+    for client in &mut sessions {
+        let frame = client
+            .recv_until(|m| match m {
+                S::Frame(f) => Some(f.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(jpeg_size(&frame.jpeg), (160, 120));
+        last_seq = last_seq.max(frame.seq);
+    }
+    let end = sessions[0]
+        .status_where("cam", |s| s.frames_captured >= start.frames_captured + 20)
+        .await;
+    let captured = end.frames_captured - start.frames_captured;
+    let made = end.previews_encoded - start.previews_encoded;
+    assert!(made > 0 && last_seq > 0, "no preview made");
     assert!(made <= captured + 1, "{made} previews of {captured} frames");
 }

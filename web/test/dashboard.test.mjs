@@ -370,3 +370,59 @@ test("8 cameras at 30 fps: every tile keeps up with its camera", async () => {
     await server.stop();
   }
 });
+
+test("a grid of 8 HD cameras gets previews; an enlarged tile gets full frames", async () => {
+  let yaml = "cameras:\n";
+  const ids = [];
+  for (let i = 0; i < 8; i++) {
+    ids.push(`hd${i}`);
+    yaml += `  - id: hd${i}\n    source: {kind: synthetic, width: 1280, height: 720, fps: 15, pattern: noise, prerender: 15}\n`;
+  }
+  const server = await Camfleet.withConfig(yaml);
+  const received = [];
+  try {
+    const { page, errors } = await open(server, undefined, {
+      // Every WebSocket message the page receives, by size: status messages are small,
+      // frames are JPEGs of several KB.
+      setup: (page) =>
+        page.on("websocket", (ws) =>
+          ws.on("framereceived", ({ payload }) => received.push(typeof payload === "string" ? payload.length : payload.byteLength)),
+        ),
+    });
+    await page.waitForFunction(() => document.querySelectorAll('.tile[data-state="Streaming"]').length === 8);
+    const widths = await page.$$eval(".tile", (els) => els.map((e) => Number(e.dataset.previewWidth)));
+    assert.ok(widths.every((w) => w > 0 && w <= 640), `grid tiles ask for previews: ${widths}`);
+    // Over the next frames of every camera, each tile draws its preview at the asked width.
+    await waitAllAdvance(page, ids);
+    await waitAllAdvance(page, ids);
+    const drawn = await page.$$eval(".tile canvas.live", (els) => els.map((c) => [c.width, c.height]));
+    for (const [i, [w, h]] of drawn.entries()) {
+      assert.equal(w, widths[i]);
+      assert.equal(h, Math.floor((720 * w) / 1280));
+    }
+    const measure = async () => {
+      received.length = 0;
+      const started = Date.now();
+      for (let i = 0; i < 3; i++) await waitAllAdvance(page, ids);
+      const seconds = (Date.now() - started) / 1000;
+      const frames = received.filter((n) => n > 1500);
+      const bytes = received.reduce((a, b) => a + b, 0);
+      return { perSecond: bytes / seconds, perFrame: frames.reduce((a, b) => a + b, 0) / frames.length };
+    };
+    const previews = await measure();
+    // Enlarged, every tile asks for full frames, which it draws at the camera's size.
+    for (const id of ids) await page.click(`.tile[data-camera-id="${id}"] .enlarge`);
+    await page.waitForFunction(() => [...document.querySelectorAll(".tile")].every((e) => e.dataset.previewWidth === "0"));
+    await page.waitForFunction(() => [...document.querySelectorAll(".tile canvas.live")].every((c) => c.width === 1280));
+    const full = await measure();
+    console.log(
+      `dashboard, 8 cameras 1280x720 at 15 fps: previews ${(previews.perSecond / 1e6).toFixed(2)} MB/s ` +
+        `(${(previews.perFrame / 1e3).toFixed(1)} KB a frame, widths ${widths}), ` +
+        `full frames ${(full.perSecond / 1e6).toFixed(2)} MB/s (${(full.perFrame / 1e3).toFixed(1)} KB a frame)`,
+    );
+    assert.ok(previews.perFrame * 2 < full.perFrame, `${previews.perFrame} vs ${full.perFrame}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await server.stop();
+  }
+});

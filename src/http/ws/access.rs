@@ -34,6 +34,7 @@ impl WsSession {
                 cameras,
                 send_frames,
                 max_fps,
+                preview,
             } => {
                 if let Some(e) = cameras.iter().find_map(hidden) {
                     return Err(e);
@@ -47,6 +48,7 @@ impl WsSession {
                     cameras,
                     send_frames,
                     max_fps,
+                    preview,
                 })
             }
             Command::Unsubscribe { ref cameras, .. } => match cameras.iter().find_map(hidden) {

@@ -58,6 +58,8 @@ struct FrameSubscription {
 struct OutgoingFrame {
     camera: CameraId,
     frame: Frame,
+    /// Send the preview at this position of `PREVIEW_WIDTHS` instead of the frame.
+    preview: Option<usize>,
 }
 
 /// One client's connection.
@@ -210,18 +212,29 @@ impl WsSession {
         &mut self,
         viewers: Vec<Viewer>,
         max_fps: u32,
+        preview: Option<usize>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         for viewer in viewers {
             let camera = viewer.camera.clone();
             self.stop_feed(&camera, ctx);
             let counters = Arc::clone(&viewer.counters);
-            let feed = FrameFeed::new(viewer, Some(max_fps));
-            let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+            // Previews are for tiles in a grid: at most PREVIEW_FPS unless asked otherwise.
+            let fps = match (max_fps, preview) {
+                (0, Some(_)) => crate::http::mjpeg::PREVIEW_FPS,
+                _ => max_fps,
+            };
+            let feed = FrameFeed::new(viewer, Some(fps));
+            let stream = futures_util::stream::unfold(feed, move |mut feed| async move {
                 let frame = feed.next().await?;
                 feed.sent(&frame);
                 let camera = feed.viewer().camera.clone();
-                Some((OutgoingFrame { camera, frame }, feed))
+                let out = OutgoingFrame {
+                    camera,
+                    frame,
+                    preview,
+                };
+                Some((out, feed))
             });
             let handle = ctx.add_stream(stream);
             self.feeds
@@ -318,6 +331,7 @@ impl WsSession {
                 cameras,
                 send_frames,
                 max_fps,
+                preview,
                 ..
             } => {
                 let msg = hub::Subscribe {
@@ -326,7 +340,7 @@ impl WsSession {
                     send_frames,
                 };
                 self.ask(ctx, request_id, msg, move |r, act, ctx| {
-                    let r = r.map(|viewers| act.add_feeds(viewers, max_fps, ctx));
+                    let r = r.map(|viewers| act.add_feeds(viewers, max_fps, preview, ctx));
                     wire::outcome(request_id, &r)
                 });
             }
@@ -402,7 +416,10 @@ impl WsSession {
 impl StreamHandler<OutgoingFrame> for WsSession {
     fn handle(&mut self, out: OutgoingFrame, ctx: &mut Self::Context) {
         self.served();
-        ctx.binary(wire::frame(&out.camera, &out.frame));
+        ctx.binary(match out.preview {
+            None => wire::frame(&out.camera, &out.frame),
+            Some(i) => wire::preview_frame(&out.camera, &out.frame, i),
+        });
     }
 
     /// A camera's feed ends when the camera is gone; the session goes on.

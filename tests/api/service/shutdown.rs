@@ -27,6 +27,7 @@ async fn shutdown_with_100_viewers_is_quick_and_closes_every_socket() {
                 request_id: 1,
                 send_frames: true,
                 max_fps: 5,
+                preview_width: 0,
             })),
         };
         ws.send(ws::Message::Binary(subscribe.encode_to_vec().into()))
