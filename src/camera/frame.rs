@@ -135,6 +135,11 @@ impl FrameSlot {
         seq
     }
 
+    /// The sequence number of the newest frame published.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Relaxed)
+    }
+
     /// How many previews were made from this slot's frames.
     pub fn previews_encoded(&self) -> u64 {
         self.previews_made.load(Ordering::Relaxed)

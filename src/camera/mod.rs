@@ -1,11 +1,12 @@
 //! Cameras: the camera actor, its sources, controls, frames and status.
 //!
-//! Only `actor` knows of actix. Everything under `source`, and `control`, `frame` and
-//! `status`, is plain code that can be used and tested without actors.
+//! Only `actor` knows of actix. Everything under `source`, and `control`, `frame`,
+//! `encode_pool` and `status`, is plain code that can be used and tested without actors.
 
 pub mod actor;
 pub mod control;
 mod draw;
+pub mod encode_pool;
 pub mod frame;
 mod id;
 pub mod jpeg;

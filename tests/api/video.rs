@@ -515,3 +515,33 @@ async fn websocket_previews_come_at_the_asked_width_made_once_for_every_session(
     assert!(made > 0 && last_seq > 0, "no preview made");
     assert!(made <= captured + 1, "{made} previews of {captured} frames");
 }
+
+#[actix_rt::test]
+async fn a_camera_that_encodes_slower_than_it_captures_keeps_its_frames_in_order() {
+    // At 120 fps a 1280x720 raw frame has 8 ms to be encoded, less than it takes here:
+    // the camera moves its encoding to encoder threads, which finish out of order.
+    let server = spawn(
+        "cameras:\n  - id: fast\n    source: {kind: synthetic, width: 1280, height: 720, fps: 120, pattern: noise, prerender: 30, pixel_format: YUYV}\n",
+    );
+    let mut viewers = Vec::new();
+    for _ in 0..2 {
+        viewers.push(MjpegClient::get(server.addr, "/cameras/fast/stream.mjpg", None).await);
+    }
+    for viewer in &mut viewers {
+        let mut last: Option<Part> = None;
+        for _ in 0..40 {
+            let part = viewer.next_part().await.expect("the stream goes on");
+            assert_eq!(jpeg_size(&part.jpeg), (1280, 720));
+            if let Some(before) = &last {
+                assert!(part.seq > before.seq, "{} after {}", part.seq, before.seq);
+                assert!(
+                    part.captured_us > before.captured_us,
+                    "frame {} captured before frame {}",
+                    part.seq,
+                    before.seq
+                );
+            }
+            last = Some(part);
+        }
+    }
+}

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{drop_quietly, CameraActor};
+use crate::camera::encode_pool::{EncodeFn, EncodePool};
 use crate::camera::jpeg;
 use crate::camera::source::{FrameData, SourceError};
 use crate::camera::status::CameraState;
@@ -13,6 +14,11 @@ use crate::config::CaptureMode;
 
 /// Size of the NO SIGNAL picture of a camera whose format is not known yet.
 const NO_SIGNAL_SIZE: (u32, u32) = (640, 480);
+/// Encodes in a row longer than the frame interval after which encoding moves to encoder
+/// threads.
+const SLOW_ENCODES: u32 = 3;
+/// Most encoder threads a camera uses.
+const MAX_ENCODERS: usize = 4;
 
 impl CameraActor {
     /// One step: capture a frame, or (re)open the device when its time has come, or, for
@@ -32,6 +38,7 @@ impl CameraActor {
                 | CameraState::Opening
                     if self.viewers == 0 && idle_for >= self.settings.idle_timeout =>
                 {
+                    self.retire_pool();
                     drop_quietly(self.link.device.take());
                     self.slot.clear();
                     return self.set_state(CameraState::Idle);
@@ -111,6 +118,14 @@ impl CameraActor {
             }
             // Raw frames are encoded once each, and only while someone watches.
             FrameData::Raw(_) if self.viewers == 0 => None,
+            // Encoder threads publish what they encode, in capture order.
+            FrameData::Raw(data) if self.pool.is_some() => {
+                let pool = self.pool.as_mut().expect("checked above");
+                if !pool.offer(captured_at, data) {
+                    counters.dropped += 1;
+                }
+                None
+            }
             FrameData::Raw(data) => {
                 // CPU time, not wall time: on a busy machine the thread also waits for a
                 // core, which is not the encoder's cost.
@@ -119,9 +134,15 @@ impl CameraActor {
                 let quality = self.settings.jpeg_quality;
                 match jpeg::encode_raw(f.fourcc, f.width, f.height, data, quality) {
                     Ok(jpeg) => {
+                        let spent = crate::stats::thread_cpu_time().saturating_sub(started);
                         counters.encoded += 1;
-                        counters.encode_time +=
-                            crate::stats::thread_cpu_time().saturating_sub(started);
+                        counters.encode_time += spent;
+                        let interval = Duration::from_secs_f64(1.0 / f.fps.max(1.0));
+                        self.slow_encodes = if spent > interval {
+                            self.slow_encodes + 1
+                        } else {
+                            0
+                        };
                         Some(jpeg)
                     }
                     Err(e) => {
@@ -133,13 +154,50 @@ impl CameraActor {
             }
         };
         if let Some(jpeg) = jpeg {
-            self.seq = self.slot.publish(captured_at, jpeg);
+            self.slot.publish(captured_at, jpeg);
+        }
+        if self.slow_encodes >= SLOW_ENCODES && self.pool.is_none() {
+            self.start_pool(format);
+        }
+    }
+
+    /// Moves encoding to encoder threads, one per core up to [`MAX_ENCODERS`].
+    fn start_pool(&mut self, format: crate::camera::source::StreamFormat) {
+        let workers = std::thread::available_parallelism()
+            .map_or(2, std::num::NonZeroUsize::get)
+            .clamp(2, MAX_ENCODERS);
+        let quality = self.settings.jpeg_quality;
+        let f = format;
+        let encode: std::sync::Arc<EncodeFn> = std::sync::Arc::new(move |data: &[u8]| {
+            jpeg::encode_raw(f.fourcc, f.width, f.height, data, quality)
+        });
+        info!(
+            camera = %self.settings.id,
+            "encoding takes longer than a frame interval; encoding on {workers} threads"
+        );
+        let slot = std::sync::Arc::clone(&self.slot);
+        self.pool = Some(EncodePool::new(workers, slot, &encode));
+    }
+
+    /// Stops the encoder threads (after the frames they hold), keeping their counts.
+    pub(super) fn retire_pool(&mut self) {
+        self.slow_encodes = 0;
+        if let Some(pool) = self.pool.take() {
+            let counters = std::sync::Arc::clone(&pool.counters);
+            drop(pool);
+            let get =
+                |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+            self.counters.encoded += get(&counters.encoded);
+            self.counters.dropped += get(&counters.late);
+            self.counters.corrupt += get(&counters.failed);
+            self.counters.encode_time += Duration::from_nanos(get(&counters.encode_nanos));
         }
     }
 
     /// Gives up the device, shows every viewer the NO SIGNAL picture with the reason, and
     /// schedules a reopen with backoff.
     pub(super) fn fail(&mut self, error: &dyn std::fmt::Display) {
+        self.retire_pool();
         drop_quietly(self.link.device.take());
         let reason = error.to_string();
         let news = self.state.reason() != reason;
@@ -155,7 +213,7 @@ impl CameraActor {
                 .format
                 .map_or(NO_SIGNAL_SIZE, |f| (f.width, f.height));
             let picture = jpeg::placeholder(w, h, &self.settings.name, &reason);
-            self.seq = self.slot.publish_no_signal(picture, reason);
+            self.slot.publish_no_signal(picture, reason);
         }
     }
 }

@@ -15,6 +15,7 @@ mod handlers;
 mod parts;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use actix::{Actor, Addr, Message, Recipient, SyncArbiter, SyncContext};
 use tracing::{info, warn};
 
 use super::control::ControlType;
+use super::encode_pool::{EncodePool, PoolCounters};
 use super::frame::FramePublisher;
 use super::source::Device;
 use super::status::{CameraState, CameraStatus};
@@ -98,8 +100,11 @@ pub struct CameraActor {
     hub: Recipient<StatusUpdate>,
     /// Which start of this camera this is; sent with every status.
     generation: u64,
-    /// Sequence number of the newest frame this camera published.
-    seq: u64,
+    /// Encoder threads, once encoding a frame on this thread takes longer than the frame
+    /// interval.
+    pool: Option<EncodePool>,
+    /// Frames in a row whose encode took longer than the frame interval.
+    slow_encodes: u32,
     /// Control changes applied since this start, numbering them in the order applied.
     changes_applied: u64,
     latency: Arc<LatencyHistogram>,
@@ -167,7 +172,8 @@ impl CameraActor {
             slot: start.slot,
             hub: start.hub,
             generation: start.generation,
-            seq: 0,
+            pool: None,
+            slow_encodes: 0,
             changes_applied: 0,
             latency_seen: start.latency.snapshot(),
             latency: start.latency,
@@ -200,6 +206,8 @@ impl CameraActor {
         let recent = latency.since(&self.latency_seen);
         self.latency_seen = latency;
         let (c, link) = (&self.counters, &self.link);
+        let idle = PoolCounters::default();
+        let pooled = self.pool.as_ref().map_or(&idle, |p| &*p.counters);
         let status = CameraStatus {
             id: self.settings.id.clone(),
             name: self.settings.name.clone(),
@@ -207,9 +215,9 @@ impl CameraActor {
             fps: if streaming { self.meter.fps() } else { 0.0 },
             requested_fps: self.settings.requested_fps,
             frames_captured: c.captured,
-            frames_dropped: c.dropped,
+            frames_dropped: c.dropped + pooled.late.load(Relaxed),
             reconnects: c.reconnects,
-            last_frame_seq: self.seq,
+            last_frame_seq: self.slot.last_seq(),
             format: link.format,
             format_note: link.format_note.clone().unwrap_or_default(),
             controls: link
@@ -222,8 +230,9 @@ impl CameraActor {
             capture: self.settings.capture,
             viewers: self.viewers,
             frames_corrupt: c.corrupt,
-            frames_encoded: c.encoded,
-            encode_seconds: c.encode_time.as_secs_f64(),
+            frames_encoded: c.encoded + pooled.encoded.load(Relaxed),
+            encode_seconds: c.encode_time.as_secs_f64()
+                + Duration::from_nanos(pooled.encode_nanos.load(Relaxed)).as_secs_f64(),
             previews_encoded: self.slot.previews_encoded(),
             send_latency_p50_ms: recent.quantile_ms(0.5).unwrap_or(0.0),
             send_latency_p99_ms: recent.quantile_ms(0.99).unwrap_or(0.0),
