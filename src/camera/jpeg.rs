@@ -328,7 +328,8 @@ pub fn placeholder(width: u32, height: u32, name: &str, reason: &str) -> Bytes {
 mod tests {
     use super::*;
 
-    fn decode(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
+    /// A JPEG's width, height and pixels, decoded by zune-jpeg.
+    pub(super) fn decode(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
         let mut d = zune_jpeg::JpegDecoder::new(jpeg);
         let px = d.decode().expect("decodes");
         let (w, h) = d.dimensions().unwrap();

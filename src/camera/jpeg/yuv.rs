@@ -631,14 +631,8 @@ fn magnitude(v: i32) -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::decode;
     use super::*;
-
-    fn decode(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
-        let mut d = zune_jpeg::JpegDecoder::new(jpeg);
-        let px = d.decode().expect("decodes");
-        let (w, h) = d.dimensions().unwrap();
-        (w, h, px)
-    }
 
     /// A YUYV picture with detail, colour and fine noise, and its RGB.
     fn scene(w: usize, h: usize) -> Vec<u8> {
