@@ -70,7 +70,7 @@ players)
     debian ffmpeg:ffmpeg vlc-bin:cvlc vlc-plugin-base:cvlc
     ;;
 bench)
-    [ -f /usr/include/jpeglib.h ] || debian libjpeg62-turbo-dev:no-such-command
+    [ -f /usr/include/jpeglib.h ] || debian libjpeg62-turbo-dev:__no_such_command__
     ;;
 netns)
     debian iproute2:ip
@@ -98,6 +98,9 @@ python)
     ;;
 cross)
     debian gcc-arm-linux-gnueabihf:arm-linux-gnueabihf-gcc
+    # The ARM C library's headers are only recommended by the compiler's package.
+    [ -f /usr/arm-linux-gnueabihf/include/stdio.h ] ||
+        debian libc6-dev-armhf-cross:__no_such_command__
     ;;
 vm)
     debian qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:depmod cpio:cpio \
