@@ -75,11 +75,11 @@ impl FrameFeed {
         }
     }
 
-    /// Records that `frame` was handed to the connection.
-    pub fn sent(&self, frame: &Frame) {
+    /// Records that `frame` was handed to the connection as `bytes` bytes.
+    pub fn sent(&self, frame: &Frame, bytes: usize) {
         let c = &self.viewer.counters;
         ViewerCounters::add(&c.sent, 1);
-        ViewerCounters::add(&c.bytes, frame.jpeg.len() as u64);
+        ViewerCounters::add(&c.bytes, bytes as u64);
         let delay = SystemTime::now()
             .duration_since(frame.captured_at)
             .unwrap_or_default();

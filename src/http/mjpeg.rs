@@ -193,7 +193,6 @@ pub(crate) async fn stream_of(
                 () = shutdown.wait() => return None,
                 () = &mut hung_up => return None,
             };
-            feed.sent(&frame);
             let chunk = match width {
                 None => part(&frame),
                 Some(i) => frame
@@ -201,6 +200,7 @@ pub(crate) async fn stream_of(
                     .part(i, || chunk_of(&frame, &preview(&frame, i))),
             };
             let bytes = if chunked { chunk } else { unchunked(&chunk) };
+            feed.sent(&frame, bytes.len());
             Some((Ok::<_, actix_web::Error>(bytes), (feed, shutdown, hung_up)))
         },
     );

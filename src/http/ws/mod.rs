@@ -27,7 +27,7 @@ mod access;
 mod incoming;
 use super::wire::{self, Command};
 use super::AppState;
-use crate::camera::{CameraId, Frame};
+use crate::camera::CameraId;
 use crate::hub::{self, CommandError, Hub, SessionCounters, SessionEvent, SessionId, Viewer};
 use crate::proto::{self, server_message::Kind as ServerKind};
 use crate::stats::ViewerCounters;
@@ -54,13 +54,8 @@ struct FrameSubscription {
     counters: Arc<ViewerCounters>,
 }
 
-/// One frame on its way to the client.
-struct OutgoingFrame {
-    camera: CameraId,
-    frame: Frame,
-    /// Send the preview at this position of `PREVIEW_WIDTHS` instead of the frame.
-    preview: Option<usize>,
-}
+/// A frame (or its preview) on its way to the client, as the message every session shares.
+struct OutgoingFrame(bytes::Bytes);
 
 /// One client's connection.
 pub struct WsSession {
@@ -227,14 +222,13 @@ impl WsSession {
             let feed = FrameFeed::new(viewer, Some(fps));
             let stream = futures_util::stream::unfold(feed, move |mut feed| async move {
                 let frame = feed.next().await?;
-                feed.sent(&frame);
-                let camera = feed.viewer().camera.clone();
-                let out = OutgoingFrame {
-                    camera,
-                    frame,
-                    preview,
+                let camera = &feed.viewer().camera;
+                let message = match preview {
+                    None => wire::frame(camera, &frame),
+                    Some(i) => wire::preview_frame(camera, &frame, i),
                 };
-                Some((out, feed))
+                feed.sent(&frame, message.len());
+                Some((OutgoingFrame(message), feed))
             });
             let handle = ctx.add_stream(stream);
             self.feeds
@@ -416,10 +410,7 @@ impl WsSession {
 impl StreamHandler<OutgoingFrame> for WsSession {
     fn handle(&mut self, out: OutgoingFrame, ctx: &mut Self::Context) {
         self.served();
-        ctx.binary(match out.preview {
-            None => wire::frame(&out.camera, &out.frame),
-            Some(i) => wire::preview_frame(&out.camera, &out.frame, i),
-        });
+        ctx.binary(out.0);
     }
 
     /// A camera's feed ends when the camera is gone; the session goes on.
