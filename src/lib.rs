@@ -71,6 +71,13 @@
 //!   `ViewerCount`. The first viewer moves an Idle camera to Opening; once it has been
 //!   unwatched for its `idle_timeout`, it closes its device and goes Idle again.
 //!
+//! What is made from a frame for viewers is made once, by the first viewer that needs it,
+//! and kept with the frame for the others ([`camera::frame::Frame`]): its WebSocket message,
+//! its MJPEG part (with its chunk framing), and each preview width's JPEG, part and
+//! message. A raw frame is encoded on the camera's thread, or, once that is slower than
+//! the camera's rate, by the camera's [`camera::encode_pool::EncodePool`]: encoder threads
+//! whose JPEGs one publisher thread puts in the slot in capture order.
+//!
 //! ## Control overrides
 //! A control value set while running is an *override*: the camera applies it after the
 //! configured value on every open. The camera keeps its list; the hub owns the saved copy,
