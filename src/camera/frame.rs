@@ -37,6 +37,23 @@ pub struct Frame {
 /// The widths a preview may have, in pixels.
 pub const PREVIEW_WIDTHS: [u32; 6] = [160, 240, 320, 480, 640, 960];
 
+/// The position of `width` in [`PREVIEW_WIDTHS`], or what to ask for instead.
+///
+/// # Errors
+/// When `width` is not one of them; the text lists them.
+pub fn preview_index(width: u32) -> Result<usize, String> {
+    PREVIEW_WIDTHS
+        .iter()
+        .position(|w| *w == width)
+        .ok_or_else(|| {
+            let widths: Vec<String> = PREVIEW_WIDTHS.iter().map(u32::to_string).collect();
+            format!(
+                "{width} is not a preview width; give one of {} pixels",
+                widths.join(", ")
+            )
+        })
+}
+
 /// A frame's previews, one per width of [`PREVIEW_WIDTHS`], made on demand.
 #[derive(Debug, Default)]
 pub struct Previews {

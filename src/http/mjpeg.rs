@@ -13,7 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::feed::FrameFeed;
 use super::watchdog::ConnectionSocket;
 use super::AppState;
-use crate::camera::frame::PREVIEW_WIDTHS;
+use crate::camera::frame::{preview_index, PREVIEW_WIDTHS};
 use crate::camera::status::CameraState;
 use crate::camera::{jpeg, CameraId, Frame};
 use crate::hub::{CommandError, ErrorCode, KnownCamera, ListCameras, Viewer, ViewerKind, Watch};
@@ -43,20 +43,15 @@ fn preview_width(query: &StreamQuery) -> Result<Option<usize>, ApiError> {
     let Some(text) = query.width.as_deref() else {
         return Ok(None);
     };
-    text.parse::<u32>()
-        .ok()
-        .and_then(|w| PREVIEW_WIDTHS.iter().position(|p| *p == w))
-        .map(Some)
-        .ok_or_else(|| {
-            let widths: Vec<String> = PREVIEW_WIDTHS.iter().map(u32::to_string).collect();
-            ApiError::new(
-                ErrorCode::OutOfRange,
-                format!(
-                    "width {text:?} is not a preview width; give one of {} pixels, e.g. ?width=320, or leave it out for full size",
-                    widths.join(", ")
-                ),
-            )
-        })
+    let asked = text
+        .parse::<u32>()
+        .map_err(|_| format!("{text:?} is not a preview width"));
+    asked.and_then(preview_index).map(Some).map_err(|why| {
+        ApiError::new(
+            ErrorCode::OutOfRange,
+            format!("width {why}, e.g. ?width=320, or leave it out for full size"),
+        )
+    })
 }
 
 /// The frame's JPEG scaled to `PREVIEW_WIDTHS[index]`, made once for all who watch at that

@@ -6,7 +6,7 @@
 use prost::Message as _;
 
 use crate::camera::control::{ControlInfo, ControlType};
-use crate::camera::frame::PREVIEW_WIDTHS;
+use crate::camera::frame::preview_index;
 use crate::camera::status::{CameraState, CameraStatus};
 use crate::camera::{CameraId, Frame};
 use crate::config::CaptureMode;
@@ -194,30 +194,19 @@ fn preview(request_id: u64, width: u32) -> Result<Option<usize>, Rejection> {
     if width == 0 {
         return Ok(None);
     }
-    match PREVIEW_WIDTHS.iter().position(|w| *w == width) {
-        Some(i) => Ok(Some(i)),
-        None => Err(Rejection {
-            request_id: Some(request_id),
-            error: CommandError::InvalidMessage(format!(
-                "preview_width {width} is not a preview width; give one of {} pixels, or 0 for frames at full size",
-                PREVIEW_WIDTHS.map(|w| w.to_string()).join(", ")
-            )),
-        }),
-    }
+    preview_index(width).map(Some).map_err(|why| Rejection {
+        request_id: Some(request_id),
+        error: CommandError::InvalidMessage(format!(
+            "preview_width {why}, or 0 for frames at full size"
+        )),
+    })
 }
 
 /// A frame as a `ServerMessage` carrying its preview at `PREVIEW_WIDTHS[index]`, encoded
 /// once per frame and width and shared by every session that watches at that width.
 pub fn preview_frame(camera: &CameraId, f: &Frame, index: usize) -> bytes::Bytes {
     f.previews.message(index, || {
-        let jpeg = crate::http::mjpeg::preview(f, index);
-        bytes::Bytes::from(encode(ServerKind::Frame(proto::Frame {
-            camera_id: camera.to_string(),
-            seq: f.seq,
-            capture_timestamp: f.timestamp_micros(),
-            jpeg,
-            no_signal: f.no_signal.clone().unwrap_or_default(),
-        })))
+        frame_message(camera, f, crate::http::mjpeg::preview(f, index))
     })
 }
 
@@ -388,16 +377,19 @@ pub fn capture_mode(mode: CaptureMode) -> &'static str {
 /// A frame as a complete `ServerMessage`, encoded once and shared by every session.
 pub fn frame(camera: &CameraId, f: &Frame) -> bytes::Bytes {
     f.encoded
-        .get_or_init(|| {
-            bytes::Bytes::from(encode(ServerKind::Frame(proto::Frame {
-                camera_id: camera.to_string(),
-                seq: f.seq,
-                capture_timestamp: f.timestamp_micros(),
-                jpeg: f.jpeg.clone(),
-                no_signal: f.no_signal.clone().unwrap_or_default(),
-            })))
-        })
+        .get_or_init(|| frame_message(camera, f, f.jpeg.clone()))
         .clone()
+}
+
+/// The `ServerMessage` carrying `jpeg` (the frame's own picture or a preview of it).
+fn frame_message(camera: &CameraId, f: &Frame, jpeg: bytes::Bytes) -> bytes::Bytes {
+    bytes::Bytes::from(encode(ServerKind::Frame(proto::Frame {
+        camera_id: camera.to_string(),
+        seq: f.seq,
+        capture_timestamp: f.timestamp_micros(),
+        jpeg,
+        no_signal: f.no_signal.clone().unwrap_or_default(),
+    })))
 }
 
 /// A control on the wire.
