@@ -61,25 +61,17 @@ pub struct Previews {
     widths: [Preview; PREVIEW_WIDTHS.len()],
 }
 
-/// One width's preview: the JPEG (or why it could not be made), its MJPEG part and its
-/// WebSocket message.
+/// One width's preview: the JPEG, its MJPEG part and its WebSocket message.
 #[derive(Debug, Default)]
 pub struct Preview {
-    jpeg: std::sync::OnceLock<Result<Bytes, String>>,
+    jpeg: std::sync::OnceLock<Bytes>,
     part: std::sync::OnceLock<Bytes>,
     message: std::sync::OnceLock<Bytes>,
 }
 
 impl Previews {
     /// The preview at `PREVIEW_WIDTHS[index]`, made with `make` if this is the first ask.
-    ///
-    /// # Errors
-    /// What `make` said, when it could not make the preview.
-    pub fn jpeg(
-        &self,
-        index: usize,
-        make: impl FnOnce() -> Result<Bytes, String>,
-    ) -> Result<Bytes, String> {
+    fn jpeg(&self, index: usize, make: impl FnOnce() -> Bytes) -> Bytes {
         self.widths[index]
             .jpeg
             .get_or_init(|| {
@@ -102,7 +94,20 @@ impl Previews {
     }
 }
 
+/// JPEG quality of previews.
+pub const PREVIEW_QUALITY: u8 = 75;
+
 impl Frame {
+    /// The frame's JPEG scaled to `PREVIEW_WIDTHS[index]`, made once for all who watch at
+    /// that width. A frame no wider is served as it is; one that does not decode (which a
+    /// camera's checked frames do) as it is too.
+    pub fn preview(&self, index: usize) -> Bytes {
+        self.previews.jpeg(index, || {
+            super::jpeg::thumbnail(&self.jpeg, PREVIEW_WIDTHS[index], PREVIEW_QUALITY)
+                .unwrap_or_else(|_| self.jpeg.clone())
+        })
+    }
+
     /// Capture time in microseconds since the Unix epoch.
     pub fn timestamp_micros(&self) -> u64 {
         self.captured_at

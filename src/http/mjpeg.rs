@@ -13,7 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::feed::FrameFeed;
 use super::watchdog::ConnectionSocket;
 use super::AppState;
-use crate::camera::frame::{preview_index, PREVIEW_WIDTHS};
+use crate::camera::frame::preview_index;
 use crate::camera::status::CameraState;
 use crate::camera::{jpeg, CameraId, Frame};
 use crate::hub::{CommandError, ErrorCode, KnownCamera, ListCameras, Viewer, ViewerKind, Watch};
@@ -29,8 +29,6 @@ pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Highest rate of a preview stream without `?fps=`: previews are for tiles in a grid.
 pub const PREVIEW_FPS: u32 = 10;
-/// JPEG quality of previews.
-pub const PREVIEW_QUALITY: u8 = 75;
 
 #[derive(Deserialize)]
 pub struct StreamQuery {
@@ -38,7 +36,7 @@ pub struct StreamQuery {
     width: Option<String>,
 }
 
-/// The position in [`PREVIEW_WIDTHS`] of the width `?width=` asks for, if it asks.
+/// The position in [`PREVIEW_WIDTHS`](crate::camera::frame::PREVIEW_WIDTHS) of the width `?width=` asks for, if it asks.
 fn preview_width(query: &StreamQuery) -> Result<Option<usize>, ApiError> {
     let Some(text) = query.width.as_deref() else {
         return Ok(None);
@@ -52,18 +50,6 @@ fn preview_width(query: &StreamQuery) -> Result<Option<usize>, ApiError> {
             format!("width {why}, e.g. ?width=320, or leave it out for full size"),
         )
     })
-}
-
-/// The frame's JPEG scaled to `PREVIEW_WIDTHS[index]`, made once for all who watch at that
-/// width. A frame no wider is served as it is; one that does not decode (which a camera's
-/// checked frames do) as it is too.
-pub(crate) fn preview(frame: &Frame, index: usize) -> Bytes {
-    frame
-        .previews
-        .jpeg(index, || {
-            jpeg::thumbnail(&frame.jpeg, PREVIEW_WIDTHS[index], PREVIEW_QUALITY)
-        })
-        .unwrap_or_else(|_| frame.jpeg.clone())
 }
 
 /// The camera named `id`, when the caller may watch it.
@@ -192,7 +178,7 @@ pub(crate) async fn stream_of(
                 None => part(&frame),
                 Some(i) => frame
                     .previews
-                    .part(i, || chunk_of(&frame, &preview(&frame, i))),
+                    .part(i, || chunk_of(&frame, &frame.preview(i))),
             };
             let bytes = if chunked { chunk } else { unchunked(&chunk) };
             feed.sent(&frame, bytes.len());
@@ -338,7 +324,7 @@ pub(crate) async fn snapshot_of(
             .flatten();
     }
     if let Some(frame) = frame.filter(|f| f.no_signal.is_none()) {
-        let picture = width.map_or_else(|| frame.jpeg.clone(), |i| preview(&frame, i));
+        let picture = width.map_or_else(|| frame.jpeg.clone(), |i| frame.preview(i));
         return Ok(HttpResponse::Ok()
             .content_type("image/jpeg")
             .insert_header(("Cache-Control", "no-cache, no-store"))

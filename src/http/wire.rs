@@ -205,9 +205,8 @@ fn preview(request_id: u64, width: u32) -> Result<Option<usize>, Rejection> {
 /// A frame as a `ServerMessage` carrying its preview at `PREVIEW_WIDTHS[index]`, encoded
 /// once per frame and width and shared by every session that watches at that width.
 pub fn preview_frame(camera: &CameraId, f: &Frame, index: usize) -> bytes::Bytes {
-    f.previews.message(index, || {
-        frame_message(camera, f, crate::http::mjpeg::preview(f, index))
-    })
+    f.previews
+        .message(index, || frame_message(camera, f, f.preview(index)))
 }
 
 /// Encodes one server message.
