@@ -1,6 +1,7 @@
 //! The camera actor's capture loop: one step at a time, opening, capturing, failing and
 //! going idle.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -120,10 +121,11 @@ impl CameraActor {
             FrameData::Raw(_) if self.viewers == 0 => None,
             // Encoder threads publish what they encode, in capture order.
             FrameData::Raw(data) if self.pool.is_some() => {
-                let pool = self.pool.as_mut().expect("checked above");
-                if !pool.offer(captured_at, data) {
-                    counters.dropped += 1;
-                }
+                let taken = self
+                    .pool
+                    .as_mut()
+                    .is_some_and(|p| p.offer(captured_at, data));
+                counters.dropped += u64::from(!taken);
                 None
             }
             FrameData::Raw(data) => {
@@ -185,8 +187,7 @@ impl CameraActor {
         if let Some(pool) = self.pool.take() {
             let counters = std::sync::Arc::clone(&pool.counters);
             drop(pool);
-            let get =
-                |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+            let get = |n: &AtomicU64| n.load(Relaxed);
             self.counters.encoded += get(&counters.encoded);
             self.counters.dropped += get(&counters.late);
             self.counters.corrupt += get(&counters.failed);
