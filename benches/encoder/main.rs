@@ -10,6 +10,9 @@
 //!
 //! Both run in their own process, one after the other, and report the CPU time they spent
 //! per frame; the ratio is camfleet's time over the faster libjpeg-turbo way.
+//!
+//! `cargo bench --bench encoder -- --vm` runs the same inside the VM where
+//! `benches/ustreamer` compares camfleet with ustreamer, whose CPUs qemu emulates.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,9 +77,29 @@ fn build_turbo() -> PathBuf {
     out
 }
 
+/// Runs this benchmark inside the VM of `tests/vm/run-in-vm.sh`, where the side-by-side
+/// benchmark with ustreamer runs, with libjpeg-turbo's program built here. Returns the exit
+/// code.
+fn run_in_vm(turbo: &Path) -> i32 {
+    let deps = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/deps.sh");
+    let installed = Command::new("bash").args([deps, "vm"]).status();
+    assert!(
+        installed.is_ok_and(|s| s.success()),
+        "tests/deps.sh vm failed"
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vm/run-in-vm.sh");
+    Command::new(script)
+        .arg(std::env::current_exe().expect("own path"))
+        .env("CAMFLEET_BENCH_TURBO", turbo)
+        .status()
+        .expect("the VM harness runs")
+        .code()
+        .unwrap_or(1)
+}
+
 /// libjpeg-turbo's ways: (name, CPU ms per frame, bytes out).
 fn turbo(program: &Path, frame: &[u8], width: u32, height: u32) -> Vec<(String, f64, usize)> {
-    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("frame-{width}x{height}.yuyv"));
+    let file = std::env::temp_dir().join(format!("camfleet-frame-{width}x{height}.yuyv"));
     std::fs::write(&file, frame).unwrap();
     let out = Command::new(program)
         .arg(&file)
@@ -115,9 +138,21 @@ fn camfleet(frame: &[u8], width: u32, height: u32) -> (f64, usize) {
 }
 
 fn main() {
-    let program = build_turbo();
+    let in_vm = std::env::var_os("CAMFLEET_IN_VM").is_some();
+    if std::env::args().any(|a| a == "--vm") && !in_vm {
+        std::process::exit(run_in_vm(&build_turbo()));
+    }
+    let program = match std::env::var_os("CAMFLEET_BENCH_TURBO") {
+        Some(built) if in_vm => PathBuf::from(built),
+        _ => build_turbo(),
+    };
+    let place = if in_vm {
+        "in the VM (qemu TCG, 2 emulated CPUs)"
+    } else {
+        "on this machine"
+    };
     println!(
-        "\n## Encoder: YUYV to JPEG at quality {QUALITY}, CPU ms per frame over {RUNS} frames\n"
+        "\n## Encoder: YUYV to JPEG at quality {QUALITY}, CPU ms per frame over {RUNS} frames, {place}\n"
     );
     println!("| frame | picture | encoder | CPU ms per frame | KB out | / fastest libjpeg-turbo |");
     println!("|---|---|---|---|---|---|");

@@ -3,12 +3,14 @@
  *
  *   turbo FILE WIDTH HEIGHT QUALITY RUNS
  *
- * FILE holds one YUYV frame. Two ways are timed, each over RUNS encodes:
+ * FILE holds one YUYV frame. Three ways are timed, each over RUNS encodes:
  *   scanlines: each row unpacked to Y,Cb,Cr triples and handed to jpeg_write_scanlines,
  *              libjpeg downsampling the chroma (what ustreamer does);
  *   raw:       the frame unpacked once into 4:2:0 planes and handed to
- *              jpeg_write_raw_data, so libjpeg neither converts nor downsamples.
- * Both include the unpacking. Each prints: "<way> <CPU ms per frame> <bytes out>", with
+ *              jpeg_write_raw_data, so libjpeg neither converts nor downsamples;
+ *   raw-ifast: raw, with libjpeg's fast integer DCT (JDCT_IFAST, the AAN algorithm
+ *              camfleet uses) instead of its default accurate one (JDCT_ISLOW).
+ * All include the unpacking. Each prints: "<way> <CPU ms per frame> <bytes out>", with
  * the CPU time of this process (user + system). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +62,7 @@ static unsigned long scanlines(const unsigned char *yuyv, int w, int h, int qual
 }
 
 static unsigned long raw(const unsigned char *yuyv, int w, int h, int quality,
-                         unsigned char *planes) {
+                         unsigned char *planes, J_DCT_METHOD method) {
     unsigned char *py = planes, *pu = planes + w * h, *pv = pu + (w / 2) * (h / 2);
     for (int y = 0; y < h; y += 2) {
         const unsigned char *a = yuyv + (size_t)y * w * 2, *b = a + w * 2;
@@ -81,6 +83,7 @@ static unsigned long raw(const unsigned char *yuyv, int w, int h, int quality,
     jpeg_create_compress(&c);
     jpeg_mem_dest(&c, &out, &size);
     setup(&c, w, h, quality);
+    c.dct_method = method;
     c.raw_data_in = TRUE;
     c.comp_info[0].h_samp_factor = 2; c.comp_info[0].v_samp_factor = 2;
     c.comp_info[1].h_samp_factor = 1; c.comp_info[1].v_samp_factor = 1;
@@ -125,7 +128,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < runs; i++) size = scanlines(yuyv, w, h, quality);
     printf("scanlines %.3f %lu\n", (cpu_ms() - t0) / runs, size);
     t0 = cpu_ms();
-    for (int i = 0; i < runs; i++) size = raw(yuyv, w, h, quality, planes);
+    for (int i = 0; i < runs; i++) size = raw(yuyv, w, h, quality, planes, JDCT_ISLOW);
     printf("raw %.3f %lu\n", (cpu_ms() - t0) / runs, size);
+    t0 = cpu_ms();
+    for (int i = 0; i < runs; i++) size = raw(yuyv, w, h, quality, planes, JDCT_IFAST);
+    printf("raw-ifast %.3f %lu\n", (cpu_ms() - t0) / runs, size);
     return 0;
 }

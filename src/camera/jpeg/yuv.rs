@@ -13,7 +13,6 @@
 // `encode_avx2` is compiled with AVX2.
 #![allow(clippy::inline_always)]
 
-use std::f32::consts::FRAC_1_SQRT_2;
 use std::sync::OnceLock;
 
 /// How a frame lays out its samples.
@@ -157,7 +156,19 @@ fn fill_strips(
     }
 }
 
-type Lanes = [f32; 8];
+type Lanes = [i32; 8];
+
+/// Fractional bits of the transform's multipliers.
+const CONST_BITS: u32 = 12;
+/// Bits the samples are scaled up by before the transform, kept through it for precision.
+const SAMPLE_BITS: u32 = 3;
+/// Fractional bits of the quantisation multipliers.
+const QUANT_BITS: u32 = 15;
+
+/// A transform multiplier in fixed point.
+const fn fixed(k: f64) -> i32 {
+    (k * (1 << CONST_BITS) as f64 + 0.5) as i32
+}
 
 #[inline(always)]
 fn add(mut a: Lanes, b: Lanes) -> Lanes {
@@ -175,19 +186,28 @@ fn sub(mut a: Lanes, b: Lanes) -> Lanes {
     a
 }
 
+/// `a` times the fixed-point multiplier `k`, rounded.
 #[inline(always)]
-fn mul(mut a: Lanes, k: f32) -> Lanes {
+fn mul(mut a: Lanes, k: i32) -> Lanes {
     for x in &mut a {
-        *x *= k;
+        *x = (*x * k + (1 << (CONST_BITS - 1))) >> CONST_BITS;
     }
     a
 }
 
-/// One pass of the AAN forward DCT (as libjpeg's `jfdctflt.c`) over eight vectors: each
-/// lane is an independent 8-point transform. Outputs are scaled as the quantisation
-/// divisors expect.
+/// One pass of the AAN forward DCT (the algorithm of libjpeg's `jfdctfst.c`) in integers
+/// over eight vectors: each lane is an independent 8-point transform. Outputs are scaled
+/// as the quantisation multipliers expect.
+///
+/// Integers rather than floats: the result is as fast on hardware, and several times
+/// faster where the processor is emulated (qemu translates integer vector instructions to
+/// the host's, but computes float ones in software).
 #[inline(always)]
 fn aan(d: [Lanes; 8]) -> [Lanes; 8] {
+    const K0_707: i32 = fixed(std::f64::consts::FRAC_1_SQRT_2);
+    const K0_382: i32 = fixed(0.382_683_433);
+    const K0_541: i32 = fixed(0.541_196_100);
+    const K1_306: i32 = fixed(1.306_562_965);
     let (t0, t7) = (add(d[0], d[7]), sub(d[0], d[7]));
     let (t1, t6) = (add(d[1], d[6]), sub(d[1], d[6]));
     let (t2, t5) = (add(d[2], d[5]), sub(d[2], d[5]));
@@ -195,15 +215,15 @@ fn aan(d: [Lanes; 8]) -> [Lanes; 8] {
     // Even part.
     let (t10, t13) = (add(t0, t3), sub(t0, t3));
     let (t11, t12) = (add(t1, t2), sub(t1, t2));
-    let z1 = mul(add(t12, t13), FRAC_1_SQRT_2);
+    let z1 = mul(add(t12, t13), K0_707);
     // Odd part.
     let t10o = add(t4, t5);
     let t11o = add(t5, t6);
     let t12o = add(t6, t7);
-    let z5 = mul(sub(t10o, t12o), 0.382_683_43);
-    let z2 = add(mul(t10o, 0.541_196_1), z5);
-    let z4 = add(mul(t12o, 1.306_563), z5);
-    let z3 = mul(t11o, FRAC_1_SQRT_2);
+    let z5 = mul(sub(t10o, t12o), K0_382);
+    let z2 = add(mul(t10o, K0_541), z5);
+    let z4 = add(mul(t12o, K1_306), z5);
+    let z3 = mul(t11o, K0_707);
     let (z11, z13) = (add(t7, z3), sub(t7, z3));
     [
         add(t10, t11),
@@ -218,21 +238,27 @@ fn aan(d: [Lanes; 8]) -> [Lanes; 8] {
 }
 
 /// The quantised DCT of the 8x8 block at the start of `samples` (rows `stride` apart),
-/// transposed: coefficient (vertical v, horizontal u) at `u * 8 + v`. The divisors and
+/// transposed: coefficient (vertical v, horizontal u) at `u * 8 + v`. The multipliers and
 /// the zigzag order of [`Tables`] are transposed to match.
+///
+/// Bounds, so no step overflows an `i32`: scaled samples are below 2^10 in size; a pass
+/// multiplies by at most 8 (the DC sum) times the AAN scale (at most 1.39), so values stay
+/// below 2^17 and their products with the transform's multipliers (below 2^13) below 2^30;
+/// the quantising product is the JPEG coefficient (below 2^11) times 2^15 over the
+/// quantiser, below 2^26.
 #[inline(always)]
 fn fdct_quantize<const AVX2: bool>(
     samples: &[u8],
     stride: usize,
-    divisors: &[f32; 64],
+    multipliers: &[i32; 64],
 ) -> [i32; 64] {
     // Vector r is row r, its lanes the columns: the first pass transforms every column at
     // once.
-    let mut rows = [[0f32; 8]; 8];
+    let mut rows = [[0i32; 8]; 8];
     for (r, lanes) in rows.iter_mut().enumerate() {
         let row = &samples[r * stride..][..8];
         for c in 0..8 {
-            lanes[c] = f32::from(row[c]) - 128.0;
+            lanes[c] = (i32::from(row[c]) - 128) << SAMPLE_BITS;
         }
     }
     // Transposed, vector c is column c, its lanes the vertical frequencies: the second
@@ -241,10 +267,8 @@ fn fdct_quantize<const AVX2: bool>(
     let mut out = [0i32; 64];
     for u in 0..8 {
         for v in 0..8 {
-            // Adding 1.5 * 2^23 leaves the value rounded to the nearest whole number in the
-            // low bits of the float's mantissa, where it is read as an integer.
-            let x = freq[u][v] * divisors[u * 8 + v] + ROUNDER;
-            out[u * 8 + v] = x.to_bits() as i32 - ROUNDER.to_bits() as i32;
+            let x = freq[u][v] * multipliers[u * 8 + v];
+            out[u * 8 + v] = (x + (1 << (QUANT_BITS - 1))) >> QUANT_BITS;
         }
     }
     out
@@ -269,9 +293,10 @@ fn transpose<const AVX2: bool>(m: [Lanes; 8]) -> [Lanes; 8] {
 #[inline]
 fn transpose_avx(m: [Lanes; 8]) -> [Lanes; 8] {
     use std::arch::x86_64::*;
-    // SAFETY: each `Lanes` is eight f32 in a row, what the unaligned loads and stores read
-    // and write.
-    let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(m[i].as_ptr()) });
+    // SAFETY: each `Lanes` is eight 32-bit lanes in a row, what the unaligned loads and
+    // stores read and write. They move as floats, and shuffles leave their bits as they are.
+    let r: [__m256; 8] =
+        std::array::from_fn(|i| unsafe { _mm256_loadu_ps(m[i].as_ptr().cast::<f32>()) });
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
     let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -298,17 +323,13 @@ fn transpose_avx(m: [Lanes; 8]) -> [Lanes; 8] {
         _mm256_permute2f128_ps::<0x31>(u2, u6),
         _mm256_permute2f128_ps::<0x31>(u3, u7),
     ];
-    let mut t = [[0f32; 8]; 8];
+    let mut t = [[0i32; 8]; 8];
     for (lanes, v) in t.iter_mut().zip(out) {
         // SAFETY: as for the loads.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().cast::<f32>(), v) };
     }
     t
 }
-
-/// 1.5 * 2^23: see [`fdct_quantize`]. Exact for values within +-2^22, far beyond any
-/// quantised coefficient.
-const ROUNDER: f32 = 12_582_912.0;
 
 /// The position in natural order of each coefficient in zigzag order.
 const ZIGZAG: [usize; 64] = [
@@ -349,9 +370,9 @@ fn scaled(base: &[u16; 64], quality: u8) -> [u8; 64] {
     base.map(|b| ((u32::from(b) * scale + 50) / 100).clamp(1, 255) as u8)
 }
 
-/// What the AAN outputs are divided by: the quantiser and the transform's own scale,
-/// transposed as [`fdct_quantize`] stores coefficients.
-fn divisors(table: &[u8; 64]) -> [f32; 64] {
+/// What the AAN outputs are multiplied by, in fixed point: one over the quantiser and the
+/// transform's own scale, transposed as [`fdct_quantize`] stores coefficients.
+fn multipliers(table: &[u8; 64]) -> [i32; 64] {
     const AAN_SCALE: [f64; 8] = [
         1.0,
         1.387_039_845,
@@ -364,7 +385,12 @@ fn divisors(table: &[u8; 64]) -> [f32; 64] {
     ];
     std::array::from_fn(|t| {
         let (u, v) = (t / 8, t % 8);
-        (1.0 / (f64::from(table[v * 8 + u]) * AAN_SCALE[v] * AAN_SCALE[u] * 8.0)) as f32
+        let scale = f64::from(table[v * 8 + u])
+            * AAN_SCALE[v]
+            * AAN_SCALE[u]
+            * 8.0
+            * f64::from(1 << SAMPLE_BITS);
+        (f64::from(1 << QUANT_BITS) / scale).round() as i32
     })
 }
 
@@ -445,8 +471,8 @@ fn standard_huffman() -> &'static StandardHuffman {
 struct Tables {
     luma_q: [u8; 64],
     chroma_q: [u8; 64],
-    luma: [f32; 64],
-    chroma: [f32; 64],
+    luma: [i32; 64],
+    chroma: [i32; 64],
     huffman: &'static [HuffmanPair; 2],
     segments: &'static [u8],
 }
@@ -456,8 +482,8 @@ impl Tables {
         let (luma_q, chroma_q) = (scaled(&LUMA_Q, quality), scaled(&CHROMA_Q, quality));
         let standard = standard_huffman();
         Tables {
-            luma: divisors(&luma_q),
-            chroma: divisors(&chroma_q),
+            luma: multipliers(&luma_q),
+            chroma: multipliers(&chroma_q),
             luma_q,
             chroma_q,
             huffman: &standard.pairs,
