@@ -17,6 +17,8 @@
 #                           inside ring for 32-bit Raspberry Pi OS
 #   tests/deps.sh bench     Debian's libjpeg-turbo headers, for the encoder benchmark's
 #                           baseline (benches/encoder/turbo.c)
+#   tests/deps.sh ustreamer Debian's ustreamer, run beside camfleet in the VM by
+#                           benches/ustreamer
 #   tests/deps.sh vm        what the V4L2 test VM needs (qemu, busybox, kmod, cpio,
 #                           v4l-utils, make and gcc for v4l2loopback, and udev, whose
 #                           udevadm tests deploy/udev's rule)
@@ -72,6 +74,9 @@ players)
 bench)
     [ -f /usr/include/jpeglib.h ] || debian libjpeg62-turbo-dev:__no_such_command__
     ;;
+ustreamer)
+    debian ustreamer:ustreamer
+    ;;
 netns)
     debian iproute2:ip
     ;;
@@ -108,7 +113,7 @@ vm)
     [ -x /bin/busybox ] || debian busybox-static:__no_such_command__
     ;;
 *)
-    echo "usage: $0 browser|service|players|mqtt|netns|python|cross|vm" >&2
+    echo "usage: $0 browser|service|players|bench|ustreamer|mqtt|netns|python|cross|vm" >&2
     exit 2
     ;;
 esac
