@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::{exit, Command};
 
-const TARGETS: [&str; 3] = ["wire", "config", "jpeg"];
+const TARGETS: [&str; 4] = ["wire", "config", "jpeg", "h264"];
 
 const COVERAGE_FLAGS: &str = "-Cpasses=sancov-module \
     -Cllvm-args=-sanitizer-coverage-level=4 \

@@ -384,7 +384,7 @@ impl<T: Clone> Gop<T> {
             };
         };
         match sent {
-            Some(last) if last + 1 >= first => CatchUp {
+            Some(last) if last.saturating_add(1) >= first => CatchUp {
                 frames: self
                     .frames
                     .iter()
@@ -395,7 +395,7 @@ impl<T: Clone> Gop<T> {
             },
             _ => CatchUp {
                 frames: self.frames.clone(),
-                skipped: sent.map_or(0, |last| first.saturating_sub(last + 1)),
+                skipped: sent.map_or(0, |last| first.saturating_sub(last.saturating_add(1))),
             },
         }
     }
