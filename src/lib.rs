@@ -97,6 +97,9 @@
 //!   `Device` traits, the V4L2 source and the synthetic source; [`camera::control`] checks
 //!   control values.
 //! - **Parsing happens at the edges, once**: YAML in [`config`], protobuf in [`http::wire`].
+//! - **Media formats are plain code**: [`camera::h264`] reads H.264 access units (keyframes,
+//!   parameter sets, the GOP a viewer starts from) without decoding them; [`mp4`] wraps them
+//!   in fragmented MP4 untouched.
 //! - **Errors carry a code** ([`hub::ErrorCode`], mapped from [`hub::CommandError`] in one
 //!   place); the wire sends it in `CommandResult` and `Error`, HTTP turns it into a status
 //!   ([`http::error::ApiError`]).
@@ -110,6 +113,7 @@ pub mod daemon;
 pub mod devices;
 pub(crate) mod http;
 pub(crate) mod hub;
+pub mod mp4;
 pub mod mqtt;
 pub mod overrides;
 pub(crate) mod shutdown;

@@ -213,3 +213,100 @@ fn vlc_records_every_url_shape() {
         }
     }
 }
+
+/// Access units of a moving 320x240 picture encoded by `OpenH264`, with a keyframe every
+/// `gop` frames.
+fn h264_stream(count: usize, gop: u32) -> Vec<Vec<u8>> {
+    use openh264::encoder::{Encoder, EncoderConfig, IntraFramePeriod};
+    use openh264::formats::YUVBuffer;
+    let (w, h) = SIZE;
+    let config = EncoderConfig::new().intra_frame_period(IntraFramePeriod::from_num_frames(gop));
+    let mut encoder =
+        Encoder::with_api_config(openh264::OpenH264API::from_source(), config).unwrap();
+    (0..count)
+        .map(|n| {
+            let mut yuv = vec![128u8; w * h * 3 / 2];
+            for (i, p) in yuv[..w * h].iter_mut().enumerate() {
+                *p = ((i % w + i / w + n * 5) % 256) as u8;
+            }
+            encoder
+                .encode(&YUVBuffer::from_vec(yuv, w, h))
+                .unwrap()
+                .to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn ffmpeg_plays_fragmented_mp4_of_h264_access_units_untouched() {
+    use camfleet::camera::h264::{nal, nal_type, nal_units, AccessUnit, Sps};
+    use camfleet::mp4::{fragment, init_segment, Sample, Track, TIMESCALE};
+    const FPS: u32 = 30;
+    deps("players");
+    let units = h264_stream(60, FPS);
+    let first = &units[0];
+    let find = |kind| {
+        nal_units(first)
+            .find(|u| nal_type(u) == Some(kind))
+            .expect("the first access unit carries its parameter sets")
+            .to_vec()
+    };
+    let sps = find(nal::SPS);
+    let size = Sps::parse(&sps).unwrap();
+    let mut file = init_segment(&Track {
+        width: size.width,
+        height: size.height,
+        sps,
+        pps: find(nal::PPS),
+    });
+    // One fragment per GOP, as a live stream sends them.
+    for (i, gop) in units.chunks(FPS as usize).enumerate() {
+        let samples: Vec<Sample> = gop
+            .iter()
+            .map(|au| Sample {
+                access_unit: au,
+                duration: TIMESCALE / FPS,
+                keyframe: AccessUnit::of(au).keyframe,
+            })
+            .collect();
+        assert!(samples[0].keyframe);
+        let start = (i * gop.len()) as u64 * u64::from(TIMESCALE / FPS);
+        file.extend(fragment(i as u32 + 1, start, &samples));
+    }
+    let path = scratch_dir("fmp4").join("stream.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,r_frame_rate,nb_read_frames",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs");
+    let said = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    for line in [
+        "codec_name=h264",
+        "width=320",
+        "height=240",
+        "r_frame_rate=30/1",
+        "nb_read_frames=60",
+    ] {
+        assert!(said.lines().any(|l| l == line), "ffprobe said:\n{said}");
+    }
+    // Every frame decodes without a word from the decoder.
+    let decoded = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let errors = String::from_utf8_lossy(&decoded.stderr);
+    assert!(decoded.status.success() && errors.is_empty(), "{errors}");
+}
