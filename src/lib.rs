@@ -99,7 +99,7 @@
 //! - **Parsing happens at the edges, once**: YAML in [`config`], protobuf in [`http::wire`].
 //! - **Media formats are plain code**: [`camera::h264`] reads H.264 access units (keyframes,
 //!   parameter sets, the GOP a viewer starts from) without decoding them; [`mp4`] wraps them
-//!   in fragmented MP4 untouched.
+//!   in fragmented MP4 and [`rtp`] in RTP packets, untouched.
 //! - **Errors carry a code** ([`hub::ErrorCode`], mapped from [`hub::CommandError`] in one
 //!   place); the wire sends it in `CommandResult` and `Error`, HTTP turns it into a status
 //!   ([`http::error::ApiError`]).
@@ -116,6 +116,7 @@ pub(crate) mod hub;
 pub mod mp4;
 pub mod mqtt;
 pub mod overrides;
+pub mod rtp;
 pub(crate) mod shutdown;
 pub(crate) mod stats;
 pub mod tls;

@@ -186,17 +186,25 @@ fn sample_data(access_unit: &[u8], out: &mut Vec<u8>) {
 }
 
 /// One fragment (`moof` and `mdat`) of `samples`, the first decoded at `decode_time`
-/// ticks; `sequence` counts fragments from 1.
+/// ticks; `sequence` counts fragments from 1. A sample with no picture in it (an empty
+/// buffer) is left out, and the time it stood for goes to the frame before it.
 #[must_use]
 pub fn fragment(sequence: u32, decode_time: u64, samples: &[Sample<'_>]) -> Vec<u8> {
+    let mut decode_time = decode_time;
     let mut data = Vec::new();
-    let mut sizes = Vec::with_capacity(samples.len());
+    // Per sample kept: duration, size, keyframe.
+    let mut kept: Vec<(u32, u32, bool)> = Vec::with_capacity(samples.len());
     for s in samples {
         let before = data.len();
         sample_data(s.access_unit, &mut data);
-        sizes.push(u32::try_from(data.len() - before).unwrap_or(0));
+        let size = u32::try_from(data.len() - before).unwrap_or(0);
+        match kept.last_mut() {
+            _ if size > 0 => kept.push((s.duration, size, s.keyframe)),
+            Some(previous) => previous.0 = previous.0.saturating_add(s.duration),
+            None => decode_time += u64::from(s.duration),
+        }
     }
-    let mut out = Vec::with_capacity(data.len() + 128 + 12 * samples.len());
+    let mut out = Vec::with_capacity(data.len() + 128 + 12 * kept.len());
     let mut offset_at = 0;
     boxed(&mut out, *b"moof", |o| {
         full(o, *b"mfhd", 0, 0, |o| u32s(o, &[sequence]));
@@ -208,14 +216,14 @@ pub fn fragment(sequence: u32, decode_time: u64, samples: &[Sample<'_>]) -> Vec<
             });
             // Data offset, then each sample's duration, size and flags.
             full(o, *b"trun", 0, 0x0701, |o| {
-                u32s(o, &[u32::try_from(samples.len()).unwrap_or(0)]);
+                u32s(o, &[u32::try_from(kept.len()).unwrap_or(0)]);
                 offset_at = o.len();
                 u32s(o, &[0]);
-                for (s, size) in samples.iter().zip(&sizes) {
+                for &(duration, size, keyframe) in &kept {
                     // A keyframe depends on no other frame; any other frame depends on
                     // others and is not a place to start.
-                    let flags = if s.keyframe { 0x0200_0000 } else { 0x0101_0000 };
-                    u32s(o, &[s.duration, *size, flags]);
+                    let flags = if keyframe { 0x0200_0000 } else { 0x0101_0000 };
+                    u32s(o, &[duration, size, flags]);
                 }
             });
         });
@@ -270,6 +278,32 @@ mod tests {
         let mdat = &f[top[0].1 + 8..];
         // The SPS, PPS and delimiter are gone; each slice has its length in front.
         assert_eq!(mdat, [0, 0, 0, 4, 0x65, 1, 2, 3, 0, 0, 0, 2, 0x41, 7]);
+    }
+
+    #[test]
+    fn an_empty_buffer_is_left_out_and_its_time_kept() {
+        const SLICE: [u8; 5] = [0, 0, 1, 0x41, 7];
+        let sample = |access_unit: &'static [u8]| Sample {
+            access_unit,
+            duration: 3000,
+            keyframe: false,
+        };
+        let f = fragment(
+            1,
+            90_000,
+            &[sample(&[]), sample(&SLICE), sample(&[]), sample(&SLICE)],
+        );
+        let at = f.windows(4).position(|w| w == b"tfdt").unwrap();
+        assert_eq!(
+            &f[at + 8..at + 16],
+            93_000u64.to_be_bytes(),
+            "the first frame starts later"
+        );
+        let at = f.windows(4).position(|w| w == b"trun").unwrap();
+        assert_eq!(&f[at + 8..at + 12], 2u32.to_be_bytes(), "two samples");
+        // The first sample stands for itself and the empty one after it.
+        assert_eq!(&f[at + 16..at + 20], 6000u32.to_be_bytes());
+        assert_eq!(&f[at + 28..at + 32], 3000u32.to_be_bytes());
     }
 
     #[test]

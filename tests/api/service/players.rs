@@ -214,20 +214,25 @@ fn vlc_records_every_url_shape() {
     }
 }
 
-/// Access units of a moving 320x240 picture encoded by `OpenH264`, with a keyframe every
-/// `gop` frames.
+/// Access units of a moving 320x240 picture with fine detail (keyframes larger than one
+/// RTP packet), encoded by `OpenH264` with a keyframe every `gop` frames.
 fn h264_stream(count: usize, gop: u32) -> Vec<Vec<u8>> {
     use openh264::encoder::{Encoder, EncoderConfig, IntraFramePeriod};
     use openh264::formats::YUVBuffer;
     let (w, h) = SIZE;
-    let config = EncoderConfig::new().intra_frame_period(IntraFramePeriod::from_num_frames(gop));
+    // Every frame encoded: a camera does not skip frames to hold a bitrate.
+    let config = EncoderConfig::new()
+        .intra_frame_period(IntraFramePeriod::from_num_frames(gop))
+        .skip_frames(false);
     let mut encoder =
         Encoder::with_api_config(openh264::OpenH264API::from_source(), config).unwrap();
     (0..count)
         .map(|n| {
             let mut yuv = vec![128u8; w * h * 3 / 2];
             for (i, p) in yuv[..w * h].iter_mut().enumerate() {
-                *p = ((i % w + i / w + n * 5) % 256) as u8;
+                let (x, y) = (i % w, i / w);
+                let grain = (x * 7919 + y * 104_729) % 61;
+                *p = ((x + y + n * 5 + grain) % 256) as u8;
             }
             encoder
                 .encode(&YUVBuffer::from_vec(yuv, w, h))
@@ -309,4 +314,97 @@ fn ffmpeg_plays_fragmented_mp4_of_h264_access_units_untouched() {
         .expect("ffmpeg runs");
     let errors = String::from_utf8_lossy(&decoded.stderr);
     assert!(decoded.status.success() && errors.is_empty(), "{errors}");
+}
+
+/// Whether a UDP socket is bound to `port` on this machine.
+fn udp_port_bound(port: u16) -> bool {
+    let hex = format!(":{port:04X} ");
+    std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| t.lines().any(|l| l.contains(&hex)))
+}
+
+#[test]
+fn ffmpeg_decodes_rtp_packets_of_h264_access_units_from_their_sdp() {
+    use camfleet::camera::h264::{nal, nal_type, nal_units};
+    use camfleet::rtp::{sdp_media, Packetizer, CLOCK_RATE, MAX_PAYLOAD};
+    /// Frames ffmpeg must decode; the camera sends until it has.
+    const DECODE: usize = 40;
+    const FPS: u32 = 30;
+    deps("players");
+    let units = h264_stream(90, FPS);
+    assert!(
+        nal_units(&units[0]).any(|u| u.len() > MAX_PAYLOAD),
+        "the keyframe travels in fragments"
+    );
+    let find = |kind| {
+        nal_units(&units[0])
+            .find(|u| nal_type(u) == Some(kind))
+            .unwrap()
+            .to_vec()
+    };
+    // An even port whose neighbour (RTCP) is free too.
+    let port = loop {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        if port % 2 == 0 && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            break port;
+        }
+    };
+    let dir = scratch_dir("rtp");
+    let sdp = dir.join("camera.sdp");
+    std::fs::write(
+        &sdp,
+        format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=camfleet\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{}",
+            sdp_media(&find(nal::SPS), &find(nal::PPS), port, None)
+        ),
+    )
+    .unwrap();
+    let ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+        ])
+        .arg("-i")
+        .arg(&sdp)
+        .args(["-frames:v", &DECODE.to_string(), "-f", "framemd5", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg runs");
+    let deadline = Instant::now() + PLAYER_DEADLINE;
+    while !udp_port_bound(port) {
+        assert!(Instant::now() < deadline, "ffmpeg did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The camera: every frame's packets at its rate, from its first keyframe on, until
+    // ffmpeg has its frames.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut packetizer = Packetizer::new(0x00ca_f1ee, 1000);
+    let mut ffmpeg = Some(ffmpeg);
+    for (n, au) in units.iter().enumerate() {
+        let timestamp = n as u32 * (CLOCK_RATE / FPS);
+        for packet in packetizer.packetize(au, timestamp) {
+            socket.send_to(&packet, ("127.0.0.1", port)).unwrap();
+        }
+        if ffmpeg.as_mut().unwrap().try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1) / FPS);
+    }
+    let out = finish(ffmpeg.take().unwrap(), "ffmpeg -i camera.sdp");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && errors.is_empty(), "{errors}");
+    let decoded: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    assert_eq!(decoded.len(), DECODE);
+    for line in &decoded {
+        let bytes: usize = line.split(',').nth(4).unwrap().trim().parse().unwrap();
+        assert_eq!(bytes, SIZE.0 * SIZE.1 * 3 / 2, "a 320x240 4:2:0 picture");
+    }
 }
