@@ -87,7 +87,6 @@ static void part_done(struct viewer *v) {
 
 /* Reads one part's headers once their blank line has arrived. */
 static void part_headers(struct viewer *v) {
-    v->head[v->head_len] = 0;
     v->body_left = -1;
     v->captured_s = 0;
     for (char *line = v->head; line && *line; line = strstr(line, "\r\n")) {
@@ -109,6 +108,19 @@ static void part_headers(struct viewer *v) {
     v->head_len = 0;
 }
 
+/* Adds one byte to the head being read (`what` names it in the error); true once the
+ * blank line that ends it has arrived. */
+static int head_byte(struct viewer *v, char c, const char *what) {
+    if (v->head_len >= HEAD_MAX - 1) {
+        fprintf(stderr, "viewers: %s exceeds %d bytes\n", what, HEAD_MAX);
+        exit(1);
+    }
+    v->head[v->head_len++] = c;
+    v->head[v->head_len] = 0;
+    size_t l = v->head_len;
+    return l >= 4 && memcmp(v->head + l - 4, "\r\n\r\n", 4) == 0;
+}
+
 /* The multipart layer: part headers, then Content-Length bytes of JPEG, skipped. */
 static void body_bytes(struct viewer *v, const char *p, size_t n) {
     while (n > 0) {
@@ -123,14 +135,8 @@ static void body_bytes(struct viewer *v, const char *p, size_t n) {
             }
             continue;
         }
-        if (v->head_len >= HEAD_MAX - 1) {
-            fprintf(stderr, "viewers: a part's headers exceed %d bytes\n", HEAD_MAX);
-            exit(1);
-        }
-        v->head[v->head_len++] = *p++;
         n--;
-        size_t l = v->head_len;
-        if (l >= 4 && memcmp(v->head + l - 4, "\r\n\r\n", 4) == 0)
+        if (head_byte(v, *p++, "a part's headers"))
             part_headers(v);
     }
 }
@@ -182,15 +188,8 @@ static void received(struct viewer *v, const char *p, size_t n) {
         return;
     }
     while (n > 0 && !v->in_response_body) {
-        if (v->head_len >= HEAD_MAX - 1) {
-            fprintf(stderr, "viewers: the response head exceeds %d bytes\n", HEAD_MAX);
-            exit(1);
-        }
-        v->head[v->head_len++] = *p++;
         n--;
-        size_t l = v->head_len;
-        if (l >= 4 && memcmp(v->head + l - 4, "\r\n\r\n", 4) == 0) {
-            v->head[l] = 0;
+        if (head_byte(v, *p++, "the response head")) {
             if (strncmp(v->head + 8, " 200", 4) != 0) {
                 fprintf(stderr, "viewers: the server answered: %.*s\n",
                         (int)(strchr(v->head, '\r') - v->head), v->head);

@@ -42,6 +42,16 @@ fn start_fleet(name: &str) -> (PathBuf, Process) {
     (dir, process)
 }
 
+/// The size in bytes of each picture in ffmpeg's `framemd5` output (one line per decoded
+/// frame: stream, dts, pts, duration, size, checksum).
+fn framemd5_sizes(stdout: &[u8]) -> Vec<usize> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(',').nth(4).unwrap().trim().parse().unwrap())
+        .collect()
+}
+
 /// Waits for `child` to end within [`PLAYER_DEADLINE`], or kills it and says so.
 fn finish(mut child: Child, what: &str) -> std::process::Output {
     let deadline = Instant::now() + PLAYER_DEADLINE;
@@ -76,15 +86,10 @@ fn ffmpeg_decodes_every_url_shape() {
         let out = finish(child, &format!("ffmpeg -i {url}"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success() && stderr.is_empty(), "{url}: {stderr}");
-        let decoded: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(String::from)
-            .collect();
+        let decoded = framemd5_sizes(&out.stdout);
         assert_eq!(decoded.len(), frames, "{url}: {decoded:?}");
-        // Each line: stream, dts, pts, duration, size of the decoded picture (RGB or YUV).
-        for line in &decoded {
-            let bytes: usize = line.split(',').nth(4).unwrap().trim().parse().unwrap();
+        // Each decoded picture is RGB or YUV of the camera's size.
+        for bytes in decoded {
             assert!(bytes >= SIZE.0 * SIZE.1, "{url}: a frame of {bytes} bytes");
         }
     }
@@ -397,14 +402,9 @@ fn ffmpeg_decodes_rtp_packets_of_h264_access_units_from_their_sdp() {
     let out = finish(ffmpeg.take().unwrap(), "ffmpeg -i camera.sdp");
     let errors = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && errors.is_empty(), "{errors}");
-    let decoded: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(String::from)
-        .collect();
+    let decoded = framemd5_sizes(&out.stdout);
     assert_eq!(decoded.len(), DECODE);
-    for line in &decoded {
-        let bytes: usize = line.split(',').nth(4).unwrap().trim().parse().unwrap();
+    for bytes in decoded {
         assert_eq!(bytes, SIZE.0 * SIZE.1 * 3 / 2, "a 320x240 4:2:0 picture");
     }
 }
