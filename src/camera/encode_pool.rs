@@ -88,6 +88,13 @@ impl EncodePool {
         }
     }
 
+    /// How many encoder threads it runs.
+    #[must_use]
+    pub fn encoders(&self) -> usize {
+        // Every thread but the publisher.
+        self.threads.len().saturating_sub(1)
+    }
+
     /// Hands `data`, captured at `captured_at`, to a free encoder; false (and the frame is
     /// skipped) when every encoder is busy.
     pub fn offer(&mut self, captured_at: SystemTime, data: &[u8]) -> bool {
@@ -178,6 +185,7 @@ mod tests {
             Ok(Bytes::copy_from_slice(data))
         });
         let mut pool = EncodePool::new(2, slot, &encode);
+        assert_eq!(pool.encoders(), 2);
         let mut offered = Vec::new();
         for i in 1..=2u8 {
             // Each is taken by an encoder that is free; retry until one is.

@@ -117,6 +117,8 @@ pub struct CameraStatus {
     pub encode_seconds: f64,
     /// Previews made from its frames.
     pub previews_encoded: u64,
+    /// Encoder threads encoding its raw frames; 0 while its own thread does.
+    pub encoder_threads: usize,
     /// Capture-to-send delay over the last status interval, median, in milliseconds
     /// (bucket upper bound; 0 when nothing was sent).
     pub send_latency_p50_ms: f64,
@@ -149,6 +151,7 @@ impl CameraStatus {
             frames_corrupt: 0,
             frames_encoded: 0,
             previews_encoded: 0,
+            encoder_threads: 0,
             encode_seconds: 0.0,
             send_latency_p50_ms: 0.0,
             send_latency_p99_ms: 0.0,

@@ -356,6 +356,7 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
         frames_corrupt: s.frames_corrupt,
         frames_encoded: s.frames_encoded,
         previews_encoded: s.previews_encoded,
+        encoder_threads: u32::try_from(s.encoder_threads).unwrap_or(u32::MAX),
         encode_seconds: s.encode_seconds,
         send_latency_p50_ms: s.send_latency_p50_ms,
         send_latency_p99_ms: s.send_latency_p99_ms,

@@ -518,20 +518,24 @@ async fn websocket_previews_come_at_the_asked_width_made_once_for_every_session(
 
 #[actix_rt::test]
 async fn a_camera_that_encodes_slower_than_it_captures_keeps_its_frames_in_order() {
-    // At 120 fps a 1280x720 raw frame has 8 ms to be encoded, less than it takes here:
-    // the camera moves its encoding to encoder threads, which finish out of order.
+    // At 240 fps a 3840x2160 raw frame has 4.2 ms to be encoded, less than it takes on any
+    // machine: the camera moves its encoding to encoder threads, which finish out of order.
     let server = spawn(
-        "cameras:\n  - id: fast\n    source: {kind: synthetic, width: 1280, height: 720, fps: 120, pattern: noise, prerender: 30, pixel_format: YUYV}\n",
+        "cameras:\n  - id: fast\n    source: {kind: synthetic, width: 3840, height: 2160, fps: 240, pattern: noise, prerender: 4, pixel_format: YUYV}\n",
     );
     let mut viewers = Vec::new();
     for _ in 0..2 {
         viewers.push(MjpegClient::get(server.addr, "/cameras/fast/stream.mjpg", None).await);
     }
+    let mut client = server.client().await;
+    client.subscribe(&["fast"]).await;
+    let pooled = client.status_where("fast", |s| s.encoder_threads > 0).await;
+    assert!(pooled.encoder_threads >= 2, "{}", pooled.encoder_threads);
     for viewer in &mut viewers {
         let mut last: Option<Part> = None;
         for _ in 0..40 {
             let part = viewer.next_part().await.expect("the stream goes on");
-            assert_eq!(jpeg_size(&part.jpeg), (1280, 720));
+            assert_eq!(jpeg_size(&part.jpeg), (3840, 2160));
             if let Some(before) = &last {
                 assert!(part.seq > before.seq, "{} after {}", part.seq, before.seq);
                 assert!(

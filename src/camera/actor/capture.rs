@@ -164,12 +164,11 @@ impl CameraActor {
     }
 
     /// Moves encoding to encoder threads, one per core up to [`MAX_ENCODERS`].
-    fn start_pool(&mut self, format: crate::camera::source::StreamFormat) {
+    fn start_pool(&mut self, f: crate::camera::source::StreamFormat) {
         let workers = std::thread::available_parallelism()
             .map_or(2, std::num::NonZeroUsize::get)
             .clamp(2, MAX_ENCODERS);
         let quality = self.settings.jpeg_quality;
-        let f = format;
         let encode: std::sync::Arc<EncodeFn> = std::sync::Arc::new(move |data: &[u8]| {
             jpeg::encode_raw(f.fourcc, f.width, f.height, data, quality)
         });

@@ -234,6 +234,7 @@ impl CameraActor {
             encode_seconds: c.encode_time.as_secs_f64()
                 + Duration::from_nanos(pooled.encode_nanos.load(Relaxed)).as_secs_f64(),
             previews_encoded: self.slot.previews_encoded(),
+            encoder_threads: self.pool.as_ref().map_or(0, EncodePool::encoders),
             send_latency_p50_ms: recent.quantile_ms(0.5).unwrap_or(0.0),
             send_latency_p99_ms: recent.quantile_ms(0.99).unwrap_or(0.0),
             control_writes_failed: c.control_writes_failed,
