@@ -34,7 +34,7 @@ fn yuyv_frame(width: u32, height: u32, pattern: Pattern) -> Vec<u8> {
         pattern,
         prerender: 0,
         test_controls: false,
-        raw: true,
+        output: camfleet::config::SyntheticOutput::Yuyv,
     };
     let mut device = SyntheticOpener::new(config, "encoder").open().unwrap();
     loop {

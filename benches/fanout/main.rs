@@ -42,7 +42,7 @@ fn synthetic(width: u32, height: u32) -> SyntheticConfig {
         pattern: Pattern::Noise,
         prerender: FPS,
         test_controls: false,
-        raw: false,
+        output: camfleet::config::SyntheticOutput::Jpeg,
     }
 }
 

@@ -4,8 +4,9 @@
 //! Nothing here decodes a picture. It finds the NAL units of an access unit, tells a
 //! keyframe (an IDR picture) from the frames that depend on it, reads the sequence
 //! parameter set for the picture's size and the codec's profile and level, and keeps the
-//! frames since the last keyframe, so a viewer who joins, or falls behind, starts at a
-//! keyframe. Every function takes bytes from a device and never panics on them.
+//! newest parameter sets, so that every keyframe a viewer may start at carries them
+//! ([`Stream`]). The frames since the last keyframe are kept by the frame slot
+//! ([`crate::camera::frame::H264Frame`]). Every function takes bytes from a device and never panics on them.
 
 use std::fmt;
 
@@ -313,91 +314,172 @@ impl<'a> Bits<'a> {
 /// no keyframe for this long gets no new viewer until it does.
 pub const MAX_GOP_FRAMES: usize = 600;
 
-/// The access units since the last keyframe, so that a viewer can start at a keyframe
-/// and take every frame after it in order.
+/// A live stream's clock for players: 90 kHz ticks, each frame on the camera's nominal
+/// frame grid, so a player sees the camera's exact rate; a gap (frames a viewer skipped)
+/// shows as a jump in time.
 #[derive(Debug, Clone)]
-pub struct Gop<T> {
-    /// Frames from the last keyframe on, with their sequence numbers, oldest first.
-    frames: Vec<(u64, T)>,
-    /// The GOP ran past [`MAX_GOP_FRAMES`]: no viewer can start until the next keyframe.
-    overflowed: bool,
-    /// Frames in the last complete GOP, keyframe included.
-    last_length: Option<u64>,
+pub struct Clock {
+    fps: f64,
+    start: Option<std::time::SystemTime>,
+    last: Option<u64>,
 }
 
-impl<T> Default for Gop<T> {
-    fn default() -> Self {
-        Gop {
-            frames: Vec::new(),
-            overflowed: false,
-            last_length: None,
+/// Ticks per second of [`Clock`], as RTP and MP4 count H.264 time.
+pub const CLOCK_RATE: u32 = 90_000;
+
+impl Clock {
+    /// A clock for a camera of `fps` frames a second.
+    #[must_use]
+    pub fn new(fps: f64) -> Clock {
+        Clock {
+            fps: if fps > 0.0 { fps } else { 30.0 },
+            start: None,
+            last: None,
         }
+    }
+
+    /// Ticks of one frame.
+    #[must_use]
+    pub fn frame_ticks(&self) -> u32 {
+        (f64::from(CLOCK_RATE) / self.fps).round() as u32
+    }
+
+    /// The time of a frame captured at `at`, in ticks since the first frame; always later
+    /// than the frame before.
+    pub fn ticks(&mut self, at: std::time::SystemTime) -> u64 {
+        let start = *self.start.get_or_insert(at);
+        let since = at.duration_since(start).unwrap_or_default().as_secs_f64();
+        let mut index = (since * self.fps).round() as u64;
+        if let Some(last) = self.last.filter(|l| index <= *l) {
+            index = last + 1;
+        }
+        self.last = Some(index);
+        (index as f64 * f64::from(CLOCK_RATE) / self.fps).round() as u64
     }
 }
 
-/// What a viewer should send next.
-#[derive(Debug, PartialEq, Eq)]
-pub struct CatchUp<T> {
-    /// The frames to send, in order.
-    pub frames: Vec<(u64, T)>,
-    /// Frames the viewer will never get, because it fell behind past a keyframe.
-    pub skipped: u64,
+/// What camfleet keeps of a camera's H.264 stream between its access units: the newest
+/// parameter sets, the codec they describe, and where the GOP stands.
+#[derive(Debug, Default)]
+pub struct Stream {
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+    codec: Option<std::sync::Arc<str>>,
+    size: Option<(u32, u32)>,
+    /// Frames since the last keyframe, that one included; `None` before the first.
+    since_keyframe: Option<u64>,
+    /// Frames in the last complete GOP.
+    gop_length: Option<u64>,
 }
 
-impl<T: Clone> Gop<T> {
-    /// Adds the camera's newest access unit.
-    pub fn push(&mut self, seq: u64, keyframe: bool, frame: T) {
-        if keyframe {
-            if !self.frames.is_empty() && !self.overflowed {
-                self.last_length = Some(self.frames.len() as u64);
+/// An access unit as it is to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// The access unit: as the camera sent it, or for a keyframe that came without its
+    /// parameter sets, with the newest ones put in front so a decoder can start there.
+    pub bytes: bytes::Bytes,
+    /// A decoder can start here.
+    pub keyframe: bool,
+}
+
+/// Why an access unit cannot be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// No keyframe with parameter sets has come yet: nothing can decode it.
+    NoKeyframeYet,
+    /// It holds no picture (only parameter sets or SEI); they are kept for the next
+    /// keyframe.
+    NoPicture,
+}
+
+impl Stream {
+    /// Takes the camera's next access unit.
+    ///
+    /// # Errors
+    /// When the unit cannot be decoded by a viewer; see [`Refused`].
+    pub fn accept(&mut self, access_unit: bytes::Bytes) -> Result<Unit, Refused> {
+        let au = AccessUnit::of(&access_unit);
+        for unit in nal_units(&access_unit) {
+            match nal_type(unit) {
+                Some(nal::SPS) => {
+                    if let Ok(sps) = Sps::parse(unit) {
+                        if self.sps.as_deref() != Some(unit) {
+                            self.codec = Some(sps.codec_string().into());
+                            self.size = Some((sps.width, sps.height));
+                        }
+                        self.sps = Some(unit.to_vec());
+                    }
+                }
+                Some(nal::PPS) => self.pps = Some(unit.to_vec()),
+                _ => {}
             }
-            self.frames.clear();
-            self.overflowed = false;
-        } else if self.frames.is_empty() || self.overflowed {
-            // Nothing to decode it against yet.
-            return;
         }
-        if self.frames.len() == MAX_GOP_FRAMES {
-            self.frames.clear();
-            self.overflowed = true;
-            self.last_length = None;
-            return;
+        if !au.picture {
+            return Err(Refused::NoPicture);
         }
-        self.frames.push((seq, frame));
-    }
-
-    /// The frames in the last complete GOP, the distance between two keyframes.
-    #[must_use]
-    pub fn last_length(&self) -> Option<u64> {
-        self.last_length
-    }
-
-    /// What a viewer that last sent frame `sent` (`None`: nothing yet) sends now: the
-    /// frames after it, or, if it has nothing to decode them against (it is new, or the
-    /// frame after its last one is gone), the whole GOP from its keyframe.
-    #[must_use]
-    pub fn after(&self, sent: Option<u64>) -> CatchUp<T> {
-        let Some(&(first, _)) = self.frames.first() else {
-            return CatchUp {
-                frames: Vec::new(),
-                skipped: 0,
+        if !au.keyframe {
+            return match self.since_keyframe.as_mut() {
+                Some(n) => {
+                    *n += 1;
+                    Ok(Unit {
+                        bytes: access_unit,
+                        keyframe: false,
+                    })
+                }
+                None => Err(Refused::NoKeyframeYet),
             };
-        };
-        match sent {
-            Some(last) if last.saturating_add(1) >= first => CatchUp {
-                frames: self
-                    .frames
-                    .iter()
-                    .filter(|(seq, _)| *seq > last)
-                    .cloned()
-                    .collect(),
-                skipped: 0,
-            },
-            _ => CatchUp {
-                frames: self.frames.clone(),
-                skipped: sent.map_or(0, |last| first.saturating_sub(last.saturating_add(1))),
-            },
         }
+        let (Some(sps), Some(pps)) = (&self.sps, &self.pps) else {
+            return Err(Refused::NoKeyframeYet);
+        };
+        let bytes = if au.sps && au.pps {
+            access_unit
+        } else {
+            let mut whole = Vec::with_capacity(access_unit.len() + sps.len() + pps.len() + 8);
+            for set in [sps, pps] {
+                whole.extend_from_slice(&[0, 0, 0, 1]);
+                whole.extend_from_slice(set);
+            }
+            whole.extend_from_slice(&access_unit);
+            bytes::Bytes::from(whole)
+        };
+        if let Some(n) = self.since_keyframe {
+            self.gop_length = Some(n);
+        }
+        self.since_keyframe = Some(1);
+        Ok(Unit {
+            bytes,
+            keyframe: true,
+        })
+    }
+
+    /// The codec string of the newest parameter sets, e.g. `avc1.42c01e`.
+    #[must_use]
+    pub fn codec(&self) -> Option<&std::sync::Arc<str>> {
+        self.codec.as_ref()
+    }
+
+    /// The picture size the newest sequence parameter set gives.
+    #[must_use]
+    pub fn size(&self) -> Option<(u32, u32)> {
+        self.size
+    }
+
+    /// The newest sequence and picture parameter sets (NAL units without start codes).
+    #[must_use]
+    pub fn parameter_sets(&self) -> Option<(&[u8], &[u8])> {
+        Some((self.sps.as_deref()?, self.pps.as_deref()?))
+    }
+
+    /// Frames in the last complete GOP, from one keyframe to the next.
+    #[must_use]
+    pub fn gop_length(&self) -> Option<u64> {
+        self.gop_length
+    }
+
+    /// Forgets the stream: the device was closed, and its next stream starts afresh.
+    pub fn reset(&mut self) {
+        *self = Stream::default();
     }
 }
 
@@ -492,42 +574,41 @@ mod tests {
     }
 
     #[test]
-    fn a_new_viewer_starts_at_the_keyframe_and_a_slow_one_skips_to_it() {
-        let mut gop = Gop::default();
-        assert_eq!(gop.after(None).frames, []);
-        // Frames before the first keyframe cannot be decoded and are not kept.
-        gop.push(1, false, 'a');
-        assert_eq!(gop.after(None).frames, []);
-        gop.push(2, true, 'K');
-        gop.push(3, false, 'b');
-        gop.push(4, false, 'c');
-        assert_eq!(gop.after(None).frames, [(2, 'K'), (3, 'b'), (4, 'c')]);
-        assert_eq!(gop.after(Some(3)).frames, [(4, 'c')]);
-        assert_eq!(gop.after(Some(4)).frames, []);
-        gop.push(5, true, 'L');
-        gop.push(6, false, 'd');
-        assert_eq!(gop.last_length(), Some(3));
-        // A viewer that sent 4 goes on with the keyframe after it.
-        assert_eq!(gop.after(Some(4)).frames, [(5, 'L'), (6, 'd')]);
-        assert_eq!(gop.after(Some(4)).skipped, 0);
-        // One that sent only 2 lost 3 and 4, and starts again at the keyframe.
-        let late = gop.after(Some(2));
-        assert_eq!(late.frames, [(5, 'L'), (6, 'd')]);
-        assert_eq!(late.skipped, 2);
-    }
-
-    #[test]
-    fn a_gop_that_never_ends_is_dropped_until_the_next_keyframe() {
-        let mut gop = Gop::default();
-        gop.push(1, true, ());
-        for seq in 2..=MAX_GOP_FRAMES as u64 + 1 {
-            gop.push(seq, false, ());
+    fn a_keyframe_without_parameter_sets_gets_the_newest_ones_in_front() {
+        let units = encoded(160, 120, 12, 10);
+        let mut stream = Stream::default();
+        // A camera that sends its parameter sets once, then bare IDR pictures.
+        let strip = |au: &[u8]| -> Vec<u8> {
+            let mut out = Vec::new();
+            for unit in nal_units(au) {
+                if !matches!(nal_type(unit), Some(nal::SPS | nal::PPS)) {
+                    out.extend_from_slice(&[0, 0, 0, 1]);
+                    out.extend_from_slice(unit);
+                }
+            }
+            out
+        };
+        assert_eq!(
+            stream.accept(bytes::Bytes::from(strip(&units[0]))),
+            Err(Refused::NoKeyframeYet)
+        );
+        let first = stream.accept(bytes::Bytes::from(units[0].clone())).unwrap();
+        assert!(first.keyframe);
+        assert_eq!(
+            first.bytes, units[0],
+            "a whole keyframe is passed untouched"
+        );
+        for unit in &units[1..10] {
+            let u = stream.accept(bytes::Bytes::from(unit.clone())).unwrap();
+            assert!(!u.keyframe);
+            assert_eq!(u.bytes, *unit);
         }
-        assert!(gop.after(None).frames.is_empty());
-        assert_eq!(gop.last_length(), None);
-        gop.push(1000, false, ());
-        assert!(gop.after(None).frames.is_empty());
-        gop.push(1001, true, ());
-        assert_eq!(gop.after(None).frames, [(1001, ())]);
+        let bare = strip(&units[10]);
+        let second = stream.accept(bytes::Bytes::from(bare.clone())).unwrap();
+        assert!(second.keyframe && AccessUnit::of(&second.bytes).starts_a_stream());
+        assert!(second.bytes.ends_with(&bare));
+        assert_eq!(stream.gop_length(), Some(10));
+        assert_eq!(stream.codec().map(|c| c.len()), Some(11));
+        assert_eq!(stream.size(), Some((160, 120)));
     }
 }

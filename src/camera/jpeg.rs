@@ -304,6 +304,37 @@ pub fn thumbnail(jpeg: &Bytes, width: u32, quality: u8) -> Result<Bytes, String>
     Ok(Bytes::from(encoded))
 }
 
+/// The picture of an H.264 keyframe (an access unit with its parameter sets) as JPEG,
+/// for snapshots of a camera that sends H.264.
+///
+/// # Errors
+/// When the access unit does not decode to a picture on its own.
+pub fn from_h264_keyframe(access_unit: &[u8], quality: u8) -> Result<Bytes, String> {
+    use openh264::formats::YUVSource;
+    let bad = |e: openh264::Error| format!("the H.264 keyframe does not decode: {e}");
+    let mut decoder = openh264::decoder::Decoder::new().map_err(bad)?;
+    let picture = match decoder.decode(access_unit).map_err(bad)? {
+        Some(picture) => picture,
+        // A decoder may hold a picture back until it is told the stream ended.
+        None => decoder
+            .flush_remaining()
+            .map_err(bad)?
+            .pop()
+            .ok_or("the H.264 keyframe holds no picture")?,
+    };
+    let (w, h) = picture.dimensions();
+    let (Ok(tw), Ok(th)) = (u16::try_from(w), u16::try_from(h)) else {
+        return Err(format!("a {w}x{h} picture is too large for JPEG"));
+    };
+    let mut rgb = vec![0u8; w * h * 3];
+    picture.write_rgb8(&mut rgb);
+    let mut encoded = Vec::with_capacity(w * h / 4);
+    Encoder::new(&mut encoded, quality)
+        .encode(&rgb, tw, th, ColorType::Rgb)
+        .map_err(|e| format!("encoding the picture failed: {e}"))?;
+    Ok(Bytes::from(encoded))
+}
+
 /// A grey picture saying NO SIGNAL, the camera's name and the reason.
 #[must_use]
 pub fn placeholder(width: u32, height: u32, name: &str, reason: &str) -> Bytes {

@@ -119,6 +119,12 @@ pub struct CameraStatus {
     pub previews_encoded: u64,
     /// Encoder threads encoding its raw frames; 0 while its own thread does.
     pub encoder_threads: usize,
+    /// For a camera that sends H.264: the codec string; empty otherwise.
+    pub codec: String,
+    /// For a camera that sends H.264: frames in its last complete GOP (0: not known yet).
+    pub gop_frames: u64,
+    /// Bits per second the device delivered over the last status interval.
+    pub bitrate_bps: f64,
     /// Capture-to-send delay over the last status interval, median, in milliseconds
     /// (bucket upper bound; 0 when nothing was sent).
     pub send_latency_p50_ms: f64,
@@ -152,6 +158,9 @@ impl CameraStatus {
             frames_encoded: 0,
             previews_encoded: 0,
             encoder_threads: 0,
+            codec: String::new(),
+            gop_frames: 0,
+            bitrate_bps: 0.0,
             encode_seconds: 0.0,
             send_latency_p50_ms: 0.0,
             send_latency_p99_ms: 0.0,

@@ -187,8 +187,20 @@ pub struct SyntheticConfig {
     pub prerender: u32,
     /// Adds controls that make the source stall, vanish or panic, for testing recovery.
     pub test_controls: bool,
-    /// Delivers raw YUYV frames, which camfleet encodes, instead of JPEG.
-    pub raw: bool,
+    /// What its frames are: JPEG, raw YUYV (which camfleet encodes), or H.264.
+    pub output: SyntheticOutput,
+}
+
+/// What a synthetic camera delivers, as `pixel_format` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyntheticOutput {
+    /// `MJPG`: every frame a JPEG file.
+    #[default]
+    Jpeg,
+    /// `YUYV`: raw frames that camfleet encodes to JPEG.
+    Yuyv,
+    /// `H264`: access units of an H.264 stream with a keyframe every second.
+    H264,
 }
 
 /// How a V4L2 device is found.

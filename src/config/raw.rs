@@ -145,6 +145,8 @@ pub(super) struct RawSource {
     pub card: Option<String>,
     pub bus_info: Option<String>,
     pub serial: Option<String>,
+    /// The format the camera sends, as a four-character code: MJPG, YUYV, H264 (passed through
+    /// untouched), or any raw format `camfleet devices` lists.
     pub pixel_format: Option<String>,
 }
 

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use super::error::{locate, path_string, Seg};
 use super::{
     raw, CameraConfig, CaptureMode, Config, ConfigError, ConfigErrors, DesiredControl, DeviceMatch,
-    Pattern, ServerConfig, SourceConfig, SyntheticConfig, V4l2Config, DEFAULT_IDLE_TIMEOUT_SECS,
-    DEFAULT_JPEG_QUALITY, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SESSIONS,
-    DEFAULT_MAX_SESSIONS_PER_ACCOUNT, DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_CAMERA,
-    DEFAULT_MAX_STREAMS_PER_CLIENT,
+    Pattern, ServerConfig, SourceConfig, SyntheticConfig, SyntheticOutput, V4l2Config,
+    DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_JPEG_QUALITY, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_ACCOUNT, DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_CAMERA, DEFAULT_MAX_STREAMS_PER_CLIENT,
 };
 use crate::camera::CameraId;
 
@@ -398,15 +398,16 @@ fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Optio
             refuse("card", raw.card.is_some(), hint);
             refuse("bus_info", raw.bus_info.is_some(), hint);
             refuse("serial", raw.serial.is_some(), hint);
-            let raw_output = match raw.pixel_format.as_deref() {
-                None | Some("MJPG") => false,
-                Some("YUYV") => true,
+            let output = match raw.pixel_format.as_deref() {
+                None | Some("MJPG") => SyntheticOutput::Jpeg,
+                Some("YUYV") => SyntheticOutput::Yuyv,
+                Some("H264") => SyntheticOutput::H264,
                 Some(other) => {
                     issues.at(
                         &path("pixel_format"),
-                        format!("a synthetic source delivers MJPG or YUYV, not `{other}`"),
+                        format!("a synthetic source delivers MJPG, YUYV or H264, not `{other}`"),
                     );
-                    false
+                    SyntheticOutput::Jpeg
                 }
             };
             check_range("prerender", raw.prerender, 0, 300, "a number of frames");
@@ -417,7 +418,7 @@ fn validate_source(i: usize, raw: &raw::RawSource, issues: &Issues<'_>) -> Optio
                 pattern: raw.pattern.unwrap_or(Pattern::Bars),
                 prerender: raw.prerender.unwrap_or(0),
                 test_controls: raw.test_controls.unwrap_or(false),
-                raw: raw_output,
+                output,
             })
         }
         raw::SourceKind::V4l2 => {

@@ -5,6 +5,10 @@
 //! that consumer's connection has room. A viewer that falls behind therefore never builds
 //! a backlog: the next pull simply gets the newest frame, and the gap in sequence numbers
 //! is what it missed.
+//!
+//! H.264 frames depend on the ones before them, so an H.264 viewer gets every frame of the
+//! newest GOP in order ([`Frame::following`]); one that falls a GOP behind skips to the
+//! newest keyframe instead of building a backlog. The rate cap does not apply to them.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,6 +23,8 @@ pub struct FrameFeed {
     next_allowed: Instant,
     last_seq: u64,
     started: bool,
+    /// Sends pictures (JPEG), not H.264: of an H.264 camera, each GOP's keyframe once.
+    pictures: bool,
 }
 
 impl FrameFeed {
@@ -32,7 +38,16 @@ impl FrameFeed {
             next_allowed: Instant::now(),
             last_seq: 0,
             started: false,
+            pictures: false,
         }
+    }
+
+    /// The same feed for a viewer that shows pictures one by one (MJPEG): of an H.264
+    /// camera it gets each keyframe, as [`Frame::picture`] decodes it.
+    #[must_use]
+    pub fn pictures_only(mut self) -> Self {
+        self.pictures = true;
+        self
     }
 
     /// The viewer this feed serves.
@@ -46,10 +61,17 @@ impl FrameFeed {
     /// sees a picture at once.
     pub async fn next(&mut self) -> Option<Frame> {
         loop {
-            if self.started {
+            if self.started && (self.pictures || !self.h264_pending()) {
                 self.viewer.watch.changed().await.ok()?;
             }
             self.started = true;
+            let newest = self.viewer.watch.borrow_and_update().clone();
+            let following = newest.filter(|_| !self.pictures);
+            if let Some((frame, skipped)) = following.and_then(|f| f.following(self.last_seq)) {
+                ViewerCounters::add(&self.viewer.counters.skipped, skipped);
+                self.last_seq = frame.seq;
+                return Some(frame);
+            }
             // Frames published while waiting out the rate cap are skipped on purpose, so
             // they are not counted as missed.
             let mut capped = false;
@@ -57,7 +79,8 @@ impl FrameFeed {
                 tokio::time::sleep_until(self.next_allowed.into()).await;
                 capped = true;
             }
-            let Some(frame) = self.viewer.watch.borrow_and_update().clone() else {
+            let newest = self.viewer.watch.borrow_and_update().clone();
+            let Some(frame) = newest.map(Frame::keyframe) else {
                 continue;
             };
             if frame.seq <= self.last_seq {
@@ -73,6 +96,14 @@ impl FrameFeed {
             }
             return Some(frame);
         }
+    }
+
+    /// Whether the slot holds H.264 frames this viewer has not sent yet.
+    fn h264_pending(&self) -> bool {
+        let newest = self.viewer.watch.borrow();
+        newest
+            .as_ref()
+            .is_some_and(|f| f.h264.is_some() && f.seq > self.last_seq)
     }
 
     /// Records that `frame` was handed to the connection as `bytes` bytes.

@@ -66,7 +66,7 @@ async fn allowed(req: &HttpRequest, state: &AppState, id: &str) -> Result<Camera
 
 /// What a `HEAD` request learns without watching: that the camera is there and may be
 /// watched by this caller. It never opens an on-demand camera.
-async fn head(
+pub(super) async fn head(
     req: &HttpRequest,
     state: &AppState,
     id: &str,
@@ -80,7 +80,7 @@ async fn head(
 }
 
 /// Registers as a viewer of the camera named in the path, or says why not.
-async fn watch(
+pub(super) async fn watch(
     req: &HttpRequest,
     state: &AppState,
     id: &str,
@@ -154,7 +154,7 @@ pub(crate) async fn stream_of(
         return head(req, state, id, response.finish()).await;
     }
     let viewer = watch(req, state, id, ViewerKind::Mjpeg).await?;
-    let feed = FrameFeed::new(viewer, fps);
+    let feed = FrameFeed::new(viewer, fps).pictures_only();
     let shutdown = state.shutdown.clone();
     // A viewer that hangs up while no frame comes (the camera is down) is noticed at once,
     // so its slot is free at once.
@@ -221,7 +221,7 @@ fn header_safe(text: &str) -> String {
 pub fn part(frame: &Frame) -> Bytes {
     frame
         .mjpeg_part
-        .get_or_init(|| chunk_of(frame, &frame.jpeg))
+        .get_or_init(|| chunk_of(frame, &frame.picture()))
         .clone()
 }
 
@@ -324,7 +324,7 @@ pub(crate) async fn snapshot_of(
             .flatten();
     }
     if let Some(frame) = frame.filter(|f| f.no_signal.is_none()) {
-        let picture = width.map_or_else(|| frame.jpeg.clone(), |i| frame.preview(i));
+        let picture = width.map_or_else(|| frame.picture(), |i| frame.preview(i));
         return Ok(HttpResponse::Ok()
             .content_type("image/jpeg")
             .insert_header(("Cache-Control", "no-cache, no-store"))

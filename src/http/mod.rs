@@ -10,6 +10,7 @@
 //!   the MQTT broker, their thumbnails, and commands to their cameras ([`fleet`])
 //! - `GET /cameras/{id}/stream.mjpg[?fps=N]`: MJPEG ([`mjpeg`])
 //! - `GET /cameras/{id}/snapshot.jpg`: the newest frame, or a 503 NO SIGNAL picture
+//! - `GET /cameras/{id}/stream.mp4`: an H.264 camera's stream as fragmented MP4 ([`fmp4`])
 //! - mjpg-streamer's `/?action=stream` and `?action=snapshot` and ustreamer's `/stream` and
 //!   `/snapshot`, bare (`server.default_camera`) and under `/cameras/{id}/` ([`compat`])
 //! - every `GET` route answers `HEAD` too
@@ -29,6 +30,7 @@ mod compat;
 pub mod error;
 pub mod feed;
 mod fleet;
+mod fmp4;
 pub(crate) mod frame_guard;
 pub mod hosts;
 pub mod listener;
@@ -126,6 +128,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", get().to(metrics::metrics))
         .route("/cameras/{id}/stream.mjpg", get().to(mjpeg::stream))
         .route("/cameras/{id}/snapshot.jpg", get().to(mjpeg::snapshot))
+        .route("/cameras/{id}/stream.mp4", get().to(fmp4::stream))
         .service(
             web::resource("/ws")
                 .guard(actix_web::guard::Get())

@@ -28,6 +28,7 @@ use crate::proto;
         super::api::config_schema,
         super::mjpeg::snapshot,
         super::mjpeg::stream,
+        super::fmp4::stream,
         document,
     ),
     components(schemas(proto::CameraStatus, proto::ControlProblem, StateName, ViewerEntry, Reloaded, ErrorBody)),

@@ -205,6 +205,10 @@ fn preview(request_id: u64, width: u32) -> Result<Option<usize>, Rejection> {
 /// A frame as a `ServerMessage` carrying its preview at `PREVIEW_WIDTHS[index]`, encoded
 /// once per frame and width and shared by every session that watches at that width.
 pub fn preview_frame(camera: &CameraId, f: &Frame, index: usize) -> bytes::Bytes {
+    // An H.264 frame is sent as the camera made it: a tile scales it when it draws.
+    if f.h264.is_some() {
+        return frame(camera, f);
+    }
     f.previews
         .message(index, || frame_message(camera, f, f.preview(index)))
 }
@@ -357,6 +361,9 @@ pub fn status(s: &CameraStatus) -> proto::CameraStatus {
         frames_encoded: s.frames_encoded,
         previews_encoded: s.previews_encoded,
         encoder_threads: u32::try_from(s.encoder_threads).unwrap_or(u32::MAX),
+        codec: s.codec.clone(),
+        gop_frames: s.gop_frames,
+        bitrate_bps: s.bitrate_bps,
         encode_seconds: s.encode_seconds,
         send_latency_p50_ms: s.send_latency_p50_ms,
         send_latency_p99_ms: s.send_latency_p99_ms,
@@ -381,15 +388,24 @@ pub fn frame(camera: &CameraId, f: &Frame) -> bytes::Bytes {
         .clone()
 }
 
-/// The `ServerMessage` carrying `jpeg` (the frame's own picture or a preview of it).
+/// The `ServerMessage` carrying `jpeg` (the frame's own picture or a preview of it), or
+/// of an H.264 frame its access unit untouched.
 fn frame_message(camera: &CameraId, f: &Frame, jpeg: bytes::Bytes) -> bytes::Bytes {
-    bytes::Bytes::from(encode(ServerKind::Frame(proto::Frame {
+    let mut message = proto::Frame {
         camera_id: camera.to_string(),
         seq: f.seq,
         capture_timestamp: f.timestamp_micros(),
         jpeg,
         no_signal: f.no_signal.clone().unwrap_or_default(),
-    })))
+        ..proto::Frame::default()
+    };
+    if let Some(h264) = &f.h264 {
+        message.codec = proto::Codec::H264.into();
+        message.h264 = h264.access_unit.clone();
+        message.keyframe = h264.keyframe;
+        message.codec_string = h264.codec.to_string();
+    }
+    bytes::Bytes::from(encode(ServerKind::Frame(message)))
 }
 
 /// A control on the wire.

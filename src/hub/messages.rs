@@ -260,6 +260,10 @@ pub enum ViewerKind {
     WebSocket,
     /// One snapshot.
     Snapshot,
+    /// A live fragmented MP4 of an H.264 camera over HTTP.
+    Mp4,
+    /// An RTSP session of an H.264 camera.
+    Rtsp,
 }
 
 impl ViewerKind {
@@ -269,7 +273,24 @@ impl ViewerKind {
             ViewerKind::Mjpeg => "mjpeg",
             ViewerKind::WebSocket => "websocket",
             ViewerKind::Snapshot => "snapshot",
+            ViewerKind::Mp4 => "mp4",
+            ViewerKind::Rtsp => "rtsp",
         }
+    }
+
+    /// Every kind, in the order `/metrics` lists them.
+    pub const ALL: [ViewerKind; 5] = [
+        ViewerKind::Mjpeg,
+        ViewerKind::WebSocket,
+        ViewerKind::Snapshot,
+        ViewerKind::Mp4,
+        ViewerKind::Rtsp,
+    ];
+
+    /// Whether it is a long-lived stream over its own connection, which the stream limits
+    /// (`server.max_streams` and the rest) count.
+    pub fn is_stream(self) -> bool {
+        matches!(self, ViewerKind::Mjpeg | ViewerKind::Mp4 | ViewerKind::Rtsp)
     }
 }
 

@@ -404,21 +404,17 @@ impl Handler<Metrics> for Hub {
             .map(|c| CameraMetrics {
                 status: Arc::clone(&c.status),
                 latency: c.latency.snapshot(),
-                viewers: [
-                    ViewerKind::Mjpeg,
-                    ViewerKind::WebSocket,
-                    ViewerKind::Snapshot,
-                ]
-                .into_iter()
-                .map(|kind| {
-                    let n = self
-                        .viewers
-                        .values()
-                        .filter(|v| v.camera == c.config.id && v.kind == kind)
-                        .count();
-                    (kind, n)
-                })
-                .collect(),
+                viewers: ViewerKind::ALL
+                    .into_iter()
+                    .map(|kind| {
+                        let n = self
+                            .viewers
+                            .values()
+                            .filter(|v| v.camera == c.config.id && v.kind == kind)
+                            .count();
+                        (kind, n)
+                    })
+                    .collect(),
             })
             .collect();
         let mut sessions = self.ended_sessions;

@@ -59,8 +59,8 @@ impl Hub {
             Arc::clone(&entry.latency),
             Arc::clone(&entry.status),
         );
-        if kind == ViewerKind::Mjpeg {
-            let mjpeg = |v: &&ViewerEntry| v.kind == ViewerKind::Mjpeg;
+        if kind.is_stream() {
+            let mjpeg = |v: &&ViewerEntry| v.kind.is_stream();
             let all = self.viewers.values().filter(mjpeg).count();
             let here = self
                 .viewers
@@ -70,7 +70,7 @@ impl Hub {
                 .count();
             if here >= self.server.max_streams_per_camera as usize {
                 return Err(CommandError::LimitReached(format!(
-                    "camera `{camera}` already serves {here} MJPEG streams, its limit \
+                    "camera `{camera}` already serves {here} video streams (MJPEG, MP4, RTSP), its limit \
                      (server.max_streams_per_camera); close one or raise the limit"
                 )));
             }
@@ -84,13 +84,13 @@ impl Hub {
                 client.filter(|_| theirs >= self.server.max_streams_per_client as usize)
             {
                 return Err(CommandError::LimitReached(format!(
-                    "{ip} already holds {theirs} MJPEG streams, the limit for one client \
+                    "{ip} already holds {theirs} video streams, the limit for one client \
                      (server.max_streams_per_client); close one of them"
                 )));
             }
             if all >= self.server.max_streams as usize {
                 return Err(CommandError::LimitReached(format!(
-                    "the server already serves {all} MJPEG streams, its limit \
+                    "the server already serves {all} video streams, its limit \
                      (server.max_streams); close one or raise the limit"
                 )));
             }

@@ -346,7 +346,7 @@ impl MqttLink {
                     return None;
                 }
                 let made = actix_web::rt::task::spawn_blocking(move || {
-                    crate::camera::jpeg::thumbnail(&frame.jpeg, width, SNAPSHOT_QUALITY)
+                    crate::camera::jpeg::thumbnail(&frame.picture(), width, SNAPSHOT_QUALITY)
                 });
                 match made.await {
                     Ok(Ok(jpeg)) => Some(jpeg),

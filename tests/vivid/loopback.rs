@@ -29,7 +29,7 @@ pub fn frames(width: u32, height: u32, count: u32) -> Vec<Bytes> {
         pattern: Pattern::Noise,
         prerender: count,
         test_controls: false,
-        raw: false,
+        output: camfleet::config::SyntheticOutput::Jpeg,
     };
     let mut device = SyntheticOpener::new(cfg, "loopback").open().unwrap();
     let mut out = Vec::new();

@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::{drop_quietly, CameraActor};
 use crate::camera::encode_pool::{EncodeFn, EncodePool};
+use crate::camera::h264::Refused;
 use crate::camera::jpeg;
 use crate::camera::source::{FrameData, SourceError};
 use crate::camera::status::CameraState;
@@ -67,6 +68,7 @@ impl CameraActor {
             Err(e) => return self.fail(&e),
         };
         self.link.format = Some(device.format());
+        self.link.h264.reset();
         self.link.format_note = device.note();
         self.link.device = Some(device);
         if let Err(e) = self.apply_desired() {
@@ -106,7 +108,7 @@ impl CameraActor {
         counters.dropped += captured.lost_before;
         let captured_at = captured.captured_at;
         self.last_frame_at = Instant::now();
-        self.meter.tick(status_interval);
+        self.meter.tick(status_interval, captured.data.size());
         let jpeg = match captured.data {
             // The source made this JPEG itself; it is complete by construction.
             FrameData::Jpeg(b) => Some(b),
@@ -119,6 +121,27 @@ impl CameraActor {
             }
             // Raw frames are encoded once each, and only while someone watches.
             FrameData::Raw(_) if self.viewers == 0 => None,
+            // Every access unit is published, watched or not: a viewer who joins needs
+            // the GOP from its keyframe.
+            FrameData::H264(access_unit) => {
+                let link = &mut self.link;
+                match link.h264.accept(access_unit) {
+                    Ok(unit) => {
+                        let codec = link.h264.codec().cloned().unwrap_or_else(|| "avc1".into());
+                        let published = self.slot.publish_h264(
+                            captured_at,
+                            unit.bytes,
+                            unit.keyframe,
+                            &codec,
+                            format.fps,
+                        );
+                        counters.dropped += u64::from(published.is_none());
+                    }
+                    Err(Refused::NoPicture) => {}
+                    Err(Refused::NoKeyframeYet) => counters.dropped += 1,
+                }
+                None
+            }
             // Encoder threads publish what they encode, in capture order.
             FrameData::Raw(data) if self.pool.is_some() => {
                 let taken = self

@@ -235,6 +235,13 @@ impl CameraActor {
                 + Duration::from_nanos(pooled.encode_nanos.load(Relaxed)).as_secs_f64(),
             previews_encoded: self.slot.previews_encoded(),
             encoder_threads: self.pool.as_ref().map_or(0, EncodePool::encoders),
+            codec: link
+                .h264
+                .codec()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            gop_frames: link.h264.gop_length().unwrap_or(0),
+            bitrate_bps: if streaming { self.meter.bitrate() } else { 0.0 },
             send_latency_p50_ms: recent.quantile_ms(0.5).unwrap_or(0.0),
             send_latency_p99_ms: recent.quantile_ms(0.99).unwrap_or(0.0),
             control_writes_failed: c.control_writes_failed,

@@ -53,6 +53,8 @@ pub(super) struct DeviceLink {
     pub(super) controls: Vec<ControlInfo>,
     /// Desired controls that are not in effect.
     pub(super) problems: Vec<ControlProblem>,
+    /// What is known of the device's H.264 stream, if it sends one.
+    pub(super) h264: crate::camera::h264::Stream,
 }
 
 impl DeviceLink {
@@ -71,6 +73,7 @@ impl DeviceLink {
             format_note: None,
             controls: Vec::new(),
             problems: Vec::new(),
+            h264: crate::camera::h264::Stream::default(),
         }
     }
 }
@@ -88,11 +91,13 @@ pub(super) struct Counters {
     pub(super) control_writes_failed: u64,
 }
 
-/// Frames per second, measured over windows of one status interval.
+/// Frames and bits per second, measured over windows of one status interval.
 pub(super) struct FpsMeter {
     start: Instant,
     frames: u64,
+    bytes: u64,
     fps: f64,
+    bitrate: f64,
 }
 
 impl FpsMeter {
@@ -100,7 +105,9 @@ impl FpsMeter {
         FpsMeter {
             start: Instant::now(),
             frames: 0,
+            bytes: 0,
             fps: 0.0,
+            bitrate: 0.0,
         }
     }
 
@@ -109,15 +116,22 @@ impl FpsMeter {
         *self = FpsMeter::new();
     }
 
-    /// Counts one frame; closes the window once it is `window` long.
-    pub(super) fn tick(&mut self, window: Duration) {
+    /// Counts one frame of `bytes` bytes; closes the window once it is `window` long.
+    pub(super) fn tick(&mut self, window: Duration, bytes: usize) {
         self.frames += 1;
+        self.bytes += bytes as u64;
         let elapsed = self.start.elapsed();
         if elapsed >= window {
             self.fps = self.frames as f64 / elapsed.as_secs_f64();
+            self.bitrate = self.bytes as f64 * 8.0 / elapsed.as_secs_f64();
             self.start = Instant::now();
             self.frames = 0;
+            self.bytes = 0;
         }
+    }
+
+    pub(super) fn bitrate(&self) -> f64 {
+        self.bitrate
     }
 
     pub(super) fn fps(&self) -> f64 {

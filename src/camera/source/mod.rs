@@ -22,6 +22,8 @@ pub struct FourCc(pub [u8; 4]);
 impl FourCc {
     /// Motion JPEG: every frame is a JPEG file.
     pub const MJPG: FourCc = FourCc(*b"MJPG");
+    /// H.264: every frame is one access unit, Annex B.
+    pub const H264: FourCc = FourCc(*b"H264");
 }
 
 impl fmt::Display for FourCc {
@@ -51,6 +53,19 @@ pub enum FrameData<'a> {
     JpegBorrowed(&'a [u8]),
     /// Raw pixels in the stream's format, valid until the next capture.
     Raw(&'a [u8]),
+    /// One H.264 access unit (Annex B), as the camera encoded it.
+    H264(Bytes),
+}
+
+impl FrameData<'_> {
+    /// Its size in bytes.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        match self {
+            FrameData::Jpeg(b) | FrameData::H264(b) => b.len(),
+            FrameData::JpegBorrowed(d) | FrameData::Raw(d) => d.len(),
+        }
+    }
 }
 
 /// One captured frame.

@@ -1,5 +1,5 @@
 //! A synthetic camera: a moving test picture with the camera's name, a frame counter and
-//! the time drawn in, delivered as JPEG (or YUYV). It needs no hardware, so the default
+//! the time drawn in, delivered as JPEG, YUYV or H.264. It needs no hardware, so the default
 //! fleet runs anywhere, and its test controls make it stall, vanish, panic, refuse or hang
 //! like a real device.
 
@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::{Captured, Device, FourCc, FrameData, Opener, SourceError, StreamFormat};
 use crate::camera::control::{ControlError, ControlInfo};
-use crate::config::{Pattern, SyntheticConfig};
+use crate::config::{Pattern, SyntheticConfig, SyntheticOutput};
 use controls::{Action, Settings};
 
 /// The names of the synthetic camera's controls, the test controls only when asked for;
@@ -91,6 +91,10 @@ impl Opener for SyntheticOpener {
             current: Bytes::new(),
             ring: Vec::new(),
             rgb: vec![0; w * h * 3],
+            h264: match self.cfg.output {
+                SyntheticOutput::H264 => Some(H264Encoder::new(&self.cfg)?),
+                _ => None,
+            },
         };
         device.render_ring();
         // The first frame is due once the ring is drawn, not before: drawing it is not a
@@ -123,6 +127,62 @@ struct SyntheticDevice {
     ring: Vec<Option<Bytes>>,
     /// Scratch picture, reused for every render.
     rgb: Vec<u8>,
+    /// The H.264 encoder, when the camera sends H.264.
+    h264: Option<H264Encoder>,
+}
+
+/// Seconds between two keyframes of the synthetic H.264 camera.
+const H264_GOP_SECONDS: u32 = 1;
+
+/// The synthetic camera's H.264 encoder: `OpenH264`, every frame encoded (none skipped
+/// to hold the bitrate), a keyframe every [`H264_GOP_SECONDS`].
+struct H264Encoder {
+    encoder: openh264::encoder::Encoder,
+    /// Frames from one keyframe to the next.
+    gop: u64,
+    /// The next frame must be a keyframe: the stream starts or restarts there.
+    restart: bool,
+}
+
+impl H264Encoder {
+    fn new(cfg: &SyntheticConfig) -> Result<Self, SourceError> {
+        use openh264::encoder::{BitRate, EncoderConfig, FrameRate, IntraFramePeriod};
+        let gop = cfg.fps * H264_GOP_SECONDS;
+        // About a tenth of a bit per pixel: a clear moving picture at a tenth of MJPEG's size.
+        let bits = u64::from(cfg.width) * u64::from(cfg.height) * u64::from(cfg.fps) / 10;
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(u32::try_from(bits).unwrap_or(u32::MAX)))
+            .max_frame_rate(FrameRate::from_hz(cfg.fps as f32))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(gop))
+            .skip_frames(false);
+        let encoder = openh264::encoder::Encoder::with_api_config(
+            openh264::OpenH264API::from_source(),
+            config,
+        )
+        .map_err(|e| SourceError::Failed(format!("starting the H.264 encoder: {e}")))?;
+        Ok(H264Encoder {
+            encoder,
+            gop: u64::from(gop),
+            restart: true,
+        })
+    }
+
+    /// Encodes frame `index` of the picture `rgb` into one access unit.
+    fn encode(&mut self, rgb: &[u8], width: usize, height: usize, index: u64) -> Bytes {
+        use openh264::formats::{RgbSliceU8, YUVBuffer};
+        if self.restart || index % self.gop == 0 {
+            self.encoder.force_intra_frame();
+            self.restart = false;
+        }
+        let yuv = YUVBuffer::from_rgb8_source(RgbSliceU8::new(rgb, (width, height)));
+        if let Ok(stream) = self.encoder.encode(&yuv) {
+            return Bytes::from(stream.to_vec());
+        }
+        // The encoder refused a frame of the size it was made for: an empty access unit,
+        // which holds no picture and is skipped, and a keyframe next.
+        self.restart = true;
+        Bytes::new()
+    }
 }
 
 impl SyntheticDevice {
@@ -130,18 +190,27 @@ impl SyntheticDevice {
         Duration::from_secs_f64(1.0 / f64::from(self.cfg.fps))
     }
 
+    /// Frames in the ring. An H.264 ring holds whole GOPs, so it loops from a keyframe.
+    fn ring_frames(&self) -> u64 {
+        let asked = u64::from(self.cfg.prerender);
+        self.h264
+            .as_ref()
+            .map_or(asked, |h| asked.div_ceil(h.gop) * h.gop)
+    }
+
     fn render_ring(&mut self) {
-        self.ring = (0..u64::from(self.cfg.prerender))
+        self.ring = (0..self.ring_frames())
             .map(|i| Some(self.render_ring_frame(i)))
             .collect();
     }
 
     fn render_ring_frame(&mut self, i: u64) -> Bytes {
-        let text = format!("ring frame {}/{}", i + 1, self.cfg.prerender);
+        let text = format!("ring frame {}/{}", i + 1, self.ring_frames());
         self.render(i, &text)
     }
 
-    /// Draws frame `index` with `counter` as its second text line, as JPEG or YUYV.
+    /// Draws frame `index` with `counter` as its second text line, as JPEG, YUYV or an
+    /// H.264 access unit.
     fn render(&mut self, index: u64, counter: &str) -> Bytes {
         let s = &self.settings;
         let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
@@ -154,7 +223,10 @@ impl SyntheticDevice {
             format!("brightness {} contrast {}", s.brightness, s.contrast),
         ];
         crate::camera::draw::text(&mut self.rgb, w, h, &lines);
-        if self.cfg.raw {
+        if let Some(encoder) = &mut self.h264 {
+            return encoder.encode(&self.rgb, w, h, index);
+        }
+        if self.cfg.output == SyntheticOutput::Yuyv {
             return Bytes::from(picture::rgb_to_yuyv(&self.rgb));
         }
         let mut out = Vec::with_capacity(w * h / 4);
@@ -173,10 +245,10 @@ impl SyntheticDevice {
 impl Device for SyntheticDevice {
     fn format(&self) -> StreamFormat {
         StreamFormat {
-            fourcc: if self.cfg.raw {
-                FourCc(*b"YUYV")
-            } else {
-                FourCc::MJPG
+            fourcc: match self.cfg.output {
+                SyntheticOutput::Jpeg => FourCc::MJPG,
+                SyntheticOutput::Yuyv => FourCc(*b"YUYV"),
+                SyntheticOutput::H264 => FourCc::H264,
             },
             width: self.cfg.width,
             height: self.cfg.height,
@@ -206,9 +278,14 @@ impl Device for SyntheticDevice {
             return Ok(None);
         }
         std::thread::sleep(due.saturating_duration_since(now));
-        // A caller that came late skips the frames it missed, as a real device would.
+        // A caller that came late skips the frames it missed, as a real device would;
+        // an H.264 stream skips none, since each frame is decoded against the one before.
         let late = Instant::now().saturating_duration_since(due);
-        let lost = (late.as_secs_f64() / interval.as_secs_f64()) as u64;
+        let lost = if self.h264.is_some() {
+            0
+        } else {
+            (late.as_secs_f64() / interval.as_secs_f64()) as u64
+        };
         self.next_index += lost;
         let index = self.next_index;
         self.next_index += 1;
@@ -227,16 +304,20 @@ impl Device for SyntheticDevice {
         let data = if self.corrupt_pending > 0 {
             self.corrupt_pending -= 1;
             self.scratch = bytes[..bytes.len() / 2].to_vec();
-            if self.cfg.raw {
-                FrameData::Raw(&self.scratch)
-            } else {
-                FrameData::JpegBorrowed(&self.scratch)
+            match self.cfg.output {
+                SyntheticOutput::Yuyv => FrameData::Raw(&self.scratch),
+                SyntheticOutput::Jpeg => FrameData::JpegBorrowed(&self.scratch),
+                SyntheticOutput::H264 => FrameData::H264(bytes.slice(..bytes.len() / 2)),
             }
-        } else if self.cfg.raw {
-            self.current = bytes;
-            FrameData::Raw(&self.current)
         } else {
-            FrameData::Jpeg(bytes)
+            match self.cfg.output {
+                SyntheticOutput::Yuyv => {
+                    self.current = bytes;
+                    FrameData::Raw(&self.current)
+                }
+                SyntheticOutput::Jpeg => FrameData::Jpeg(bytes),
+                SyntheticOutput::H264 => FrameData::H264(bytes),
+            }
         };
         Ok(Some(Captured {
             data,
@@ -265,6 +346,11 @@ impl Device for SyntheticDevice {
         }
         if info.id < controls::ID_FIRST_TEST {
             self.ring.iter_mut().for_each(|frame| *frame = None);
+            // The ring's frames are encoded again in the order they are sent, from a
+            // keyframe, so each still follows the one it was encoded after.
+            if let Some(h264) = &mut self.h264 {
+                h264.restart = true;
+            }
         }
         Ok(self
             .controls_now()
@@ -294,7 +380,7 @@ mod tests {
             pattern: Pattern::Bars,
             prerender,
             test_controls: true,
-            raw: false,
+            output: crate::config::SyntheticOutput::Jpeg,
         }
     }
 
@@ -397,7 +483,7 @@ mod misbehaviour {
             pattern: Pattern::Bars,
             prerender: 0,
             test_controls: true,
-            raw: false,
+            output: crate::config::SyntheticOutput::Jpeg,
         }
     }
 
@@ -432,5 +518,63 @@ mod misbehaviour {
         assert_eq!(pattern.menu.len(), Pattern::ALL.len());
         assert_eq!(pattern.max, pattern.menu.last().unwrap().index);
         assert!(pattern.check(pattern.max + 1).is_err());
+    }
+}
+
+#[cfg(test)]
+mod h264 {
+    use super::*;
+    use crate::camera::h264::AccessUnit;
+    use crate::config::Pattern;
+
+    fn units(prerender: u32, count: usize) -> Vec<Bytes> {
+        let cfg = SyntheticConfig {
+            width: 160,
+            height: 120,
+            fps: 10,
+            pattern: Pattern::Bars,
+            prerender,
+            test_controls: false,
+            output: SyntheticOutput::H264,
+        };
+        let mut dev = SyntheticOpener::new(cfg, "test").open().unwrap();
+        assert_eq!(dev.format().fourcc, FourCc::H264);
+        let mut out = Vec::new();
+        while out.len() < count {
+            if let Some(f) = dev.next_frame(Duration::from_millis(200)).unwrap() {
+                assert_eq!(f.lost_before, 0, "an H.264 camera loses no frame");
+                match f.data {
+                    FrameData::H264(b) => out.push(b),
+                    _ => panic!("an H.264 camera sends access units"),
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_ring_of_whole_gops_starts_each_with_a_keyframe_and_decodes() {
+        // 15 frames asked for, 10 to a GOP: a ring of 20.
+        let sent = units(15, 25);
+        let keyframes: Vec<usize> = (0..sent.len())
+            .filter(|i| AccessUnit::of(&sent[*i]).starts_a_stream())
+            .collect();
+        assert_eq!(keyframes, [0, 10, 20]);
+        assert_eq!(sent[20], sent[0], "the ring loops");
+        let mut decoder = openh264::decoder::Decoder::new().unwrap();
+        for (i, unit) in sent.iter().enumerate() {
+            decoder
+                .decode(unit)
+                .unwrap_or_else(|e| panic!("frame {i} does not decode: {e}"));
+        }
+    }
+
+    #[test]
+    fn live_frames_have_a_keyframe_every_second() {
+        let sent = units(0, 11);
+        let keyframes: Vec<usize> = (0..sent.len())
+            .filter(|i| AccessUnit::of(&sent[*i]).keyframe)
+            .collect();
+        assert_eq!(keyframes, [0, 10]);
     }
 }

@@ -97,7 +97,8 @@ fn negotiate(
         .iter()
         .map(|d| FourCc(d.fourcc.repr))
         .collect();
-    let usable = |f: &FourCc| is_jpeg(*f) || jpeg::can_encode(*f);
+    // H.264 is passed through as the camera encodes it, when the configuration asks.
+    let usable = |f: &FourCc| is_jpeg(*f) || jpeg::can_encode(*f) || *f == FourCc::H264;
     let wanted = cfg.pixel_format.map(FourCc);
     let mut notes = Vec::new();
     let choice = match wanted {
@@ -106,7 +107,7 @@ fn negotiate(
             let best = offered
                 .iter()
                 .find(|f| is_jpeg(**f))
-                .or_else(|| offered.iter().find(|f| usable(f)))
+                .or_else(|| offered.iter().find(|f| jpeg::can_encode(**f)))
                 .copied()
                 .ok_or_else(|| {
                     let list: Vec<String> = offered
@@ -115,7 +116,7 @@ fn negotiate(
                         .collect();
                     SourceError::Failed(format!(
                         "the device offers only {}, none of which camfleet can use \
-                         (MJPG, YUYV, UYVY, NV12, RGB3, BGR3, GREY)",
+                         (MJPG, YUYV, UYVY, NV12, RGB3, BGR3, GREY; H264 when asked for)",
                         list.join(", ")
                     ))
                 })?;
@@ -207,10 +208,13 @@ impl Device for V4l2Device {
     }
 
     fn next_frame(&mut self, wait: Duration) -> Result<Option<Captured<'_>>, SourceError> {
-        let jpeg = is_jpeg(self.format.fourcc);
+        let fourcc = self.format.fourcc;
         Ok(self.stream.next(wait)?.map(|f| Captured {
-            data: if jpeg {
+            data: if is_jpeg(fourcc) {
                 FrameData::JpegBorrowed(f.data)
+            } else if fourcc == FourCc::H264 {
+                // Access units are small; a copy frees the driver's buffer at once.
+                FrameData::H264(bytes::Bytes::copy_from_slice(f.data))
             } else {
                 FrameData::Raw(f.data)
             },
