@@ -134,6 +134,25 @@ pub fn start_serving(
     });
     let (shutdown, signal) = shutdown::signal();
     let max_message_bytes = config.server.max_message_bytes;
+    let rtsp_listener = config
+        .server
+        .rtsp_listen
+        .map(|addr| {
+            TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot serve RTSP on {addr}: {e}; set server.rtsp_listen to a free \
+                         address, or to `off`"
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let rtsp = rtsp_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let (auth_tx, auth) = tokio::sync::watch::channel(std::sync::Arc::new(config.auth));
     let hosts = http::hosts::Hosts {
         allowed: config.server.allowed_hosts.clone(),
@@ -157,7 +176,11 @@ pub fn start_serving(
         mqtt: mqtt.clone(),
         reloads,
         hosts,
+        rtsp,
     });
+    if let Some(listener) = rtsp_listener {
+        crate::rtsp::serve(listener, state.clone())?;
+    }
     let hosts = state.hosts.clone();
     let builder = actix_server::Server::build()
         .workers(HTTP_WORKERS)

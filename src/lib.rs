@@ -117,6 +117,7 @@ pub mod mp4;
 pub mod mqtt;
 pub mod overrides;
 pub mod rtp;
+pub(crate) mod rtsp;
 pub(crate) mod shutdown;
 pub(crate) mod stats;
 pub mod tls;

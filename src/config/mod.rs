@@ -124,7 +124,12 @@ pub struct ServerConfig {
     /// The camera that answers mjpg-streamer's bare `/?action=stream` and ustreamer's
     /// `/stream` (and their snapshots), when set.
     pub default_camera: Option<CameraId>,
+    /// Where the RTSP server of H.264 cameras listens; `None`: no RTSP server.
+    pub rtsp_listen: Option<SocketAddr>,
 }
+
+/// The RTSP port when `server.rtsp_listen` does not name one: the one IP cameras use.
+pub const DEFAULT_RTSP_PORT: u16 = 8554;
 
 /// Where the HTTPS certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -84,6 +84,9 @@ pub(super) struct RawServer {
     pub trusted_proxies: Vec<String>,
     pub tls: Option<RawTls>,
     pub default_camera: Option<String>,
+    /// Where the RTSP server of H.264 cameras listens, e.g. `0.0.0.0:8554`, or `off`.
+    /// Without it, port 8554 on the `listen` address while a camera sends H.264.
+    pub rtsp_listen: Option<String>,
 }
 
 /// `tls: self_signed`, or the paths of a certificate and its key.

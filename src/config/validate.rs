@@ -91,6 +91,16 @@ pub(super) fn validate(raw: raw::RawConfig, issues: &Issues<'_>) -> Result<Confi
         .map(|c: &CameraConfig| c.id.clone())
         .collect();
     let default_camera = default_camera(raw.server.default_camera.as_deref(), &ids, issues);
+    let sends_h264 = cameras.iter().any(|c| match &c.source {
+        SourceConfig::Synthetic(s) => s.output == SyntheticOutput::H264,
+        SourceConfig::V4l2(v) => v.pixel_format == Some(*b"H264"),
+    });
+    let rtsp_listen = rtsp_listen(
+        raw.server.rtsp_listen.as_deref(),
+        server.as_ref().map(|s| s.listen),
+        sends_h264,
+        issues,
+    );
     let auth = super::auth::validate_auth(raw.auth, &ids, issues);
     let mqtt = super::mqtt::validate_mqtt(raw.mqtt, &auth, issues);
     let found = issues.found.take();
@@ -98,6 +108,7 @@ pub(super) fn validate(raw: raw::RawConfig, issues: &Issues<'_>) -> Result<Confi
         Ok(Config {
             server: ServerConfig {
                 default_camera,
+                rtsp_listen,
                 ..server.expect("server settings are valid when no issue was found")
             },
             cameras,
@@ -164,9 +175,39 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
         tls: tls(raw.tls.as_ref(), issues),
         // Checked against the cameras once they are read.
         default_camera: None,
+        rtsp_listen: None,
         listen: listen?,
         max_message_bytes,
     })
+}
+
+/// `server.rtsp_listen`: an address, `off`, or by default port 8554 of the HTTP address
+/// while some camera sends H.264.
+fn rtsp_listen(
+    text: Option<&str>,
+    listen: Option<SocketAddr>,
+    sends_h264: bool,
+    issues: &Issues<'_>,
+) -> Option<SocketAddr> {
+    match text {
+        Some("off") => None,
+        Some(text) => text.parse::<SocketAddr>().map_or_else(
+            |_| {
+                issues.at(
+                    &[Seg::Key("server"), Seg::Key("rtsp_listen")],
+                    format!(
+                        "`{text}` is not an address and port; write it like `0.0.0.0:8554`, \
+                         or `off` for no RTSP server"
+                    ),
+                );
+                None
+            },
+            Some,
+        ),
+        None => listen
+            .filter(|_| sends_h264)
+            .map(|l| SocketAddr::new(l.ip(), super::DEFAULT_RTSP_PORT)),
+    }
 }
 
 /// `server.default_camera`, which must be one of the cameras.

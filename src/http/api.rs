@@ -80,12 +80,14 @@ pub async fn cameras(
     }
 }
 
-/// `GET /api/host`: this host's MQTT link (`null` without one): its broker, `host_id`,
+/// `GET /api/host`: the port of the RTSP server (`rtsp_port`, `null` when it does not run),
+/// and this host's MQTT link (`null` without one): its broker, `host_id`,
 /// `state` (`connecting`, `connected` or `down`) and, when down, why.
 pub async fn host(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller::require(&req, &state, Role::Viewer).await?;
     Ok(HttpResponse::Ok().json(json!({
         "mqtt": state.mqtt.as_ref().map(crate::mqtt::Link::describe),
+        "rtsp_port": state.rtsp.map(|a| a.port()),
     })))
 }
 

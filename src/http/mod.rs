@@ -75,6 +75,8 @@ pub struct AppState {
     pub hosts: hosts::Hosts,
     /// The MQTT link's state, when one is configured.
     pub mqtt: Option<crate::mqtt::Link>,
+    /// Where the RTSP server listens, when it runs.
+    pub rtsp: Option<std::net::SocketAddr>,
 }
 
 /// Refuses every request that names a host the server does not answer to (see [`hosts`]).
