@@ -16,6 +16,7 @@ use prost::Message as _;
 
 mod accounts;
 mod cli;
+mod h264;
 mod https;
 mod kubernetes;
 mod limits;
