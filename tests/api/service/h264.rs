@@ -129,18 +129,16 @@ impl RtspClient {
             self.last_sequence = Some(sequence);
             let marker = packet[1] & 0x80 != 0;
             let payload = &packet[12 + 4 * usize::from(packet[0] & 0x0f)..];
-            match payload[0] & 0x1f {
-                28 => {
-                    let fu = payload[1];
-                    if fu & 0x80 != 0 {
-                        au.extend_from_slice(&[0, 0, 0, 1, (payload[0] & 0xe0) | (fu & 0x1f)]);
-                    }
-                    au.extend_from_slice(&payload[2..]);
+            // FU-A (type 28): pieces of one NAL unit; anything else is a whole NAL unit.
+            if payload[0] & 0x1f == 28 {
+                let fu = payload[1];
+                if fu & 0x80 != 0 {
+                    au.extend_from_slice(&[0, 0, 0, 1, (payload[0] & 0xe0) | (fu & 0x1f)]);
                 }
-                _ => {
-                    au.extend_from_slice(&[0, 0, 0, 1]);
-                    au.extend_from_slice(payload);
-                }
+                au.extend_from_slice(&payload[2..]);
+            } else {
+                au.extend_from_slice(&[0, 0, 0, 1]);
+                au.extend_from_slice(payload);
             }
             if marker {
                 return au;
