@@ -306,8 +306,96 @@ function showFrame(frame) {
   const t = tiles.get(frame.camera_id);
   if (!t) return;
   t.el.dataset.seq = String(frame.seq);
+  if (frame.codec === codec.enumValue("camfleet.v1.Codec", "CODEC_H264")) {
+    showH264(t, frame);
+    return;
+  }
   t.next = frame;
   if (!t.decoding) drawFrames(t);
+}
+
+// ---- cameras that send H.264 ----
+
+// An H.264 camera's frames are decoded by the browser's WebCodecs VideoDecoder, set for
+// latency (no reordering, `optimizeForLatency`), and each picture is drawn as it comes
+// out. The server sends every frame of a GOP in order, starting at a keyframe; a page
+// that falls behind (pictures queue in the decoder) drops frames until the next keyframe
+// instead of building a backlog. Without WebCodecs (plain HTTP on a LAN address is not a
+// secure context), the tile says so and shows a snapshot every few seconds.
+const H264_SNAPSHOT_MS = 2000;
+// Pictures waiting in the decoder beyond which the page waits for the next keyframe.
+const H264_MAX_QUEUE = 3;
+// Capture-to-draw delays kept per tile, in milliseconds.
+const DRAW_LATENCIES_KEPT = 2000;
+
+function showH264(t, frame) {
+  t.el.dataset.codec = "h264";
+  if (typeof VideoDecoder === "undefined") {
+    h264Fallback(t);
+    return;
+  }
+  let d = t.h264;
+  if (frame.keyframe && (!d || d.codec !== frame.codec_string || d.decoder.state === "closed")) {
+    if (d && d.decoder.state !== "closed") d.decoder.close();
+    const decoder = new VideoDecoder({
+      output: (picture) => drawPicture(t, picture),
+      error: () => {
+        // The next keyframe starts a new decoder.
+        t.h264 = null;
+      },
+    });
+    // No `description`: the chunks are Annex B, with the parameter sets in each keyframe.
+    decoder.configure({ codec: frame.codec_string, optimizeForLatency: true });
+    d = t.h264 = { decoder, codec: frame.codec_string, waitForKeyframe: true };
+    t.el.dataset.decoder = "webcodecs";
+  }
+  if (!d) return;
+  if (!frame.keyframe && (d.waitForKeyframe || d.decoder.decodeQueueSize > H264_MAX_QUEUE)) {
+    d.waitForKeyframe = true;
+    t.el.dataset.skipped = String(Number(t.el.dataset.skipped || 0) + 1);
+    return;
+  }
+  d.waitForKeyframe = false;
+  d.decoder.decode(new EncodedVideoChunk({
+    type: frame.keyframe ? "key" : "delta",
+    // Capture time in microseconds since the epoch, which each picture carries to its draw.
+    timestamp: frame.capture_timestamp,
+    data: frame.h264,
+  }));
+}
+
+function drawPicture(t, picture) {
+  const canvas = t.el.querySelector(".live");
+  if (canvas.width !== picture.displayWidth || canvas.height !== picture.displayHeight) {
+    canvas.width = picture.displayWidth;
+    canvas.height = picture.displayHeight;
+  }
+  canvas.getContext("2d").drawImage(picture, 0, 0);
+  const latency = Date.now() - picture.timestamp / 1000;
+  picture.close();
+  const kept = (t.el.drawLatencies ??= []);
+  kept.push(latency);
+  if (kept.length > DRAW_LATENCIES_KEPT) kept.shift();
+  t.el.dataset.shown = String(Number(t.el.dataset.shown || 0) + 1);
+}
+
+function h264Fallback(t) {
+  if (t.snapshotTimer) return;
+  t.el.dataset.decoder = "snapshots";
+  const note = document.createElement("p");
+  note.className = "note codec-note";
+  note.textContent =
+    "This camera sends H.264, which this browser can only decode on a secure page: open the " +
+    "dashboard over HTTPS (server.tls in cameras.yaml) or at localhost. Until then it shows a " +
+    "snapshot every few seconds.";
+  t.el.querySelector(".picture").after(note);
+  const id = t.status.camera_id;
+  const refresh = () => {
+    delete t.el.dataset.shown;
+    drawSnapshot(id);
+  };
+  refresh();
+  t.snapshotTimer = setInterval(refresh, H264_SNAPSHOT_MS);
 }
 
 async function drawFrames(t) {

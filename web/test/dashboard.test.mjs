@@ -426,3 +426,97 @@ test("a grid of 8 HD cameras gets previews; an enlarged tile gets full frames", 
     await server.stop();
   }
 });
+
+// An H.264 camera and the same picture as MJPEG, side by side.
+const H264_FLEET =
+  "server:\n  rtsp_listen: \"off\"\ncameras:\n" +
+  "  - id: h264\n    source: {kind: synthetic, pixel_format: H264, width: 640, height: 480, fps: 30, prerender: 60}\n" +
+  "  - id: mjpeg\n    source: {kind: synthetic, width: 640, height: 480, fps: 30, prerender: 60}\n";
+const H264_TILE = '.tile[data-camera-id="h264"]';
+
+// A sample of the tile's canvas: its size, how many colours, and a checksum.
+const canvasSample = (page, tile) =>
+  page.$eval(`${tile} .live`, (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const colours = new Set();
+    let sum = 0;
+    for (let i = 0; i < d.length; i += 4 * 97) {
+      colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+      sum = (sum * 31 + d[i] + d[i + 1] + d[i + 2]) | 0;
+    }
+    return { size: [c.width, c.height], colours: colours.size, sum };
+  });
+
+const shownCount = (page, tile) => page.$eval(tile, (e) => Number(e.dataset.shown || 0));
+
+test("an H.264 camera: WebCodecs draws its moving picture; latency and bytes against MJPEG", async () => {
+  const server = await Camfleet.withConfig(H264_FLEET);
+  try {
+    const { page, errors } = await open(server);
+    await page.waitForFunction((t) => document.querySelector(t)?.dataset.decoder === "webcodecs", H264_TILE);
+    await page.waitForFunction((t) => Number(document.querySelector(t)?.dataset.shown || 0) > 30, H264_TILE);
+    const first = await canvasSample(page, H264_TILE);
+    assert.deepEqual(first.size, [640, 480]);
+    assert.ok(first.colours > 8, `a decoded picture, not a flat one: ${first.colours} colours`);
+    const drawn = await shownCount(page, H264_TILE);
+    await page.waitForFunction(({ t, n }) => Number(document.querySelector(t).dataset.shown) > n + 15, { t: H264_TILE, n: drawn });
+    const later = await canvasSample(page, H264_TILE);
+    assert.notEqual(later.sum, first.sum, "the picture moves");
+
+    // Measured over ten seconds of drawing (figures for docs/BENCHMARKS.md).
+    const before = Object.fromEntries((await server.cameras()).map((c) => [c.camera_id, c]));
+    const started = Date.now();
+    const viewersBefore = await (await fetch(`${server.url}/api/viewers`)).json();
+    await page.waitForFunction(({ t, n }) => Number(document.querySelector(t).dataset.shown) > n + 300, {
+      t: H264_TILE,
+      n: await shownCount(page, H264_TILE),
+    }, { timeout: 60000 });
+    const seconds = (Date.now() - started) / 1000;
+    const viewersAfter = await (await fetch(`${server.url}/api/viewers`)).json();
+    const latencies = (await page.$eval(H264_TILE, (e) => e.drawLatencies)).slice(-300).sort((a, b) => a - b);
+    const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+    const wsBytes = (list) => list.filter((v) => v.camera === "h264" && v.kind === "websocket").reduce((n, v) => n + v.bytes_sent, 0);
+    const after = Object.fromEntries((await server.cameras()).map((c) => [c.camera_id, c]));
+    const figures = {
+      draws: latencies.length,
+      capture_to_draw_ms: { p50: at(0.5), p99: at(0.99) },
+      websocket_bytes_per_s_h264: Math.round((wsBytes(viewersAfter) - wsBytes(viewersBefore)) / seconds),
+      camera_bits_per_s: { h264: Math.round(after.h264.bitrate_bps), mjpeg: Math.round(after.mjpeg.bitrate_bps) },
+      gop_frames: after.h264.gop_frames,
+      codec: after.h264.codec,
+      frames_published: after.h264.last_frame_seq - before.h264.last_frame_seq,
+    };
+    console.log(`H.264 tile: ${JSON.stringify(figures)}`);
+    assert.ok(latencies.length >= 300);
+    assert.equal(after.h264.codec, figures.codec);
+    assert.ok(after.h264.codec.startsWith("avc1."));
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("without WebCodecs, an H.264 tile says how to get it and shows snapshots", async () => {
+  const server = await Camfleet.withConfig(H264_FLEET);
+  try {
+    const { page, errors } = await open(server, undefined, {
+      setup: (p) => p.addInitScript(() => {
+        delete window.VideoDecoder;
+        delete window.EncodedVideoChunk;
+      }),
+    });
+    await page.waitForFunction((t) => document.querySelector(t)?.dataset.decoder === "snapshots", H264_TILE);
+    const note = await page.$eval(`${H264_TILE} .codec-note`, (e) => e.textContent);
+    assert.match(note, /HTTPS/);
+    assert.match(note, /localhost/);
+    await page.waitForFunction((t) => Number(document.querySelector(t).dataset.shown || 0) >= 1, H264_TILE);
+    const picture = await canvasSample(page, H264_TILE);
+    assert.deepEqual(picture.size, [640, 480]);
+    assert.ok(picture.colours > 8, `a snapshot drawn: ${picture.colours} colours`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
