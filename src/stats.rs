@@ -115,6 +115,9 @@ pub struct ViewerCounters {
     pub skipped: AtomicU64,
     /// Bytes of JPEG sent.
     pub bytes: AtomicU64,
+    /// Microseconds from watching to the first frame sent, plus one (0: none sent yet).
+    /// An H.264 viewer's first frame is a keyframe, so this is its keyframe wait.
+    pub first_frame_wait_us: AtomicU64,
 }
 
 impl ViewerCounters {

@@ -119,6 +119,7 @@ pub async fn viewers(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                     frames_sent: v.sent,
                     frames_skipped: v.skipped,
                     bytes_sent: v.bytes,
+                    first_frame_wait_ms: v.first_frame_wait.map(|d| d.as_secs_f64() * 1000.0),
                 })
                 .collect::<Vec<_>>(),
         ),
@@ -135,7 +136,7 @@ pub struct ViewerEntry {
     pub client: Option<String>,
     /// The camera's id.
     pub camera: String,
-    /// How it watches: `mjpeg`, `websocket` or `snapshot`.
+    /// How it watches: `mjpeg`, `websocket`, `snapshot`, `mp4` or `rtsp`.
     #[schema(value_type = String, example = "mjpeg")]
     pub kind: &'static str,
     /// When it started, in milliseconds since the Unix epoch.
@@ -146,6 +147,9 @@ pub struct ViewerEntry {
     pub frames_skipped: u64,
     /// Bytes sent to it.
     pub bytes_sent: u64,
+    /// Milliseconds from watching to the first frame sent (`null` before it): for an H.264
+    /// camera, the wait for a keyframe.
+    pub first_frame_wait_ms: Option<f64>,
 }
 
 /// The answer to a reload that took effect.

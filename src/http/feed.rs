@@ -25,6 +25,7 @@ pub struct FrameFeed {
     started: bool,
     /// Sends pictures (JPEG), not H.264: of an H.264 camera, each GOP's keyframe once.
     pictures: bool,
+    created: Instant,
 }
 
 impl FrameFeed {
@@ -39,6 +40,7 @@ impl FrameFeed {
             last_seq: 0,
             started: false,
             pictures: false,
+            created: Instant::now(),
         }
     }
 
@@ -109,6 +111,13 @@ impl FrameFeed {
     /// Records that `frame` was handed to the connection as `bytes` bytes.
     pub fn sent(&self, frame: &Frame, bytes: usize) {
         let c = &self.viewer.counters;
+        if ViewerCounters::get(&c.sent) == 0 {
+            let waited = u64::try_from(self.created.elapsed().as_micros()).unwrap_or(u64::MAX);
+            c.first_frame_wait_us.store(
+                waited.saturating_add(1),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         ViewerCounters::add(&c.sent, 1);
         ViewerCounters::add(&c.bytes, bytes as u64);
         let delay = SystemTime::now()

@@ -143,7 +143,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
             &mut out,
             name,
             "gauge",
-            "Always 1; labels carry the camera's name, capture mode and format.",
+            "Always 1; labels carry the camera's name, capture mode, format and H.264 codec.",
         );
         for v in &views {
             fam.sample(
@@ -153,6 +153,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
                     ("name", &v.name),
                     ("capture", &v.capture_mode),
                     ("pixel_format", &v.pixel_format),
+                    ("codec", &v.codec),
                 ],
                 1.0,
             );
@@ -164,6 +165,20 @@ pub fn render(m: &MetricsSnapshot) -> String {
         "gauge",
         "Frames per second measured over the last second.",
         &|v| v.fps,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_bitrate_bits_per_second",
+        "gauge",
+        "Bits per second the device delivered over the last second.",
+        &|v| v.bitrate_bps,
+    );
+    per_camera(
+        &mut out,
+        "camfleet_camera_gop_frames",
+        "gauge",
+        "For an H.264 camera, frames from one keyframe to the next (0 until known).",
+        &|v| v.gop_frames as f64,
     );
     per_camera(
         &mut out,

@@ -37,6 +37,8 @@ pub struct ViewerInfo {
     pub skipped: u64,
     /// JPEG bytes sent.
     pub bytes: u64,
+    /// Time from watching to the first frame sent (for H.264, its keyframe), if one was.
+    pub first_frame_wait: Option<std::time::Duration>,
 }
 
 /// Asks for every viewer.
@@ -165,6 +167,9 @@ impl Handler<ListViewers> for Hub {
                 sent: ViewerCounters::get(&v.counters.sent),
                 skipped: ViewerCounters::get(&v.counters.skipped),
                 bytes: ViewerCounters::get(&v.counters.bytes),
+                first_frame_wait: ViewerCounters::get(&v.counters.first_frame_wait_us)
+                    .checked_sub(1)
+                    .map(std::time::Duration::from_micros),
             })
             .collect();
         list.sort_by_key(|v| v.id);

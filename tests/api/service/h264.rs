@@ -210,7 +210,8 @@ async fn a_late_joiner_starts_at_a_keyframe_and_two_rtsp_clients_and_a_dashboard
                 while got.len() < take {
                     got.push(units(&client.access_unit().await));
                 }
-                got
+                // The connection stays open (the viewer listed) until the test is done.
+                (got, client)
             })
         })
         .collect();
@@ -220,8 +221,27 @@ async fn a_late_joiner_starts_at_a_keyframe_and_two_rtsp_clients_and_a_dashboard
         assert_eq!(seq, last + 1, "the dashboard got every frame in order");
         seen.push((seq, units(&au)));
     }
+    // Each viewer's first frame came without waiting for the next keyframe: within one
+    // GOP (one second) at most, with scheduling slack.
+    let viewers = server.get_json("/api/viewers").await;
+    let waits: Vec<f64> = viewers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["first_frame_wait_ms"].as_f64())
+        .collect();
+    assert_eq!(
+        waits.len(),
+        3,
+        "the dashboard and two RTSP clients: {viewers}"
+    );
+    let bound = (Duration::from_secs(1) + MARGIN).as_secs_f64() * 1000.0;
+    assert!(
+        waits.iter().all(|w| *w < bound),
+        "keyframe waits {waits:?} ms"
+    );
     for player in players {
-        let got = player.await.unwrap();
+        let (got, _connection) = player.await.unwrap();
         let types: Vec<u8> = got[0].iter().map(|u| u[0] & 0x1f).collect();
         assert!(
             types.contains(&5) && types.contains(&7) && types.contains(&8),
