@@ -1,7 +1,8 @@
 //! camfleet builds for 32-bit Raspberry Pi OS (armhf): `cargo check --target
 //! armv7-unknown-linux-gnueabihf` of the library and the binary, with the V4L2 bindings
 //! committed for that architecture. Adds the target's standard library with rustup and
-//! Debian's ARM cross compiler (for the C inside `ring`) on first use.
+//! Debian's ARM cross compilers (for the C inside `ring` and the C++ inside OpenH264) on
+//! first use.
 
 use std::path::Path;
 use std::process::{exit, Command, Stdio};
@@ -48,6 +49,10 @@ fn check(repo: &Path) -> Result<(), String> {
         .env(
             "CC_armv7_unknown_linux_gnueabihf",
             "arm-linux-gnueabihf-gcc",
+        )
+        .env(
+            "CXX_armv7_unknown_linux_gnueabihf",
+            "arm-linux-gnueabihf-g++",
         )
         .env("AR_armv7_unknown_linux_gnueabihf", "arm-linux-gnueabihf-ar")
         .status()

@@ -13,8 +13,9 @@
 #                           the Python client and its tests use (websockets, protobuf,
 #                           pytest, Pillow, grpcio-tools) and schemathesis, which tests
 #                           the OpenAPI document; prints its python's path
-#   tests/deps.sh cross     Debian's ARM (armhf) cross compiler, for `cargo check` of the C
-#                           inside ring for 32-bit Raspberry Pi OS
+#   tests/deps.sh cross     Debian's ARM (armhf) C and C++ cross compilers, for `cargo check`
+#                           of the C inside ring and the C++ inside OpenH264 for 32-bit
+#                           Raspberry Pi OS
 #   tests/deps.sh bench     Debian's libjpeg-turbo headers, for the encoder benchmark's
 #                           baseline (benches/encoder/turbo.c)
 #   tests/deps.sh ustreamer Debian's ustreamer, run beside camfleet in the VM by
@@ -102,13 +103,13 @@ python)
     printf '%s\n' "$venv/bin/python"
     ;;
 cross)
-    debian gcc-arm-linux-gnueabihf:arm-linux-gnueabihf-gcc
+    debian gcc-arm-linux-gnueabihf:arm-linux-gnueabihf-gcc g++-arm-linux-gnueabihf:arm-linux-gnueabihf-g++
     # The ARM C library's headers are only recommended by the compiler's package.
     [ -f /usr/arm-linux-gnueabihf/include/stdio.h ] ||
         debian libc6-dev-armhf-cross:__no_such_command__
     ;;
 vm)
-    debian qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:depmod cpio:cpio \
+    debian qemu-system-x86:qemu-system-x86_64 busybox-static:busybox kmod:depmod cpio:cpio ffmpeg:ffprobe \
         v4l-utils:v4l2-ctl make:make gcc:gcc python3:python3 udev:udevadm
     [ -x /bin/busybox ] || debian busybox-static:__no_such_command__
     ;;
