@@ -119,3 +119,75 @@ pub fn set(fd: c_int, info: &ControlInfo, value: i64) -> Result<i64, ControlErro
         why: format!("set, but reading it back failed: {e}"),
     })
 }
+
+/// The controls with which an H.264 camera is told how often to send a keyframe: the
+/// codec's GOP size and the H.264 I-frame period.
+const KEYFRAME_CONTROLS: [u32; 2] = [
+    V4L2_CID_MPEG_VIDEO_GOP_SIZE,
+    V4L2_CID_MPEG_VIDEO_H264_I_PERIOD,
+];
+
+/// The keyframe controls among `controls` that can be written, each with the value
+/// nearest one keyframe a second (`fps` frames) that the control allows. A viewer who
+/// joins mid-stream waits for the next keyframe, so this bounds that wait to a second.
+pub fn keyframe_interval(controls: &[ControlInfo], fps: f64) -> Vec<(&ControlInfo, i64)> {
+    let frames = if fps.is_finite() && fps >= 1.0 {
+        fps.round() as i64
+    } else {
+        30
+    };
+    controls
+        .iter()
+        .filter(|c| KEYFRAME_CONTROLS.contains(&c.id) && c.kind == ControlType::Integer)
+        .filter_map(|c| {
+            let step = c.step.max(1);
+            let aligned = c.min + (frames.clamp(c.min, c.max) - c.min) / step * step;
+            c.check(aligned).ok().map(|()| (c, aligned))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::control::ControlFlags;
+
+    fn control(id: u32, min: i64, max: i64, step: i64) -> ControlInfo {
+        ControlInfo {
+            id,
+            name: format!("control_{id:x}"),
+            kind: ControlType::Integer,
+            min,
+            max,
+            step,
+            default: min,
+            value: Some(min),
+            menu: Vec::new(),
+            flags: ControlFlags::default(),
+        }
+    }
+
+    #[test]
+    fn keyframes_are_asked_for_once_a_second_within_what_the_control_allows() {
+        let gop = control(V4L2_CID_MPEG_VIDEO_GOP_SIZE, 0, 300, 1);
+        let period = control(V4L2_CID_MPEG_VIDEO_H264_I_PERIOD, 0, 20, 1);
+        let stepped = control(V4L2_CID_MPEG_VIDEO_GOP_SIZE, 1, 100, 4);
+        let brightness = control(V4L2_CID_BRIGHTNESS, 0, 255, 1);
+        let all = [gop.clone(), period.clone(), brightness];
+        let set: Vec<(u32, i64)> = keyframe_interval(&all, 29.97)
+            .into_iter()
+            .map(|(c, v)| (c.id, v))
+            .collect();
+        assert_eq!(set, [(gop.id, 30), (period.id, 20)]);
+        assert_eq!(keyframe_interval(&[stepped], 30.0)[0].1, 29);
+        // A camera that does not say its rate gets the common one.
+        assert_eq!(keyframe_interval(std::slice::from_ref(&gop), 0.0)[0].1, 30);
+    }
+
+    #[test]
+    fn read_only_keyframe_controls_are_left_alone() {
+        let mut gop = control(V4L2_CID_MPEG_VIDEO_GOP_SIZE, 0, 300, 1);
+        gop.flags.read_only = true;
+        assert!(keyframe_interval(&[gop], 30.0).is_empty());
+    }
+}

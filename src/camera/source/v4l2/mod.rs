@@ -65,7 +65,12 @@ impl Opener for V4l2Opener {
                 caps.driver
             )));
         }
-        let (format, note) = negotiate(&dev, &self.cfg)?;
+        let (format, mut note) = negotiate(&dev, &self.cfg)?;
+        if format.fourcc == FourCc::H264 {
+            if let Some(refused) = ask_for_keyframes(fd, format.fps) {
+                note = Some(note.map_or(refused.clone(), |n| format!("{n}; {refused}")));
+            }
+        }
         let stream = MmapStream::start(fd)?;
         Ok(Box::new(V4l2Device {
             stream,
@@ -74,6 +79,25 @@ impl Opener for V4l2Opener {
             note,
         }))
     }
+}
+
+/// Tells an H.264 camera to send a keyframe every second, where it has the controls for
+/// it (many UVC cameras do not, and choose their own GOP, which status reports). Set
+/// before streaming starts, as drivers lock them while streaming; a `controls:` entry in
+/// the configuration, applied after opening, still wins. Says what the camera refused.
+fn ask_for_keyframes(fd: std::os::raw::c_int, fps: f64) -> Option<String> {
+    let all = controls::list(fd).ok()?;
+    let refused: Vec<String> = controls::keyframe_interval(&all, fps)
+        .into_iter()
+        .filter_map(|(control, frames)| match controls::set(fd, control, frames) {
+            Ok(_) => {
+                tracing::info!(control = %control.name, frames, "asked for a keyframe every {frames} frames");
+                None
+            }
+            Err(e) => Some(format!("asking for a keyframe every {frames} frames: {e}")),
+        })
+        .collect();
+    (!refused.is_empty()).then(|| refused.join("; "))
 }
 
 /// Picks and sets the pixel format, size and frame rate; returns what the device took and
