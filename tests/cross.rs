@@ -1,7 +1,7 @@
 //! camfleet builds for 32-bit Raspberry Pi OS (armhf): `cargo check --target
 //! armv7-unknown-linux-gnueabihf` of the library and the binary, with the V4L2 bindings
 //! committed for that architecture. Adds the target's standard library with rustup and
-//! Debian's ARM cross compilers (for the C inside `ring` and the C++ inside OpenH264) on
+//! Debian's ARM cross compilers (for the C inside `ring` and the C++ inside `OpenH264`) on
 //! first use.
 
 use std::path::Path;

@@ -17,6 +17,7 @@
 //! are slower than on hardware; the two servers are compared within one run.
 
 #[path = "../../tests/vivid/loopback.rs"]
+#[allow(dead_code)] // the H.264 units are the VM tests' alone
 mod loopback;
 
 use std::io::{Read as _, Write as _};
@@ -88,7 +89,7 @@ fn main() {
     for case in &CASES {
         let _feeder = case.fed.then(|| {
             let frames = loopback::frames(case.width, case.height, case.fps);
-            loopback::Feeder::start(frames, case.width, case.height, case.fps)
+            loopback::Feeder::start(frames, *b"MJPG", case.width, case.height, case.fps)
         });
         for server in [Server::Camfleet, Server::Ustreamer] {
             let mut running = server.start(case);

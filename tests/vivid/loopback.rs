@@ -1,4 +1,5 @@
-//! Feeds known JPEG frames into the v4l2loopback device, as a camera delivering MJPEG.
+//! Feeds known frames into the v4l2loopback device, as a camera delivering MJPEG, or H.264
+//! (one access unit per buffer).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use v4l::video::Output;
 
 use camfleet::camera::source::synthetic::SyntheticOpener;
 use camfleet::camera::source::{FrameData, Opener};
-use camfleet::config::{Pattern, SyntheticConfig};
+use camfleet::config::{Pattern, SyntheticConfig, SyntheticOutput};
 
 pub const DEVICE: &str = "/dev/video10";
 
@@ -22,6 +23,17 @@ pub struct Feeder {
 
 /// Distinct JPEG frames of the given size.
 pub fn frames(width: u32, height: u32, count: u32) -> Vec<Bytes> {
+    synthetic(width, height, count, SyntheticOutput::Jpeg)
+}
+
+/// `count` access units of an H.264 stream of the given size, 30 fps with a keyframe
+/// every 30 frames (`count` a multiple of 30, so that it loops from a keyframe), encoded
+/// by `OpenH264`.
+pub fn h264_units(width: u32, height: u32, count: u32) -> Vec<Bytes> {
+    synthetic(width, height, count, SyntheticOutput::H264)
+}
+
+fn synthetic(width: u32, height: u32, count: u32, output: SyntheticOutput) -> Vec<Bytes> {
     let cfg = SyntheticConfig {
         width,
         height,
@@ -29,13 +41,13 @@ pub fn frames(width: u32, height: u32, count: u32) -> Vec<Bytes> {
         pattern: Pattern::Noise,
         prerender: count,
         test_controls: false,
-        output: camfleet::config::SyntheticOutput::Jpeg,
+        output,
     };
     let mut device = SyntheticOpener::new(cfg, "loopback").open().unwrap();
     let mut out = Vec::new();
     while out.len() < count as usize {
         if let Some(f) = device.next_frame(Duration::from_millis(100)).unwrap() {
-            if let FrameData::Jpeg(b) = f.data {
+            if let FrameData::Jpeg(b) | FrameData::H264(b) = f.data {
                 out.push(b);
             }
         }
@@ -44,18 +56,19 @@ pub fn frames(width: u32, height: u32, count: u32) -> Vec<Bytes> {
 }
 
 impl Feeder {
-    pub fn start(frames: Vec<Bytes>, width: u32, height: u32, fps: u32) -> Feeder {
+    /// Writes `frames` of format `fourcc` (`MJPG` or `H264`).
+    pub fn start(frames: Vec<Bytes>, fourcc: [u8; 4], width: u32, height: u32, fps: u32) -> Feeder {
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(DEVICE)
             .expect("the loopback device opens");
         let dev = v4l::Device::with_path(DEVICE).unwrap();
-        let mut fmt = v4l::Format::new(width, height, v4l::FourCC::new(b"MJPG"));
+        let mut fmt = v4l::Format::new(width, height, v4l::FourCC::new(&fourcc));
         fmt.size = width * height * 2;
         // The format is set on the writer's own file descriptor through a second handle
         // to the same device; v4l2loopback keeps it per device.
-        Output::set_format(&dev, &fmt).expect("the loopback takes MJPG");
+        Output::set_format(&dev, &fmt).expect("the loopback takes the format");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {

@@ -27,6 +27,7 @@ tests!(
     desired_controls_are_in_effect_after_start,
     unplug_and_rebind_recover,
     mjpeg_passes_through_from_a_real_driver,
+    h264_passes_through_from_a_real_driver,
     device_errors_are_states_and_refusals,
     devices_are_found_by_link_card_and_bus_info,
     devices_yaml_is_a_valid_fleet,
@@ -262,7 +263,7 @@ async fn unplug_and_rebind_recover() {
 async fn mjpeg_passes_through_from_a_real_driver() {
     let (w, h) = (1280, 720);
     let written = loopback::frames(w, h, 30);
-    let _feeder = Feeder::start(written.clone(), w, h, 30);
+    let _feeder = Feeder::start(written.clone(), *b"MJPG", w, h, 30);
     let server = spawn(&format!(
         "cameras:\n  - id: loop\n    source: {{kind: v4l2, device: {}, pixel_format: MJPG}}\n",
         loopback::DEVICE
@@ -289,6 +290,86 @@ async fn mjpeg_passes_through_from_a_real_driver() {
     );
     let s = client.status_where("loop", |_| true).await;
     assert_eq!(s.frames_encoded, 0, "MJPEG was re-encoded");
+}
+
+async fn h264_passes_through_from_a_real_driver() {
+    let (w, h) = (320, 240);
+    // Two GOPs, written in a loop at 30 fps.
+    let written = loopback::h264_units(w, h, 60);
+    let _feeder = Feeder::start(written.clone(), *b"H264", w, h, 30);
+    let server = spawn(&format!(
+        "server:\n  rtsp_listen: 127.0.0.1:0\ncameras:\n  - id: loop\n    source: {{kind: v4l2, device: {}, pixel_format: H264}}\n",
+        loopback::DEVICE
+    ));
+    let mut client = server.client().await;
+    client.watch(&["loop"], 0).await;
+
+    // Every frame the WebSocket client gets is a written access unit, byte for byte, in
+    // the order written, starting at a keyframe. (Nothing else is read before the first
+    // frame, so that none is passed over.)
+    let mut last: Option<usize> = None;
+    for n in 0..90 {
+        let (au, keyframe) = client
+            .recv_until(|m| match m {
+                proto::server_message::Kind::Frame(f) if f.codec == proto::Codec::H264 as i32 => {
+                    Some((f.h264.to_vec(), f.keyframe))
+                }
+                _ => None,
+            })
+            .await;
+        let i = written
+            .iter()
+            .position(|u| u.as_ref() == au.as_slice())
+            .unwrap_or_else(|| {
+                panic!(
+                    "frame {n} ({} bytes) is not an access unit written",
+                    au.len()
+                )
+            });
+        assert_eq!(keyframe, i % 30 == 0, "frame {n} is unit {i}");
+        match last {
+            None => assert!(keyframe, "the first frame is a keyframe, not unit {i}"),
+            Some(l) => assert_eq!(i, (l + 1) % written.len(), "frame {n} follows unit {l}"),
+        }
+        last = Some(i);
+    }
+    let s = client.status_where("loop", |s| s.gop_frames > 0).await;
+    assert_eq!((s.pixel_format.as_str(), s.width, s.height), ("H264", w, h));
+    assert_eq!(s.gop_frames, 30);
+    assert!(s.codec.starts_with("avc1."), "{}", s.codec);
+    assert_eq!(s.frames_encoded, 0, "H.264 was re-encoded");
+
+    // Players see H.264 of the size and rate written, over HTTP and RTSP.
+    let host = server.get_json("/api/host").await;
+    let rtsp = host["rtsp_port"].as_u64().expect("the RTSP server runs");
+    for url in [
+        format!("http://{}/cameras/loop/stream.mp4", server.addr),
+        format!("rtsp://127.0.0.1:{rtsp}/loop"),
+    ] {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-select_streams",
+                "v:0",
+            ])
+            .args([
+                "-show_entries",
+                "stream=codec_name,width,height,r_frame_rate",
+            ])
+            .args(["-of", "csv=p=0", &url])
+            .output()
+            .expect("ffprobe runs");
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(said, format!("h264,{w},{h},30/1"), "{url}");
+    }
 }
 
 async fn device_errors_are_states_and_refusals() {
