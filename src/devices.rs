@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::camera::control::ControlType;
 use crate::camera::source::v4l2::discover::{self, DeviceSummary, FormatSummary};
+use crate::camera::source::FourCc;
 
 /// A human-readable list of capture devices with formats, sizes, rates and controls.
 #[must_use]
@@ -34,7 +35,12 @@ pub fn report() -> String {
         match discover::details(&d.path) {
             Ok((formats, controls)) => {
                 for f in &formats {
-                    let _ = writeln!(out, "  format {} ({})", f.fourcc, f.description);
+                    let passes = if f.fourcc == FourCc::H264 {
+                        ": H.264, passed through with `pixel_format: H264`"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(out, "  format {} ({}){passes}", f.fourcc, f.description);
                     for (w, h, fps) in &f.sizes {
                         let rates: Vec<String> = fps.iter().map(|r| format!("{r:.1}")).collect();
                         let _ = writeln!(out, "    {w}x{h} @ {} fps", rates.join(", "));
@@ -80,6 +86,11 @@ pub fn yaml() -> String {
         );
         if let Ok((formats, _)) = discover::details(&d.path) {
             if let Some((fourcc, w, h, fps)) = best_mode(&formats) {
+                if fourcc != "H264" && formats.iter().any(|f| f.fourcc == FourCc::H264) {
+                    out.push_str(
+                        "      # it also sends H.264: `pixel_format: H264` passes that through\n",
+                    );
+                }
                 let _ = writeln!(out, "      pixel_format: {fourcc}");
                 let _ = writeln!(out, "      width: {w}\n      height: {h}");
                 if let Some(fps) = fps {
@@ -94,15 +105,16 @@ pub fn yaml() -> String {
 /// Lowest frame rate `devices --yaml` picks a size for, when the device has one that fast.
 const USEFUL_FPS: f64 = 15.0;
 
-/// MJPEG if offered, else the first format camfleet can encode; its largest size that
-/// reaches 15 fps (or its fastest size); that size's highest whole frame rate.
+/// MJPEG if offered, else the first format camfleet can encode, else H.264; its largest
+/// size that reaches 15 fps (or its fastest size); that size's highest whole frame rate.
 fn best_mode(formats: &[FormatSummary]) -> Option<(String, u32, u32, Option<u32>)> {
     let usable =
         |f: &&FormatSummary| &f.fourcc.0 == b"MJPG" || crate::camera::jpeg::can_encode(f.fourcc);
     let f = formats
         .iter()
         .find(|f| &f.fourcc.0 == b"MJPG")
-        .or_else(|| formats.iter().find(usable))?;
+        .or_else(|| formats.iter().find(usable))
+        .or_else(|| formats.iter().find(|f| f.fourcc == FourCc::H264))?;
     let top = |fps: &Vec<f64>| fps.iter().copied().fold(0.0, f64::max);
     let (w, h, fps) = f
         .sizes
@@ -150,4 +162,30 @@ fn unique_id(d: &DeviceSummary, used: &mut std::collections::HashSet<String>) ->
 
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(fourcc: [u8; 4]) -> FormatSummary {
+        FormatSummary {
+            fourcc: FourCc(fourcc),
+            description: String::new(),
+            sizes: vec![(1920, 1080, vec![30.0]), (640, 480, vec![30.0])],
+        }
+    }
+
+    #[test]
+    fn mjpeg_is_preferred_and_a_camera_with_only_h264_gets_h264() {
+        let both = [format(*b"H264"), format(*b"MJPG")];
+        assert_eq!(
+            best_mode(&both),
+            Some(("MJPG".into(), 1920, 1080, Some(30)))
+        );
+        assert_eq!(
+            best_mode(&[format(*b"H264")]),
+            Some(("H264".into(), 1920, 1080, Some(30)))
+        );
+    }
 }
