@@ -36,7 +36,7 @@ pub fn report() -> String {
             Ok((formats, controls)) => {
                 for f in &formats {
                     let passes = if f.fourcc == FourCc::H264 {
-                        ": H.264, passed through with `pixel_format: H264`"
+                        ": passed through untouched with `pixel_format: H264`"
                     } else {
                         ""
                     };
