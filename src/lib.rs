@@ -10,7 +10,8 @@
 //!   │   │ Capture (to itself, after every step)          │      │  /ws, protobuf)            │
 //!   │   │ frames, or NO SIGNAL ──▶ frame slot ───────────┼──────┼──▶ FrameFeed per viewer:   │
 //!   │   │   (watch<Option<Frame>>, kept by the hub)      │      │    WebSocket, MJPEG stream,│
-//!   │   └ StatusUpdate ─────────────┐                    │      │    snapshot                │
+//!   │   └ StatusUpdate ─────────────┐                    │      │    snapshot, stream.mp4,   │
+//!   │                               │                    │      │    RTSP (own listener)     │
 //!   └───────────────────────────────┼────────────────────┘      └──▲──────────┬─────────────┘
 //!                                   ▼                              │          │
 //!    OverrideStore ◀── owns ─────  Hub ── SessionEvent (try_send) ─┘          │
@@ -77,6 +78,15 @@
 //! message. A raw frame is encoded on the camera's thread, or, once that is slower than
 //! the camera's rate, by the camera's [`camera::encode_pool::EncodePool`]: encoder threads
 //! whose JPEGs one publisher thread puts in the slot in capture order.
+//!
+//! An H.264 camera's frames are access units, passed through untouched. Each frame holds
+//! the one before it back to its GOP's keyframe ([`camera::frame::H264Frame`]), so a feed
+//! gives an H.264 viewer every frame of the newest GOP in order and starts a new or slow
+//! one at its keyframe ([`camera::frame::Frame::following`]); nothing older is kept. Its
+//! viewers are the WebSocket, `stream.mp4` (`http::fmp4`) and the RTSP server
+//! ([`rtsp`], its own listener), which registers each client with the hub by `Watch`, as
+//! MJPEG does, and so shares the accounts and the stream limits. MJPEG viewers and
+//! snapshots of an H.264 camera get each keyframe's picture, decoded once per keyframe.
 //!
 //! ## Control overrides
 //! A control value set while running is an *override*: the camera applies it after the
