@@ -28,8 +28,9 @@ use crate::mp4::{fragment, init_segment, Sample, Track};
     responses(
         (status = 200, description = "Live fragmented MP4 of the camera's H.264, untouched: an initialisation segment, then one fragment per frame from the last keyframe on", content_type = "video/mp4"),
         (status = 409, description = "The camera does not send H.264; its MJPEG stream is at /cameras/{id}/stream.mjpg", body = ErrorBody),
-        (status = 404, description = "No camera has this id", body = ErrorBody),
-        (status = 429, description = "A stream limit is reached", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 404, description = "No camera has this id (or the account may not see it); the error lists the cameras", body = ErrorBody),
+        (status = 503, description = "A limit on streams is reached, or the server is stopping", body = ErrorBody),
     ))]
 pub async fn stream(
     req: HttpRequest,
