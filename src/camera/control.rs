@@ -309,10 +309,11 @@ impl fmt::Display for ControlProblem {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn integer(min: i64, max: i64, step: i64) -> ControlInfo {
+    /// An integer control for tests.
+    pub(crate) fn integer(min: i64, max: i64, step: i64) -> ControlInfo {
         ControlInfo {
             id: 1,
             name: "brightness".into(),

@@ -150,20 +150,11 @@ pub fn keyframe_interval(controls: &[ControlInfo], fps: f64) -> Vec<(&ControlInf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::camera::control::ControlFlags;
 
     fn control(id: u32, min: i64, max: i64, step: i64) -> ControlInfo {
         ControlInfo {
             id,
-            name: format!("control_{id:x}"),
-            kind: ControlType::Integer,
-            min,
-            max,
-            step,
-            default: min,
-            value: Some(min),
-            menu: Vec::new(),
-            flags: ControlFlags::default(),
+            ..crate::camera::control::tests::integer(min, max, step)
         }
     }
 
