@@ -149,6 +149,32 @@ pub mod fuzzing {
         let mut guard = FrameGuard::new((), max, std::rc::Rc::default());
         let _ = guard.check_chunks(chunks);
     }
+
+    /// Reads the messages at the start of `bytes` as the RTSP server reads a client's
+    /// connection, with each request's camera and transport; panics if a message claims
+    /// more bytes than there are.
+    pub fn rtsp(bytes: &[u8]) {
+        use crate::rtsp::request::{parse, transport, Message};
+        let mut rest = bytes;
+        while let Ok(Some(message)) = parse(rest) {
+            let len = match message {
+                Message::Request { request, len } => {
+                    let _ = request.camera();
+                    if let Some(t) = request.header("Transport") {
+                        let _ = transport(t);
+                    }
+                    len
+                }
+                Message::Interleaved { len } => len,
+            };
+            assert!(
+                len > 0 && len <= rest.len(),
+                "a message of {len} bytes in {}",
+                rest.len()
+            );
+            rest = &rest[len..];
+        }
+    }
 }
 
 /// Limits and timeouts of the design that clients and tests derive their bounds from.

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::{exit, Command};
 
-const TARGETS: [&str; 4] = ["wire", "config", "jpeg", "h264"];
+const TARGETS: [&str; 5] = ["wire", "config", "jpeg", "h264", "rtsp"];
 
 const COVERAGE_FLAGS: &str = "-Cpasses=sancov-module \
     -Cllvm-args=-sanitizer-coverage-level=4 \
