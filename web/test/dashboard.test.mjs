@@ -520,3 +520,44 @@ test("without WebCodecs, an H.264 tile says how to get it and shows snapshots", 
     await server.stop();
   }
 });
+
+test("stream.mp4 of an H.264 camera plays in a <video> element", async () => {
+  const server = await Camfleet.withConfig(H264_FLEET);
+  try {
+    const { page, errors } = await open(server);
+    await page.evaluate(() => {
+      const video = document.createElement("video");
+      video.id = "player";
+      video.muted = true;
+      video.autoplay = true;
+      video.src = "cameras/h264/stream.mp4";
+      document.body.append(video);
+    });
+    const played = () =>
+      page.$eval("#player", (v) => ({
+        size: [v.videoWidth, v.videoHeight],
+        frames: v.getVideoPlaybackQuality().totalVideoFrames,
+        time: v.currentTime,
+        error: v.error?.message ?? null,
+      }));
+    await page.waitForFunction(() => {
+      const v = document.querySelector("#player");
+      return v.error || v.getVideoPlaybackQuality().totalVideoFrames > 30;
+    });
+    const first = await played();
+    assert.equal(first.error, null);
+    assert.deepEqual(first.size, [640, 480]);
+    // It keeps playing: more frames decoded, the clock moving on.
+    await page.waitForFunction((n) => {
+      const v = document.querySelector("#player");
+      return v.error || v.getVideoPlaybackQuality().totalVideoFrames > n + 30;
+    }, first.frames);
+    const later = await played();
+    assert.equal(later.error, null);
+    assert.ok(later.time > first.time, `the video's clock moves: ${first.time} then ${later.time}`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
