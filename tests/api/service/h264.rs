@@ -36,15 +36,20 @@ struct RtspClient {
 }
 
 impl RtspClient {
-    async fn play(port: u16, camera: &str) -> (RtspClient, String) {
-        let socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let mut c = RtspClient {
+    /// A connection to the RTSP server from the local address `from` (127.0.0.0/8).
+    async fn connect(port: u16, from: [u8; 4]) -> RtspClient {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((from, 0).into()).unwrap();
+        let socket = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        RtspClient {
             socket,
             buf: BytesMut::new(),
             last_sequence: None,
-        };
+        }
+    }
+
+    async fn play(port: u16, camera: &str) -> (RtspClient, String) {
+        let mut c = RtspClient::connect(port, [127, 0, 0, 1]).await;
         let url = format!("rtsp://127.0.0.1:{port}/{camera}");
         let (head, sdp) = c
             .request(&format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n"))
@@ -264,6 +269,113 @@ async fn a_late_joiner_starts_at_a_keyframe_and_two_rtsp_clients_and_a_dashboard
             );
         }
     }
+}
+
+/// A `DESCRIBE` of `camera` on a connection of its own from `from`, signed in as `user`
+/// (name and password) if given: the status line and the body. The connection is kept,
+/// since it holds the viewer the `DESCRIBE` registered.
+async fn describe(
+    port: u16,
+    from: [u8; 4],
+    camera: &str,
+    user: Option<(&str, &str)>,
+) -> (String, String, RtspClient) {
+    let mut c = RtspClient::connect(port, from).await;
+    let authorization = user.map_or(String::new(), |(name, password)| {
+        use base64::Engine as _;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+        format!("Authorization: Basic {pair}\r\n")
+    });
+    let (head, body) = c
+        .request(&format!(
+            "DESCRIBE rtsp://127.0.0.1:{port}/{camera} RTSP/1.0\r\nCSeq: 1\r\n{authorization}"
+        ))
+        .await;
+    (head, body, c)
+}
+
+#[actix_rt::test]
+async fn rtsp_takes_the_http_servers_accounts_visibility_password_wait_and_limits() {
+    const ALICE: (&str, &str) = ("alice", "alice-long-password");
+    const BOB: (&str, &str) = ("bob", "bob-long-password");
+    deps("players");
+    let camera = |id: &str| {
+        format!(
+            "  - id: {id}\n    source: {{kind: synthetic, pixel_format: H264, width: 320, \
+             height: 240, fps: {FPS}, prerender: {FPS}}}\n"
+        )
+    };
+    let server = spawn(&format!(
+        "server:\n  rtsp_listen: 127.0.0.1:0\n  max_streams_per_camera: 1\nauth:\n  users:\n    \
+         - {{name: {}, role: viewer, password_hash: \"{}\"}}\n    \
+         - {{name: {}, role: viewer, cameras: [other], password_hash: \"{}\"}}\n\
+         cameras:\n{}{}",
+        ALICE.0,
+        camfleet::auth::hash_password(ALICE.1),
+        BOB.0,
+        camfleet::auth::hash_password(BOB.1),
+        camera("cam"),
+        camera("other"),
+    ));
+    let port = {
+        let host = awc::Client::new()
+            .get(server.url("/api/host"))
+            .basic_auth(ALICE.0, ALICE.1)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        u16::try_from(host["rtsp_port"].as_u64().expect("the RTSP server runs")).unwrap()
+    };
+    let status = |head: &str| head.lines().next().unwrap_or_default().to_string();
+
+    // No credentials: 401, asking for Basic, as HTTP does.
+    let (head, body, _) = describe(port, [127, 0, 0, 1], "cam", None).await;
+    assert!(head.starts_with("RTSP/1.0 401"), "{head}");
+    assert!(head.contains("WWW-Authenticate: Basic"), "{head}");
+    assert!(
+        body.contains("rtsp://NAME:PASSWORD@"),
+        "the refusal says how: {body}"
+    );
+
+    // A wrong password is refused, and that address must wait before it tries again,
+    // while another address signs in at once.
+    let wrong = (ALICE.0, "not-her-password");
+    let (head, ..) = describe(port, [127, 0, 0, 7], "cam", Some(wrong)).await;
+    assert!(head.starts_with("RTSP/1.0 401"), "{head}");
+    let (head, body, _) = describe(port, [127, 0, 0, 7], "cam", Some(ALICE)).await;
+    assert!(
+        !head.starts_with("RTSP/1.0 200") && body.contains("try again in"),
+        "{}: {body}",
+        status(&head)
+    );
+
+    // An account sees only its cameras.
+    let (head, ..) = describe(port, [127, 0, 0, 1], "cam", Some(BOB)).await;
+    assert!(
+        head.starts_with("RTSP/1.0 404"),
+        "bob may not see cam: {head}"
+    );
+
+    // The stream limits count RTSP clients: one per camera here.
+    let (head, sdp, _holding) = describe(port, [127, 0, 0, 1], "other", Some(BOB)).await;
+    assert!(head.starts_with("RTSP/1.0 200"), "{head}");
+    assert!(sdp.contains("H264/90000"), "{sdp}");
+    let (head, body, _) = describe(port, [127, 0, 0, 1], "other", Some(ALICE)).await;
+    assert!(
+        !head.starts_with("RTSP/1.0 200") && body.contains("limit"),
+        "a second viewer of `other`: {}: {body}",
+        status(&head)
+    );
+
+    // A player signs in from the URL, as a user writes it.
+    let url = format!("rtsp://{}:{}@127.0.0.1:{port}/cam", ALICE.0, ALICE.1);
+    let probed = tokio::task::spawn_blocking(move || ffprobe(&url))
+        .await
+        .unwrap();
+    assert_eq!(probed, format!("h264,320,240,{FPS}/1"));
 }
 
 /// Runs ffmpeg on `url` for five seconds of stream time, decoding every frame; returns the
