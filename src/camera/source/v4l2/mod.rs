@@ -65,12 +65,7 @@ impl Opener for V4l2Opener {
                 caps.driver
             )));
         }
-        let (format, mut note) = negotiate(&dev, &self.cfg)?;
-        if format.fourcc == FourCc::H264 {
-            if let Some(refused) = ask_for_keyframes(fd, format.fps) {
-                note = Some(note.map_or(refused.clone(), |n| format!("{n}; {refused}")));
-            }
-        }
+        let (format, note) = negotiate(&dev, &self.cfg)?;
         let stream = MmapStream::start(fd)?;
         Ok(Box::new(V4l2Device {
             stream,
@@ -84,24 +79,26 @@ impl Opener for V4l2Opener {
 /// Tells an H.264 camera to send a keyframe every second, where it has the controls for
 /// it (many UVC cameras do not, and choose their own GOP, which status reports). Set
 /// before streaming starts, as drivers lock them while streaming; a `controls:` entry in
-/// the configuration, applied after opening, still wins. Says what the camera refused.
-fn ask_for_keyframes(fd: std::os::raw::c_int, fps: f64) -> Option<String> {
-    let all = controls::list(fd).ok()?;
-    let refused: Vec<String> = controls::keyframe_interval(&all, fps)
+/// the configuration, applied after opening, still wins. Returns what the camera refused.
+fn ask_for_keyframes(fd: std::os::raw::c_int, fps: f64) -> Vec<String> {
+    let all = controls::list(fd).unwrap_or_default();
+    controls::keyframe_interval(&all, fps)
         .into_iter()
         .filter_map(|(control, frames)| match controls::set(fd, control, frames) {
             Ok(_) => {
                 tracing::info!(control = %control.name, frames, "asked for a keyframe every {frames} frames");
                 None
             }
-            Err(e) => Some(format!("asking for a keyframe every {frames} frames: {e}")),
+            Err(e) => Some(format!(
+                "asked for a keyframe every {frames} frames: {e}; the camera keeps its own \
+                 keyframe interval (`gop_frames` in status), which viewers who join wait for"
+            )),
         })
-        .collect();
-    (!refused.is_empty()).then(|| refused.join("; "))
+        .collect()
 }
 
-/// Picks and sets the pixel format, size and frame rate; returns what the device took and
-/// what differs from what was asked.
+/// Picks and sets the pixel format, size and frame rate (and, for H.264, the keyframe
+/// interval); returns what the device took and what differs from what was asked.
 fn negotiate(
     dev: &v4l::Device,
     cfg: &V4l2Config,
@@ -202,6 +199,9 @@ fn negotiate(
                 "asked for {asked} fps, the device runs at {fps:.1}"
             ));
         }
+    }
+    if got == FourCc::H264 {
+        notes.extend(ask_for_keyframes(dev.handle().fd(), fps));
     }
     let format = StreamFormat {
         fourcc: got,
