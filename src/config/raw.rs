@@ -85,7 +85,7 @@ pub(super) struct RawServer {
     pub tls: Option<RawTls>,
     pub default_camera: Option<String>,
     /// Where the RTSP server of H.264 cameras listens, e.g. `0.0.0.0:8554`, or `off`.
-    /// Without it, port 8554 on the `listen` address while a camera sends H.264.
+    /// Without it, port 8554 on the `listen` address when a camera is declared with H.264.
     pub rtsp_listen: Option<String>,
 }
 

@@ -182,7 +182,7 @@ fn validate_server(raw: &raw::RawServer, issues: &Issues<'_>) -> Option<ServerCo
 }
 
 /// `server.rtsp_listen`: an address, `off`, or by default port 8554 of the HTTP address
-/// while some camera sends H.264.
+/// when some camera is declared with H.264.
 fn rtsp_listen(
     text: Option<&str>,
     listen: Option<SocketAddr>,
