@@ -15,6 +15,9 @@ use camfleet::config::{Pattern, SyntheticConfig, SyntheticOutput};
 
 pub const DEVICE: &str = "/dev/video10";
 
+/// The rate the frames are made for; an H.264 stream has a keyframe every `FPS` frames.
+pub const FPS: u32 = 30;
+
 /// A thread writing `frames` in turn at `fps` until dropped.
 pub struct Feeder {
     stop: Arc<AtomicBool>,
@@ -26,9 +29,9 @@ pub fn frames(width: u32, height: u32, count: u32) -> Vec<Bytes> {
     synthetic(width, height, count, SyntheticOutput::Jpeg)
 }
 
-/// `count` access units of an H.264 stream of the given size, 30 fps with a keyframe
-/// every 30 frames (`count` a multiple of 30, so that it loops from a keyframe), encoded
-/// by `OpenH264`.
+/// `count` access units of an H.264 stream of the given size with a keyframe every
+/// [`FPS`] frames (`count` a multiple of it, so that it loops from a keyframe), encoded by
+/// `OpenH264`.
 pub fn h264_units(width: u32, height: u32, count: u32) -> Vec<Bytes> {
     synthetic(width, height, count, SyntheticOutput::H264)
 }
@@ -37,7 +40,7 @@ fn synthetic(width: u32, height: u32, count: u32, output: SyntheticOutput) -> Ve
     let cfg = SyntheticConfig {
         width,
         height,
-        fps: 30,
+        fps: FPS,
         pattern: Pattern::Noise,
         prerender: count,
         test_controls: false,

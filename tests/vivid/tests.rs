@@ -294,9 +294,10 @@ async fn mjpeg_passes_through_from_a_real_driver() {
 
 async fn h264_passes_through_from_a_real_driver() {
     let (w, h) = (320, 240);
-    // Two GOPs, written in a loop at 30 fps.
-    let written = loopback::h264_units(w, h, 60);
-    let _feeder = Feeder::start(written.clone(), *b"H264", w, h, 30);
+    let gop = loopback::FPS as usize;
+    // Two GOPs, written in a loop at their rate.
+    let written = loopback::h264_units(w, h, 2 * loopback::FPS);
+    let _feeder = Feeder::start(written.clone(), *b"H264", w, h, loopback::FPS);
     let server = spawn(&format!(
         "server:\n  rtsp_listen: 127.0.0.1:0\ncameras:\n  - id: loop\n    source: {{kind: v4l2, device: {}, pixel_format: H264}}\n",
         loopback::DEVICE
@@ -308,7 +309,7 @@ async fn h264_passes_through_from_a_real_driver() {
     // the order written, starting at a keyframe. (Nothing else is read before the first
     // frame, so that none is passed over.)
     let mut last: Option<usize> = None;
-    for n in 0..90 {
+    for n in 0..3 * gop {
         let (au, keyframe) = client
             .recv_until(|m| match m {
                 proto::server_message::Kind::Frame(f) if f.codec == proto::Codec::H264 as i32 => {
@@ -326,7 +327,7 @@ async fn h264_passes_through_from_a_real_driver() {
                     au.len()
                 )
             });
-        assert_eq!(keyframe, i % 30 == 0, "frame {n} is unit {i}");
+        assert_eq!(keyframe, i % gop == 0, "frame {n} is unit {i}");
         match last {
             None => assert!(keyframe, "the first frame is a keyframe, not unit {i}"),
             Some(l) => assert_eq!(i, (l + 1) % written.len(), "frame {n} follows unit {l}"),
@@ -335,7 +336,7 @@ async fn h264_passes_through_from_a_real_driver() {
     }
     let s = client.status_where("loop", |s| s.gop_frames > 0).await;
     assert_eq!((s.pixel_format.as_str(), s.width, s.height), ("H264", w, h));
-    assert_eq!(s.gop_frames, 30);
+    assert_eq!(s.gop_frames as usize, gop);
     assert!(s.codec.starts_with("avc1."), "{}", s.codec);
     assert_eq!(s.frames_encoded, 0, "H.264 was re-encoded");
 
@@ -368,7 +369,7 @@ async fn h264_passes_through_from_a_real_driver() {
             String::from_utf8_lossy(&out.stderr)
         );
         let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert_eq!(said, format!("h264,{w},{h},30/1"), "{url}");
+        assert_eq!(said, format!("h264,{w},{h},{}/1", loopback::FPS), "{url}");
     }
 }
 
