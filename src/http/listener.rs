@@ -24,6 +24,7 @@ use actix_web::dev::{AppConfig, Extensions};
 use actix_web::rt::net::TcpStream;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use super::direct::Connection;
 use super::hosts::Hosts;
 
 /// How long a new connection may stay silent before it is closed, and how long a plain
@@ -68,12 +69,21 @@ where
         )
     };
     let Some(tls) = tls else {
+        // Plain connections are served as a `Connection`, so streams can write their shared
+        // parts to the socket themselves.
         return builder.listen("camfleet-http", listener, move || {
-            HttpService::<TcpStream, _, _>::build()
+            let http = HttpService::<Connection, _, _>::build()
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-                .on_connect_ext(on_connect)
-                .h1(http1())
-                .tcp()
+                .on_connect_ext(move |io: &Connection, ext: &mut Extensions| {
+                    on_connect(io.socket(), ext);
+                    ext.insert(io.writer());
+                })
+                .h1(http1());
+            fn_service(|io: TcpStream| {
+                let peer = io.peer_addr().ok();
+                std::future::ready(Ok((Connection::new(io), peer)))
+            })
+            .and_then(http)
         });
     };
     builder.listen("camfleet-https", listener, move || {
@@ -92,6 +102,7 @@ where
             async move {
                 let over_tls = Rc::new(over_tls.await?);
                 Ok::<_, ()>(fn_service(move |io: TcpStream| {
+                    let _ = io.set_nodelay(true);
                     let over_tls = Rc::clone(&over_tls);
                     let hosts = Rc::clone(&hosts);
                     async move {

@@ -7,8 +7,10 @@ use actix_web::http::{ConnectionType, Method, Version};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
+use futures_util::stream::{LocalBoxStream, StreamExt as _};
 use serde::Deserialize;
 
+use super::direct::DirectWriter;
 use super::error::{ApiError, ErrorBody};
 use super::feed::FrameFeed;
 use super::watchdog::ConnectionSocket;
@@ -154,8 +156,6 @@ pub(crate) async fn stream_of(
         return head(req, state, id, response.finish()).await;
     }
     let viewer = watch(req, state, id, ViewerKind::Mjpeg).await?;
-    let feed = FrameFeed::new(viewer, fps).pictures_only();
-    let shutdown = state.shutdown.clone();
     // A viewer that hangs up while no frame comes (the camera is down) is noticed at once,
     // so its slot is free at once.
     let hung_up: LocalBoxFuture<'static, ()> = match req.conn_data::<ConnectionSocket>() {
@@ -166,39 +166,81 @@ pub(crate) async fn stream_of(
     // closes. Either way the bytes are shared: a part is built once per frame as one chunk,
     // and the bare part is a slice of it.
     let chunked = req.version() >= Version::HTTP_11;
-    let parts = futures_util::stream::unfold(
-        (feed, shutdown, hung_up),
-        move |(mut feed, mut shutdown, mut hung_up)| async move {
-            let frame = tokio::select! {
-                frame = feed.next() => frame?,
-                () = shutdown.wait() => return None,
-                () = &mut hung_up => return None,
-            };
-            let chunk = match width {
-                None => part(&frame),
-                Some(i) => frame
-                    .previews
-                    .part(i, || chunk_of(&frame, &frame.preview(i))),
-            };
-            let bytes = if chunked { chunk } else { unchunked(&chunk) };
-            feed.sent(&frame, bytes.len());
-            Some((Ok::<_, actix_web::Error>(bytes), (feed, shutdown, hung_up)))
-        },
-    );
+    let parts = Parts {
+        feed: FrameFeed::new(viewer, fps).pictures_only(),
+        shutdown: state.shutdown.clone(),
+        hung_up,
+        width,
+        chunked,
+    };
     // The last chunk, when the server ends the stream (a client that left reads nothing).
-    let last = futures_util::stream::iter(
-        chunked.then(|| Ok::<_, actix_web::Error>(Bytes::from_static(b"0\r\n\r\n"))),
-    );
+    let last = chunked.then_some(Bytes::from_static(b"0\r\n\r\n"));
+    let body: LocalBoxStream<'static, Result<Bytes, actix_web::Error>> =
+        match req.conn_data::<DirectWriter>().cloned() {
+            // On a plain connection the parts go straight to the socket, uncopied.
+            Some(writer) => Box::pin(futures_util::stream::once(async move {
+                writer.take_over().await;
+                let mut parts = parts;
+                while let Some(part) = parts.next().await {
+                    if writer.write_all(&part).await.is_err() {
+                        return Ok(Bytes::new());
+                    }
+                }
+                if let Some(last) = last {
+                    let _ = writer.write_all(&last).await;
+                }
+                Ok(Bytes::new())
+            })),
+            None => Box::pin(
+                futures_util::stream::unfold(parts, |mut parts| async move {
+                    Some((Ok(parts.next().await?), parts))
+                })
+                .chain(futures_util::stream::iter(last.map(Ok))),
+            ),
+        };
     // actix-http would frame each chunk again per viewer; it is told to send the bytes as
     // they are, and the framing is declared here.
     if chunked {
         response.insert_header(("Transfer-Encoding", "chunked"));
     }
-    let mut response = response.streaming(futures_util::StreamExt::chain(parts, last));
+    let mut response = response.streaming(body);
     let head = response.head_mut();
     head.no_chunking(true);
     head.set_connection_type(ConnectionType::Close);
     Ok(response)
+}
+
+/// One viewer's MJPEG parts: each frame's shared part (or its preview's), until the camera
+/// is gone, the server stops or the viewer hangs up.
+struct Parts {
+    feed: FrameFeed,
+    shutdown: crate::shutdown::ShutdownSignal,
+    hung_up: LocalBoxFuture<'static, ()>,
+    width: Option<usize>,
+    chunked: bool,
+}
+
+impl Parts {
+    async fn next(&mut self) -> Option<Bytes> {
+        let frame = tokio::select! {
+            frame = self.feed.next() => frame?,
+            () = self.shutdown.wait() => return None,
+            () = &mut self.hung_up => return None,
+        };
+        let chunk = match self.width {
+            None => part(&frame),
+            Some(i) => frame
+                .previews
+                .part(i, || chunk_of(&frame, &frame.preview(i))),
+        };
+        let bytes = if self.chunked {
+            chunk
+        } else {
+            unchunked(&chunk)
+        };
+        self.feed.sent(&frame, bytes.len());
+        Some(bytes)
+    }
 }
 
 /// Text that is safe in an HTTP header: printable ASCII, other characters as `?`.

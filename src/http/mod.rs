@@ -27,6 +27,7 @@ mod assets;
 mod budget;
 pub mod caller;
 mod compat;
+pub mod direct;
 pub mod error;
 pub mod feed;
 mod fleet;

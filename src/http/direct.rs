@@ -1,0 +1,155 @@
+//! Shared bytes written straight to a viewer's socket, below actix-http.
+//!
+//! actix-http copies every body chunk into its connection's write buffer before writing it,
+//! so a frame shared by a hundred viewers would be copied a hundred times in user space. On
+//! a plain TCP connection the HTTP layer is served a [`Connection`] instead of the bare
+//! socket. It passes reads and writes through, and counts the HTTP layer's flushes: actix
+//! flushes only once it has handed over every byte it encoded.
+//!
+//! A stream (MJPEG, a WebSocket) takes its connection's [`DirectWriter`] from the
+//! connection's data. Its response body, once polled, waits for the flush that carries its
+//! response head ([`DirectWriter::take_over`]), then writes every part itself, each shared
+//! part with one `send` of the bytes every viewer shares. The body never yields a byte to
+//! actix, so the two never interleave.
+//!
+//! HTTPS connections have no direct writer (TLS encrypts each connection's bytes anyway):
+//! their streams hand their parts to actix.
+
+use std::cell::Cell;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll, Waker};
+
+use actix_web::rt::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What the HTTP layer has done with a connection, as its streams need to know.
+#[derive(Default)]
+struct Flushes {
+    /// Flushes so far; each means the HTTP layer has nothing left to write.
+    count: Cell<u64>,
+    /// The stream waiting for the next flush.
+    waiting: Cell<Option<Waker>>,
+}
+
+/// A plain TCP connection as the HTTP layer sees it; see the module's documentation.
+pub struct Connection {
+    socket: Rc<TcpStream>,
+    flushes: Rc<Flushes>,
+}
+
+impl Connection {
+    /// Serves `socket`.
+    pub fn new(socket: TcpStream) -> Self {
+        // Each part ends with a short segment; it goes at once, not after the client's ACK.
+        let _ = socket.set_nodelay(true);
+        Connection {
+            socket: Rc::new(socket),
+            flushes: Rc::default(),
+        }
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+
+    /// A writer for a stream on this connection.
+    pub fn writer(&self) -> DirectWriter {
+        DirectWriter {
+            socket: Rc::clone(&self.socket),
+            flushes: Rc::clone(&self.flushes),
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.socket.poll_read_ready(cx))?;
+            match self.socket.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.socket.poll_write_ready(cx))?;
+            match self.socket.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let flushes = &self.flushes;
+        flushes.count.set(flushes.count.get() + 1);
+        if let Some(waiting) = flushes.waiting.take() {
+            waiting.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// Writes a stream's bytes straight to its connection's socket; see the module's
+/// documentation.
+#[derive(Clone)]
+pub struct DirectWriter {
+    socket: Rc<TcpStream>,
+    flushes: Rc<Flushes>,
+}
+
+impl DirectWriter {
+    /// Returns once the HTTP layer has written everything it encoded before this call: the
+    /// response head, when called from the response body's first poll.
+    pub async fn take_over(&self) {
+        let before = self.flushes.count.get();
+        std::future::poll_fn(|cx| {
+            if self.flushes.count.get() > before {
+                Poll::Ready(())
+            } else {
+                self.flushes.waiting.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// Writes all of `bytes`, with as few `send`s as the socket allows.
+    ///
+    /// # Errors
+    /// When the connection fails or the client has gone.
+    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.socket.try_write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
