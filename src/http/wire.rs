@@ -202,8 +202,8 @@ fn preview(request_id: u64, width: u32) -> Result<Option<usize>, Rejection> {
     })
 }
 
-/// A frame as a `ServerMessage` carrying its preview at `PREVIEW_WIDTHS[index]`, encoded
-/// once per frame and width and shared by every session that watches at that width.
+/// A frame as a `ServerMessage` carrying its preview at `PREVIEW_WIDTHS[index]`, in one
+/// binary WebSocket frame (see [`framed`]), encoded once per frame and width and shared by every session that watches at that width.
 pub fn preview_frame(camera: &CameraId, f: &Frame, index: usize) -> bytes::Bytes {
     // An H.264 frame is sent as the camera made it: a tile scales it when it draws.
     if f.h264.is_some() {
@@ -381,7 +381,8 @@ pub fn capture_mode(mode: CaptureMode) -> &'static str {
     }
 }
 
-/// A frame as a complete `ServerMessage`, encoded once and shared by every session.
+/// A frame as a complete `ServerMessage` in one binary WebSocket frame (see
+/// [`framed`]), encoded once and shared by every session.
 pub fn frame(camera: &CameraId, f: &Frame) -> bytes::Bytes {
     f.encoded
         .get_or_init(|| frame_message(camera, f, f.jpeg.clone()))
@@ -405,7 +406,31 @@ fn frame_message(camera: &CameraId, f: &Frame, jpeg: bytes::Bytes) -> bytes::Byt
         message.keyframe = h264.keyframe;
         message.codec_string = h264.codec.to_string();
     }
-    bytes::Bytes::from(encode(ServerKind::Frame(message)))
+    framed(&encode(ServerKind::Frame(message)))
+}
+
+/// `message` as one binary WebSocket frame from the server: header and message, ready to
+/// write to a socket as it is. [`payload`] gives back the message.
+pub fn framed(message: &[u8]) -> bytes::Bytes {
+    let mut frame = bytes::BytesMut::with_capacity(message.len() + 10);
+    actix_http::ws::Parser::write_message(
+        &mut frame,
+        message,
+        actix_http::ws::OpCode::Binary,
+        true,
+        false,
+    );
+    frame.freeze()
+}
+
+/// The message inside a frame made by [`framed`], without copying it.
+pub fn payload(frame: &bytes::Bytes) -> bytes::Bytes {
+    let header = match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.slice(header.min(frame.len())..)
 }
 
 /// A control on the wire.
@@ -491,6 +516,24 @@ mod tests {
                 assert!(error.to_string().contains("no such/camera"), "{error}");
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_framed_message_reads_back_as_one_binary_frame_and_its_payload_is_the_message() {
+        // The three lengths of a WebSocket header: 7 bits, 16 bits and 64 bits.
+        for len in [10, 200, 70_000] {
+            let message: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let frame = framed(&message);
+            assert_eq!(payload(&frame), message);
+            let mut read = bytes::BytesMut::from(&frame[..]);
+            let (fin, op, body) = actix_http::ws::Parser::parse(&mut read, false, len + 1)
+                .unwrap()
+                .unwrap();
+            assert!(fin);
+            assert_eq!(op, actix_http::ws::OpCode::Binary);
+            assert_eq!(body.unwrap(), message);
+            assert!(read.is_empty(), "{len}: bytes left after the frame");
         }
     }
 }

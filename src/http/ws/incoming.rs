@@ -18,7 +18,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         self.served();
         match item {
             Ok(ws::Message::Binary(bytes)) => self.command(&bytes, ctx),
-            Ok(ws::Message::Text(_)) => Self::send(
+            Ok(ws::Message::Text(_)) => self.send(
                 ctx,
                 wire::error(&CommandError::InvalidMessage(
                     "text messages are not understood; send each camfleet.v1.ClientMessage \
@@ -26,7 +26,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                         .into(),
                 )),
             ),
-            Ok(ws::Message::Continuation(_)) => Self::send(
+            Ok(ws::Message::Continuation(_)) => self.send(
                 ctx,
                 wire::error(&CommandError::InvalidMessage(
                     "fragmented messages are not supported; send each ClientMessage in one \
@@ -34,12 +34,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                         .into(),
                 )),
             ),
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Ping(payload)) => self.pong(ctx, &payload),
             Ok(ws::Message::Pong(_) | ws::Message::Nop) => {}
-            Ok(ws::Message::Close(reason)) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
+            Ok(ws::Message::Close(reason)) => self.close(ctx, reason),
             Err(ws::ProtocolError::Overflow) => self.close_oversized(ctx),
             Err(ws::ProtocolError::Io(_)) if self.verdict.get().is_some() => {
                 let violation = self.verdict.get().expect("checked in the guard above");
@@ -53,11 +50,13 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             }
             Err(e) => {
                 warn!(session = ?self.id, "WebSocket protocol error: {e}");
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Protocol,
-                    description: Some(e.to_string()),
-                }));
-                ctx.stop();
+                self.close(
+                    ctx,
+                    Some(ws::CloseReason {
+                        code: ws::CloseCode::Protocol,
+                        description: Some(e.to_string()),
+                    }),
+                );
             }
         }
     }
@@ -66,14 +65,16 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
 impl WsSession {
     /// Closes with 1009: the client sent, or announced, a message over the limit.
     fn close_oversized(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        ctx.close(Some(ws::CloseReason {
-            code: ws::CloseCode::Size,
-            description: Some(format!(
-                "message larger than {} bytes; split it into smaller commands",
-                self.max_message_bytes
-            )),
-        }));
-        ctx.stop();
+        self.close(
+            ctx,
+            Some(ws::CloseReason {
+                code: ws::CloseCode::Size,
+                description: Some(format!(
+                    "message larger than {} bytes; split it into smaller commands",
+                    self.max_message_bytes
+                )),
+            }),
+        );
     }
 
     /// Closes with the code for what the frame guard found.
@@ -91,10 +92,12 @@ impl WsSession {
             ),
         };
         warn!(session = ?self.id, "WebSocket protocol error: {why}");
-        ctx.close(Some(ws::CloseReason {
-            code,
-            description: Some(why.into()),
-        }));
-        ctx.stop();
+        self.close(
+            ctx,
+            Some(ws::CloseReason {
+                code,
+                description: Some(why.into()),
+            }),
+        );
     }
 }

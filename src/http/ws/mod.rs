@@ -19,18 +19,21 @@ use actix_web_actors::ws;
 use tracing::debug;
 
 use super::budget::CommandBudget;
+use super::direct::DirectWriter;
 use super::feed::FrameFeed;
 use super::frame_guard::{FrameGuard, Verdict};
 use super::watchdog::{ConnectionSocket, Watchdog};
 
 mod access;
 mod incoming;
+mod output;
 use super::wire::{self, Command};
 use super::AppState;
 use crate::camera::CameraId;
 use crate::hub::{self, CommandError, Hub, SessionCounters, SessionEvent, SessionId, Viewer};
 use crate::proto::{self, server_message::Kind as ServerKind};
 use crate::stats::ViewerCounters;
+use output::Output;
 
 /// How often the server pings each client.
 pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -83,6 +86,8 @@ pub struct WsSession {
     budget: CommandBudget,
     /// Cuts the connection if this session is not served for `CLIENT_TIMEOUT`.
     watchdog: Option<Watchdog>,
+    /// Where what it sends goes.
+    output: Output,
 }
 
 /// `GET /ws`: upgrades to a WebSocket session.
@@ -112,11 +117,24 @@ pub fn route(
             .conn_data::<ConnectionSocket>()
             .cloned()
             .map(Watchdog::start),
+        output: Output::Context,
     };
     let guarded = FrameGuard::new(payload, state.max_message_bytes, verdict);
-    ws::WsResponseBuilder::new(session, req, guarded)
-        .frame_size(state.max_message_bytes as usize)
-        .start()
+    let Some(writer) = req.conn_data::<DirectWriter>().cloned() else {
+        return ws::WsResponseBuilder::new(session, req, guarded)
+            .frame_size(state.max_message_bytes as usize)
+            .start();
+    };
+    // On a plain connection the session's messages go straight to the socket.
+    let mut response = ws::handshake(req)?;
+    let (sent, to_write) = tokio::sync::mpsc::unbounded_channel();
+    let session = WsSession {
+        output: Output::Direct(sent),
+        ..session
+    };
+    let codec = actix_http::ws::Codec::new().max_size(state.max_message_bytes as usize);
+    let context = ws::WebsocketContext::with_codec(session, guarded, codec);
+    Ok(response.streaming(output::direct_body(writer, context, to_write)))
 }
 
 impl Actor for WsSession {
@@ -125,14 +143,14 @@ impl Actor for WsSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(SESSION_QUEUE);
         let hello = wire::hello(self.max_message_bytes, self.access.as_ref());
-        Self::send(ctx, hello);
+        self.send(ctx, hello);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
             act.served();
             if act.last_heard.elapsed() > CLIENT_TIMEOUT {
                 debug!(session = ?act.id, "client timed out");
                 ctx.stop();
             } else {
-                ctx.ping(b"");
+                act.ping(ctx);
             }
         });
         // Nothing else is handled until the hub has given this session its id.
@@ -151,11 +169,13 @@ impl Actor for WsSession {
             .map(|res, act, ctx| match res {
                 Ok(Ok(id)) => act.id = Some(id),
                 Ok(Err(refused)) => {
-                    ctx.close(Some(ws::CloseReason {
-                        code: ws::CloseCode::Again,
-                        description: Some(refused.to_string()),
-                    }));
-                    ctx.stop();
+                    act.close(
+                        ctx,
+                        Some(ws::CloseReason {
+                            code: ws::CloseCode::Again,
+                            description: Some(refused.to_string()),
+                        }),
+                    );
                 }
                 Err(_) => ctx.stop(),
             })
@@ -199,7 +219,7 @@ impl WsSession {
             messages_dropped: self.dropped_by_hub,
             frames_replaced,
         });
-        Self::send(ctx, stats);
+        self.send(ctx, stats);
     }
 
     /// Starts sending frames from these viewers, replacing earlier feeds of the same cameras.
@@ -243,10 +263,6 @@ impl WsSession {
         }
     }
 
-    fn send(ctx: &mut ws::WebsocketContext<Self>, kind: ServerKind) {
-        ctx.binary(wire::encode(kind));
-    }
-
     /// Sends `request` to the hub and the answer, shaped by `reply` (which may also act on
     /// this session), back to this client.
     fn ask<M>(
@@ -266,7 +282,7 @@ impl WsSession {
                 "{MAX_IN_FLIGHT} commands are already waiting for an answer; \
                  wait for their results before sending more"
             ));
-            return Self::send(ctx, wire::failure(request_id, &busy));
+            return self.send(ctx, wire::failure(request_id, &busy));
         }
         self.in_flight += 1;
         self.hub
@@ -278,7 +294,7 @@ impl WsSession {
                     Ok(value) => reply(value, act, ctx),
                     Err(_) => wire::failure(request_id, &CommandError::Stopping),
                 };
-                Self::send(ctx, kind);
+                act.send(ctx, kind);
             })
             .spawn(ctx);
     }
@@ -286,7 +302,7 @@ impl WsSession {
     fn command(&mut self, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
         let command = match wire::decode(bytes) {
             Ok(c) => c,
-            Err(rejection) => return Self::send(ctx, rejection.answer()),
+            Err(rejection) => return self.send(ctx, rejection.answer()),
         };
         let Some(session) = self.id else { return };
         let request_id = command.request_id();
@@ -295,11 +311,11 @@ impl WsSession {
                 "more than {COMMANDS_PER_SECOND} commands a second from this connection \
                  (after a burst of {COMMAND_BURST}); send fewer, this one was not carried out"
             ));
-            return Self::send(ctx, wire::failure(request_id, &busy));
+            return self.send(ctx, wire::failure(request_id, &busy));
         }
         let command = match self.permit(command) {
             Ok(c) => c,
-            Err(e) => return Self::send(ctx, wire::failure(request_id, &e)),
+            Err(e) => return self.send(ctx, wire::failure(request_id, &e)),
         };
         match command {
             Command::Authenticate { token, .. } => {
@@ -307,7 +323,7 @@ impl WsSession {
                     Ok(()) => wire::ok(request_id),
                     Err(e) => wire::failure(request_id, &e),
                 };
-                Self::send(ctx, answer);
+                self.send(ctx, answer);
             }
             Command::ListCameras => self.ask(ctx, 0, hub::ListCameras, |list, act, _| {
                 wire::camera_list(&act.visible(list))
@@ -410,7 +426,7 @@ impl WsSession {
 impl StreamHandler<OutgoingFrame> for WsSession {
     fn handle(&mut self, out: OutgoingFrame, ctx: &mut Self::Context) {
         self.served();
-        ctx.binary(out.0);
+        self.send_frame(ctx, out.0);
     }
 
     /// A camera's feed ends when the camera is gone; the session goes on.
@@ -429,11 +445,13 @@ impl Handler<SessionEvent> for WsSession {
             SessionEvent::Notice(text) => wire::notice(text),
             SessionEvent::AdminNotice(text) if self.is_admin() => wire::notice(text),
             SessionEvent::Close => {
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Away,
-                    description: Some("camfleet is stopping".into()),
-                }));
-                ctx.stop();
+                self.close(
+                    ctx,
+                    Some(ws::CloseReason {
+                        code: ws::CloseCode::Away,
+                        description: Some("camfleet is stopping".into()),
+                    }),
+                );
                 return;
             }
             SessionEvent::Status(status) if self.sees(&status.id) => {
@@ -446,6 +464,6 @@ impl Handler<SessionEvent> for WsSession {
                 return self.publish_stats(ctx);
             }
         };
-        Self::send(ctx, kind);
+        self.send(ctx, kind);
     }
 }

@@ -1,0 +1,293 @@
+//! How a session's messages reach its client.
+//!
+//! Over HTTPS they go through actix-web-actors' context, which frames each message into
+//! the connection's buffer. On a plain connection the session frames its own messages and
+//! hands them, in order, to its response body, which writes them straight to the socket
+//! ([`DirectWriter`]): a camera frame's message, framed once and shared by every session
+//! ([`wire::frame`]), then goes out as it is, never copied per client.
+
+use std::task::Poll;
+
+use actix_http::ws::{OpCode, Parser};
+use actix_web_actors::ws;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+
+use super::WsSession;
+use crate::http::direct::DirectWriter;
+use crate::http::wire;
+use crate::proto::server_message::Kind as ServerKind;
+
+/// Where a session's messages go.
+pub(super) enum Output {
+    /// Into actix-web-actors' context.
+    Context,
+    /// Framed here, to the response body made by [`direct_body`], in the order sent.
+    Direct(mpsc::UnboundedSender<Bytes>),
+}
+
+impl WsSession {
+    /// Sends one server message.
+    pub(super) fn send(&self, ctx: &mut ws::WebsocketContext<Self>, kind: ServerKind) {
+        let message = wire::encode(kind);
+        match &self.output {
+            Output::Context => ctx.binary(message),
+            Output::Direct(_) => self.write(wire::framed(&message)),
+        }
+    }
+
+    /// Sends a camera frame's message, as [`wire::frame`] made it.
+    pub(super) fn send_frame(&self, ctx: &mut ws::WebsocketContext<Self>, framed: Bytes) {
+        match &self.output {
+            Output::Context => ctx.binary(wire::payload(&framed)),
+            Output::Direct(_) => self.write(framed),
+        }
+    }
+
+    /// Pings the client.
+    pub(super) fn ping(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        match &self.output {
+            Output::Context => ctx.ping(b""),
+            Output::Direct(_) => self.write(control(b"", OpCode::Ping)),
+        }
+    }
+
+    /// Answers the client's ping.
+    pub(super) fn pong(&self, ctx: &mut ws::WebsocketContext<Self>, payload: &[u8]) {
+        match &self.output {
+            Output::Context => ctx.pong(payload),
+            Output::Direct(_) => self.write(control(payload, OpCode::Pong)),
+        }
+    }
+
+    /// Sends the close frame and stops the session; nothing is sent after it.
+    pub(super) fn close(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reason: Option<ws::CloseReason>,
+    ) {
+        match &self.output {
+            Output::Context => ctx.close(reason),
+            Output::Direct(_) => {
+                let mut frame = BytesMut::new();
+                Parser::write_close(&mut frame, reason, false);
+                self.write(frame.freeze());
+            }
+        }
+        self.output = Output::Context;
+        actix::ActorContext::stop(ctx);
+    }
+
+    fn write(&self, bytes: Bytes) {
+        if let Output::Direct(body) = &self.output {
+            // The body is gone only with the connection, and then nothing is to be sent.
+            let _ = body.send(bytes);
+        }
+    }
+}
+
+/// A control frame from the server.
+fn control(payload: &[u8], op: OpCode) -> Bytes {
+    let mut frame = BytesMut::with_capacity(payload.len() + 2);
+    Parser::write_message(&mut frame, payload, op, true, false);
+    frame.freeze()
+}
+
+/// The response body of a session on a plain connection. Polling `context` runs the
+/// session; what the session sends arrives on `sent` and is written to the socket in order,
+/// all of it before the session runs again, so a client that does not read holds the
+/// session back instead of a queue growing. Ends once the session has stopped and all it
+/// sent is written, or the client is gone.
+pub(super) fn direct_body(
+    writer: DirectWriter,
+    context: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+    mut sent: mpsc::UnboundedReceiver<Bytes>,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+    futures_util::stream::once(async move {
+        writer.take_over().await;
+        let mut context = std::pin::pin!(context);
+        loop {
+            // Only the session sends, and only while it runs: the channel needs no waker.
+            let stopped = std::future::poll_fn(|cx| match context.as_mut().poll_next(cx) {
+                // The context itself writes nothing but what follows a close: dropped.
+                Poll::Ready(Some(Ok(_))) => Poll::Ready(false),
+                Poll::Ready(_) => Poll::Ready(true),
+                Poll::Pending if sent.is_empty() => Poll::Pending,
+                Poll::Pending => Poll::Ready(false),
+            })
+            .await;
+            while let Ok(bytes) = sent.try_recv() {
+                if writer.write_all(&bytes).await.is_err() {
+                    return Ok(Bytes::new());
+                }
+            }
+            if stopped {
+                return Ok(Bytes::new());
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use prost::Message as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::camera::CameraId;
+    use crate::config::Config;
+    use crate::http::wire;
+    use crate::hub::{ViewerKind, Watch};
+    use crate::proto::{self, client_message, server_message};
+
+    /// Far longer than a few frame intervals of the 20 fps camera below; only a server that
+    /// stopped sending runs into it.
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// A WebSocket client on a bare socket, keeping each server frame's bytes as they came.
+    struct RawClient {
+        socket: tokio::net::TcpStream,
+        bytes: Vec<u8>,
+    }
+
+    impl RawClient {
+        async fn open(addr: std::net::SocketAddr) -> RawClient {
+            let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+            socket
+                .write_all(
+                    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+                      Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            let mut client = RawClient {
+                socket,
+                bytes: Vec::new(),
+            };
+            let end = loop {
+                if let Some(i) = client.bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                client.read().await;
+            };
+            let head = String::from_utf8_lossy(&client.bytes[..end]).to_string();
+            assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+            client.bytes.drain(..end);
+            client
+        }
+
+        async fn read(&mut self) {
+            let read = tokio::time::timeout(WAIT, self.socket.read_buf(&mut self.bytes));
+            assert!(read.await.expect("bytes in time").unwrap() > 0, "closed");
+        }
+
+        /// The next frame from the server, header and payload, exactly as it came.
+        async fn frame(&mut self) -> Vec<u8> {
+            loop {
+                if self.bytes.len() >= 2 {
+                    assert_eq!(self.bytes[1] & 0x80, 0, "server frames are not masked");
+                    let (header, len) = match self.bytes[1] & 0x7f {
+                        126 if self.bytes.len() >= 4 => {
+                            (4, u16::from_be_bytes([self.bytes[2], self.bytes[3]]).into())
+                        }
+                        127 if self.bytes.len() >= 10 => {
+                            let len = u64::from_be_bytes(self.bytes[2..10].try_into().unwrap());
+                            (10, usize::try_from(len).unwrap())
+                        }
+                        126 | 127 => (usize::MAX, 0),
+                        short => (2, usize::from(short)),
+                    };
+                    if header != usize::MAX && self.bytes.len() >= header + len {
+                        return self.bytes.drain(..header + len).collect();
+                    }
+                }
+                self.read().await;
+            }
+        }
+
+        async fn send(&mut self, kind: client_message::Kind) {
+            let message = proto::ClientMessage { kind: Some(kind) }.encode_to_vec();
+            let len = u8::try_from(message.len()).expect("a short message");
+            let mask = [1u8, 2, 3, 4];
+            let mut frame = vec![0x82, 0x80 | len];
+            frame.extend_from_slice(&mask);
+            frame.extend(message.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            self.socket.write_all(&frame).await.unwrap();
+        }
+    }
+
+    fn server_message(frame: &[u8]) -> server_message::Kind {
+        let payload = wire::payload(&bytes::Bytes::copy_from_slice(frame));
+        proto::ServerMessage::decode(payload).unwrap().kind.unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn a_client_receives_each_frames_shared_websocket_frame_byte_for_byte_after_the_answer() {
+        let yaml = "cameras:\n  - id: cam\n    source: {kind: synthetic, width: 320, height: 240, fps: 20}\n";
+        let config = Config::parse(yaml, std::path::Path::new("test.yaml")).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store = crate::overrides::OverrideStore::in_memory();
+        let server = crate::app::start(config, listener, store).unwrap();
+        let hub = server.stopper.hub.clone();
+        actix_rt::spawn(server.http);
+        let camera = CameraId::parse("cam").unwrap();
+
+        let mut client = RawClient::open(addr).await;
+        let hello = client.frame().await;
+        assert!(matches!(
+            server_message(&hello),
+            server_message::Kind::Hello(_)
+        ));
+        client
+            .send(client_message::Kind::Subscribe(proto::Subscribe {
+                camera_ids: vec!["cam".into()],
+                request_id: 7,
+                send_frames: true,
+                ..Default::default()
+            }))
+            .await;
+        // The answer comes before the first frame; status may come between.
+        let mut answered = false;
+        let mut own = hub
+            .send(Watch {
+                camera: camera.clone(),
+                kind: ViewerKind::Snapshot,
+                client: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let (mut compared, mut frames) = (0, 0);
+        while compared < 3 {
+            assert!(
+                frames < 200,
+                "only {compared} of {frames} frames were still the newest"
+            );
+            let got = client.frame().await;
+            match server_message(&got) {
+                server_message::Kind::CommandResult(r) if r.request_id == 7 => {
+                    assert!(r.ok, "{}", r.error);
+                    answered = true;
+                }
+                server_message::Kind::Frame(f) => {
+                    frames += 1;
+                    assert!(answered, "frame {} came before the answer", f.seq);
+                    // The newest frame in the slot is the one just sent, or newer.
+                    let newest = own.watch.borrow_and_update().clone().unwrap();
+                    if newest.seq == f.seq {
+                        let shared = wire::frame(&camera, &newest);
+                        assert!(got == shared, "frame {} differs from the shared one", f.seq);
+                        compared += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        server.stopper.handle.stop(false).await;
+    }
+}
