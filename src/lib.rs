@@ -73,9 +73,13 @@
 //!   unwatched for its `idle_timeout`, it closes its device and goes Idle again.
 //!
 //! What is made from a frame for viewers is made once, by the first viewer that needs it,
-//! and kept with the frame for the others ([`camera::frame::Frame`]): its WebSocket message,
-//! its MJPEG part (with its chunk framing), and each preview width's JPEG, part and
-//! message. A raw frame is encoded on the camera's thread, or, once that is slower than
+//! and kept with the frame for the others ([`camera::frame::Frame`]): its WebSocket message
+//! (as a whole WebSocket frame), its MJPEG part (with its chunk framing), and each preview
+//! width's JPEG, part and message. On a plain TCP connection these shared bytes go
+//! straight to the socket ([`http::direct`]): once actix-http has written the response
+//! head, the stream's body writes each part itself, with one `send` and no copy per
+//! viewer; a WebSocket session hands its messages, in order, to its body to write. Over
+//! HTTPS they go through actix-http. A raw frame is encoded on the camera's thread, or, once that is slower than
 //! the camera's rate, by the camera's [`camera::encode_pool::EncodePool`]: encoder threads
 //! whose JPEGs one publisher thread puts in the slot in capture order.
 //!

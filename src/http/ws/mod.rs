@@ -33,7 +33,7 @@ use crate::camera::CameraId;
 use crate::hub::{self, CommandError, Hub, SessionCounters, SessionEvent, SessionId, Viewer};
 use crate::proto::{self, server_message::Kind as ServerKind};
 use crate::stats::ViewerCounters;
-use output::Output;
+use output::{Output, ToBody};
 
 /// How often the server pings each client.
 pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -53,7 +53,8 @@ pub const COMMAND_BURST: u32 = 200;
 
 /// A camera's frames being sent to this client.
 struct FrameSubscription {
-    handle: SpawnHandle,
+    /// The feed in the session's context; `None` when the response body runs it.
+    handle: Option<SpawnHandle>,
     counters: Arc<ViewerCounters>,
 }
 
@@ -248,9 +249,17 @@ impl WsSession {
                     Some(i) => wire::preview_frame(camera, &frame, i),
                 };
                 feed.sent(&frame, message.len());
-                Some((OutgoingFrame(message), feed))
+                Some((message, feed))
             });
-            let handle = ctx.add_stream(stream);
+            let handle = match &self.output {
+                Output::Context => {
+                    Some(ctx.add_stream(futures_util::StreamExt::map(stream, OutgoingFrame)))
+                }
+                Output::Direct(_) => {
+                    self.hand_over(ToBody::Feed(camera.clone(), Box::pin(stream)));
+                    None
+                }
+            };
             self.feeds
                 .insert(camera, FrameSubscription { handle, counters });
         }
@@ -259,7 +268,12 @@ impl WsSession {
     fn stop_feed(&mut self, camera: &CameraId, ctx: &mut ws::WebsocketContext<Self>) {
         if let Some(old) = self.feeds.remove(camera) {
             self.replaced_before += ViewerCounters::get(&old.counters.skipped);
-            ctx.cancel_future(old.handle);
+            match old.handle {
+                Some(handle) => {
+                    ctx.cancel_future(handle);
+                }
+                None => self.hand_over(ToBody::Unfeed(camera.clone())),
+            }
         }
     }
 

@@ -1,20 +1,28 @@
 //! How a session's messages reach its client.
 //!
 //! Over HTTPS they go through actix-web-actors' context, which frames each message into
-//! the connection's buffer. On a plain connection the session frames its own messages and
-//! hands them, in order, to its response body, which writes them straight to the socket
-//! ([`DirectWriter`]): a camera frame's message, framed once and shared by every session
-//! ([`wire::frame`]), then goes out as it is, never copied per client.
+//! the connection's buffer. On a plain connection the session hands its response body
+//! ([`direct_body`]) what it sends, framed, and the camera feeds it subscribes to; the body
+//! writes straight to the socket ([`DirectWriter`]). A camera frame's message, framed once
+//! and shared by every session ([`wire::frame`]), goes out as it is, never copied per
+//! client, and the session itself runs only when something of its own wakes it, not for
+//! every frame.
 
-use std::task::Poll;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix_http::ws::{OpCode, Parser};
 use actix_web_actors::ws;
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use futures_util::stream::LocalBoxStream;
+use futures_util::task::{ArcWake, AtomicWaker};
+use futures_util::{Stream, StreamExt as _};
 use tokio::sync::mpsc;
 
 use super::WsSession;
+use crate::camera::CameraId;
 use crate::http::direct::DirectWriter;
 use crate::http::wire;
 use crate::proto::server_message::Kind as ServerKind;
@@ -23,8 +31,21 @@ use crate::proto::server_message::Kind as ServerKind;
 pub(super) enum Output {
     /// Into actix-web-actors' context.
     Context,
-    /// Framed here, to the response body made by [`direct_body`], in the order sent.
-    Direct(mpsc::UnboundedSender<Bytes>),
+    /// To the response body made by [`direct_body`], in the order sent.
+    Direct(mpsc::UnboundedSender<ToBody>),
+}
+
+/// What a session on a plain connection hands its response body.
+pub(super) enum ToBody {
+    /// Bytes to write: a framed message.
+    Write(Bytes),
+    /// A camera's frames, each a framed message, to write as they come; replaces the
+    /// camera's earlier feed.
+    Feed(CameraId, LocalBoxStream<'static, Bytes>),
+    /// The end of a camera's feed.
+    Unfeed(CameraId),
+    /// The close frame: the last bytes written.
+    Close(Bytes),
 }
 
 impl WsSession {
@@ -33,7 +54,7 @@ impl WsSession {
         let message = wire::encode(kind);
         match &self.output {
             Output::Context => ctx.binary(message),
-            Output::Direct(_) => self.write(wire::framed(&message)),
+            Output::Direct(_) => self.hand_over(ToBody::Write(wire::framed(&message))),
         }
     }
 
@@ -41,7 +62,7 @@ impl WsSession {
     pub(super) fn send_frame(&self, ctx: &mut ws::WebsocketContext<Self>, framed: Bytes) {
         match &self.output {
             Output::Context => ctx.binary(wire::payload(&framed)),
-            Output::Direct(_) => self.write(framed),
+            Output::Direct(_) => self.hand_over(ToBody::Write(framed)),
         }
     }
 
@@ -49,7 +70,7 @@ impl WsSession {
     pub(super) fn ping(&self, ctx: &mut ws::WebsocketContext<Self>) {
         match &self.output {
             Output::Context => ctx.ping(b""),
-            Output::Direct(_) => self.write(control(b"", OpCode::Ping)),
+            Output::Direct(_) => self.hand_over(ToBody::Write(control(b"", OpCode::Ping))),
         }
     }
 
@@ -57,7 +78,7 @@ impl WsSession {
     pub(super) fn pong(&self, ctx: &mut ws::WebsocketContext<Self>, payload: &[u8]) {
         match &self.output {
             Output::Context => ctx.pong(payload),
-            Output::Direct(_) => self.write(control(payload, OpCode::Pong)),
+            Output::Direct(_) => self.hand_over(ToBody::Write(control(payload, OpCode::Pong))),
         }
     }
 
@@ -72,17 +93,18 @@ impl WsSession {
             Output::Direct(_) => {
                 let mut frame = BytesMut::new();
                 Parser::write_close(&mut frame, reason, false);
-                self.write(frame.freeze());
+                self.hand_over(ToBody::Close(frame.freeze()));
             }
         }
         self.output = Output::Context;
         actix::ActorContext::stop(ctx);
     }
 
-    fn write(&self, bytes: Bytes) {
+    /// Hands `item` to the response body, on a plain connection.
+    pub(super) fn hand_over(&self, item: ToBody) {
         if let Output::Direct(body) = &self.output {
             // The body is gone only with the connection, and then nothing is to be sent.
-            let _ = body.send(bytes);
+            let _ = body.send(item);
         }
     }
 }
@@ -94,35 +116,108 @@ fn control(payload: &[u8], op: OpCode) -> Bytes {
     frame.freeze()
 }
 
-/// The response body of a session on a plain connection. Polling `context` runs the
-/// session; what the session sends arrives on `sent` and is written to the socket in order,
-/// all of it before the session runs again, so a client that does not read holds the
-/// session back instead of a queue growing. Ends once the session has stopped and all it
+/// Raised when something the session waits on (its mailbox, its client's messages, its
+/// timers) wakes it, so the body runs the session only then.
+#[derive(Default)]
+struct SessionWoken {
+    raised: AtomicBool,
+    body: AtomicWaker,
+}
+
+impl ArcWake for SessionWoken {
+    fn wake_by_ref(this: &Arc<Self>) {
+        this.raised.store(true, Ordering::Release);
+        this.body.wake();
+    }
+}
+
+/// What one pass of the body found.
+enum Pass {
+    /// Bytes to write, in order.
+    Write,
+    /// The session has stopped: write what is gathered, then end.
+    End,
+}
+
+/// The response body of a session on a plain connection. Each pass runs the session if
+/// something woke it, takes what it handed over, and polls its camera feeds; then it
+/// writes what it gathered, all of it before the next pass, so a client that does not read
+/// holds back the session and its feeds instead of a queue growing (a feed always has
+/// only its newest frame for the next pass). Ends once the session has stopped and all it
 /// sent is written, or the client is gone.
 pub(super) fn direct_body(
     writer: DirectWriter,
     context: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
-    mut sent: mpsc::UnboundedReceiver<Bytes>,
+    mut from_session: mpsc::UnboundedReceiver<ToBody>,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     futures_util::stream::once(async move {
         writer.take_over().await;
         let mut context = std::pin::pin!(context);
+        let woken = Arc::new(SessionWoken::default());
+        woken.raised.store(true, Ordering::Release);
+        let session_waker = futures_util::task::waker(Arc::clone(&woken));
+        let mut feeds: HashMap<CameraId, LocalBoxStream<'static, Bytes>> = HashMap::new();
+        let mut gathered: Vec<Bytes> = Vec::new();
         loop {
-            // Only the session sends, and only while it runs: the channel needs no waker.
-            let stopped = std::future::poll_fn(|cx| match context.as_mut().poll_next(cx) {
-                // The context itself writes nothing but what follows a close: dropped.
-                Poll::Ready(Some(Ok(_))) => Poll::Ready(false),
-                Poll::Ready(_) => Poll::Ready(true),
-                Poll::Pending if sent.is_empty() => Poll::Pending,
-                Poll::Pending => Poll::Ready(false),
+            let pass = std::future::poll_fn(|cx| {
+                let mut stopped = false;
+                // Only the session hands things over, and only while it runs.
+                let ran = woken.raised.swap(false, Ordering::AcqRel);
+                if ran {
+                    let mut session_cx = Context::from_waker(&session_waker);
+                    match context.as_mut().poll_next(&mut session_cx) {
+                        // The context writes nothing but what follows a close: dropped.
+                        Poll::Ready(Some(Ok(_))) => woken.raised.store(true, Ordering::Release),
+                        Poll::Ready(_) => stopped = true,
+                        Poll::Pending => {}
+                    }
+                }
+                while let Some(item) = ran.then(|| from_session.try_recv().ok()).flatten() {
+                    match item {
+                        ToBody::Write(bytes) => gathered.push(bytes),
+                        ToBody::Feed(camera, feed) => {
+                            feeds.insert(camera, feed);
+                        }
+                        ToBody::Unfeed(camera) => {
+                            feeds.remove(&camera);
+                        }
+                        ToBody::Close(bytes) => {
+                            gathered.push(bytes);
+                            stopped = true;
+                            break;
+                        }
+                    }
+                }
+                if stopped {
+                    return Poll::Ready(Pass::End);
+                }
+                // A feed ends when its camera is gone for good.
+                feeds.retain(|_, feed| match feed.poll_next_unpin(cx) {
+                    Poll::Ready(Some(frame)) => {
+                        gathered.push(frame);
+                        true
+                    }
+                    Poll::Ready(None) => false,
+                    Poll::Pending => true,
+                });
+                if !gathered.is_empty() || woken.raised.load(Ordering::Acquire) {
+                    return Poll::Ready(Pass::Write);
+                }
+                // Registered before the last look, so a wake in between is not lost.
+                woken.body.register(cx.waker());
+                if woken.raised.load(Ordering::Acquire) {
+                    Poll::Ready(Pass::Write)
+                } else {
+                    Poll::Pending
+                }
             })
             .await;
-            while let Ok(bytes) = sent.try_recv() {
+            for bytes in gathered.drain(..) {
                 if writer.write_all(&bytes).await.is_err() {
                     return Ok(Bytes::new());
                 }
             }
-            if stopped {
+            if matches!(pass, Pass::End) {
                 return Ok(Bytes::new());
             }
         }
