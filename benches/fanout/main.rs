@@ -4,9 +4,13 @@
 //! `cargo bench --bench fanout` runs, in one go (the encoder has its own benchmark,
 //! `benches/encoder`):
 //! - 1, 10, 100 and 300 MJPEG clients, then 100 and 300 WebSocket clients, of one synthetic 1280x720
-//!   30 fps camera, against camfleet and against the baseline, all on loopback;
+//!   30 fps camera, against camfleet and against the baseline, all on loopback; the two
+//!   servers take turns for three rounds per case, and the median round of each is shown;
 //! - a fleet of 32 synthetic 640x480 30 fps cameras with one WebSocket client taking
 //!   every camera's frames.
+//!
+//! `cargo bench --bench fanout -- WORD` runs only the cases whose name contains WORD
+//! (`mjpeg`, `websocket`, `300`, `fleet`).
 //!
 //! Servers run as separate processes, so their CPU time and memory are their own; the
 //! clients run on one thread of this process. Timings on a shared machine are noisy:
@@ -30,6 +34,8 @@ const HEIGHT: u32 = 720;
 const FPS: u32 = 30;
 const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(5);
+/// Rounds of each fan-out case per server.
+const ROUNDS: usize = 3;
 
 use clients::{percentile, run_case, ws_client, CaseResult, Via};
 use servers::{num_cores, Server};
@@ -48,11 +54,23 @@ fn synthetic(width: u32, height: u32) -> SyntheticConfig {
 
 fn main() {
     println!("camfleet fan-out benchmark ({} cores)", num_cores());
-    fanout();
-    fleet();
+    // `cargo bench --bench fanout -- WORD` runs only the cases whose name has WORD in it
+    // (`mjpeg`, `websocket`, `300`, `fleet`).
+    let only = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .map(|a| a.to_lowercase());
+    let wanted = |name: &str| {
+        only.as_ref()
+            .is_none_or(|w| name.to_lowercase().contains(w))
+    };
+    fanout(&wanted);
+    if wanted("fleet") {
+        fleet();
+    }
 }
 
-fn fanout() {
+fn fanout(wanted: &dyn Fn(&str) -> bool) {
     let yaml = format!(
         "server:\n  listen: 127.0.0.1:PORT\n  max_streams: 1000\n  max_streams_per_camera: 1000\n  max_streams_per_client: 1000\n  max_sessions: 1000\ncameras:\n  - id: bench\n    source: {{kind: synthetic, width: {WIDTH}, height: {HEIGHT}, fps: {FPS}, pattern: noise, prerender: {FPS}}}\n"
     );
@@ -93,28 +111,57 @@ fn fanout() {
             Via::Mjpeg => format!("{clients} MJPEG"),
             Via::WebSocket => format!("{clients} WebSocket"),
         };
-        let ours = run_case(&camfleet, via, clients);
+        if !wanted(&name) {
+            continue;
+        }
+        // The two servers take turns, three rounds in alternating order, so a slower
+        // stretch of the machine falls on both; each row is the server's round with its
+        // median CPU per GB.
+        let mut rounds: [Vec<CaseResult>; 2] = [Vec::new(), Vec::new()];
+        for round in 0..ROUNDS {
+            let ours_first = round % 2 == 0;
+            for ours in [ours_first, !ours_first] {
+                if ours {
+                    rounds[0].push(run_case(&camfleet, via, clients));
+                } else {
+                    // The baseline speaks plain MJPEG; it is the reference for both kinds of
+                    // client.
+                    rounds[1].push(run_case(&baseline, Via::Mjpeg, clients));
+                }
+            }
+        }
+        let per_round: Vec<String> = rounds[0]
+            .iter()
+            .zip(&rounds[1])
+            .map(|(o, b)| format!("{:.2}", o.cpu_per_gb / b.cpu_per_gb))
+            .collect();
+        let [ours, base] = rounds.map(median_round);
         print_row(&name, "camfleet", &ours);
-        // The baseline speaks plain MJPEG; it is the reference for both kinds of client.
-        let base = run_case(&baseline, Via::Mjpeg, clients);
         print_row(&name, "baseline", &base);
         std::io::stdout().flush().unwrap();
         ratios.push((
             name,
             ours.gbytes / base.gbytes,
             ours.cpu_per_gb / base.cpu_per_gb,
+            per_round.join(", "),
             ours.rss_mib,
         ));
     }
-    println!("\n| case | camfleet / C throughput | camfleet / C CPU per GB | camfleet RSS growth per client |");
-    println!("|---|---|---|---|");
-    for (name, ratio, cpu, rss) in &ratios {
+    println!("\n| case | camfleet / C throughput | camfleet / C CPU per GB (medians) | each round | camfleet RSS growth per client |");
+    println!("|---|---|---|---|---|");
+    for (name, ratio, cpu, each, rss) in &ratios {
         let clients: f64 = name.split(' ').next().unwrap().parse().unwrap();
         println!(
-            "| {name} | {ratio:.2} | {cpu:.2} | {:.3} MiB |",
+            "| {name} | {ratio:.2} | {cpu:.2} | {each} | {:.3} MiB |",
             (rss - idle_rss) / clients
         );
     }
+}
+
+/// The round with the median CPU per delivered GB.
+fn median_round(mut rounds: Vec<CaseResult>) -> CaseResult {
+    rounds.sort_by(|a, b| a.cpu_per_gb.total_cmp(&b.cpu_per_gb));
+    rounds.swap_remove(rounds.len() / 2)
 }
 
 fn print_row(case: &str, server: &str, r: &CaseResult) {
