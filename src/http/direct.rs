@@ -24,13 +24,24 @@ use std::task::{ready, Context, Poll, Waker};
 use actix_web::rt::net::TcpStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// What the HTTP layer has done with a connection, as its streams need to know.
+/// What the HTTP layer has seen of a connection, as its streams need to know.
 #[derive(Default)]
 struct Flushes {
     /// Flushes so far; each means the HTTP layer has nothing left to write.
     count: Cell<u64>,
+    /// Whether a read found the end of the client's bytes: it hung up.
+    hung_up: Cell<bool>,
     /// The stream waiting for the next flush.
-    waiting: Cell<Option<Waker>>,
+    waiting_flush: Cell<Option<Waker>>,
+    /// The stream waiting for the hang-up. Apart from the flush's: the HTTP layer flushes
+    /// whenever it runs, and waking this on each flush would run it for ever.
+    waiting_hang_up: Cell<Option<Waker>>,
+}
+
+fn wake(waiting: &Cell<Option<Waker>>) {
+    if let Some(waker) = waiting.take() {
+        waker.wake();
+    }
 }
 
 /// A plain TCP connection as the HTTP layer sees it; see the module's documentation.
@@ -72,8 +83,15 @@ impl AsyncRead for Connection {
     ) -> Poll<io::Result<()>> {
         loop {
             ready!(self.socket.poll_read_ready(cx))?;
+            let room = buf.remaining();
             match self.socket.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
+                    // The HTTP layer reads whenever it runs, so a hang-up is seen here at
+                    // once, even while a stream has nothing to send.
+                    if n == 0 && room > 0 {
+                        self.flushes.hung_up.set(true);
+                        wake(&self.flushes.waiting_hang_up);
+                    }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
@@ -102,9 +120,7 @@ impl AsyncWrite for Connection {
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         let flushes = &self.flushes;
         flushes.count.set(flushes.count.get() + 1);
-        if let Some(waiting) = flushes.waiting.take() {
-            waiting.wake();
-        }
+        wake(&flushes.waiting_flush);
         Poll::Ready(Ok(()))
     }
 
@@ -130,7 +146,20 @@ impl DirectWriter {
             if self.flushes.count.get() > before {
                 Poll::Ready(())
             } else {
-                self.flushes.waiting.set(Some(cx.waker().clone()));
+                self.flushes.waiting_flush.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// Returns once the client has hung up (closed its end of the connection).
+    pub async fn hung_up(&self) {
+        std::future::poll_fn(|cx| {
+            if self.flushes.hung_up.get() {
+                Poll::Ready(())
+            } else {
+                self.flushes.waiting_hang_up.set(Some(cx.waker().clone()));
                 Poll::Pending
             }
         })

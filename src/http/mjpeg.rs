@@ -156,31 +156,26 @@ pub(crate) async fn stream_of(
         return head(req, state, id, response.finish()).await;
     }
     let viewer = watch(req, state, id, ViewerKind::Mjpeg).await?;
-    // A viewer that hangs up while no frame comes (the camera is down) is noticed at once,
-    // so its slot is free at once.
-    let hung_up: LocalBoxFuture<'static, ()> = match req.conn_data::<ConnectionSocket>() {
-        Some(socket) => Box::pin(socket.clone().closed_by_peer()),
-        None => Box::pin(std::future::pending()),
-    };
     // HTTP/1.1 clients get chunks, HTTP/1.0 clients the bare parts until the connection
     // closes. Either way the bytes are shared: a part is built once per frame as one chunk,
     // and the bare part is a slice of it.
     let chunked = req.version() >= Version::HTTP_11;
-    let parts = Parts {
-        feed: FrameFeed::new(viewer, fps).pictures_only(),
-        shutdown: state.shutdown.clone(),
-        hung_up,
-        width,
-        chunked,
-    };
     // The last chunk, when the server ends the stream (a client that left reads nothing).
     let last = chunked.then_some(Bytes::from_static(b"0\r\n\r\n"));
+    let feed = FrameFeed::new(viewer, fps).pictures_only();
+    let mut shutdown = state.shutdown.clone();
+    // On a plain connection the parts go straight to the socket, uncopied.
     let body: LocalBoxStream<'static, Result<Bytes, actix_web::Error>> =
-        match req.conn_data::<DirectWriter>().cloned() {
-            // On a plain connection the parts go straight to the socket, uncopied.
-            Some(writer) => Box::pin(futures_util::stream::once(async move {
+        if let Some(writer) = req.conn_data::<DirectWriter>().cloned() {
+            Box::pin(futures_util::stream::once(async move {
                 writer.take_over().await;
-                let mut parts = parts;
+                let ended = async {
+                    tokio::select! {
+                        () = shutdown.wait() => {},
+                        () = writer.hung_up() => {},
+                    }
+                };
+                let mut parts = Parts::new(feed, Box::pin(ended), width, chunked);
                 while let Some(part) = parts.next().await {
                     if writer.write_all(&part).await.is_err() {
                         return Ok(Bytes::new());
@@ -190,13 +185,28 @@ pub(crate) async fn stream_of(
                     let _ = writer.write_all(&last).await;
                 }
                 Ok(Bytes::new())
-            })),
-            None => Box::pin(
+            }))
+        } else {
+            // A viewer that hangs up while no frame comes (the camera is down) is
+            // noticed at once, so its slot is free at once.
+            let socket = req.conn_data::<ConnectionSocket>().cloned();
+            let ended = async move {
+                let hung_up: LocalBoxFuture<'static, ()> = match socket {
+                    Some(socket) => Box::pin(socket.closed_by_peer()),
+                    None => Box::pin(std::future::pending()),
+                };
+                tokio::select! {
+                    () = shutdown.wait() => {},
+                    () = hung_up => {},
+                }
+            };
+            let parts = Parts::new(feed, Box::pin(ended), width, chunked);
+            Box::pin(
                 futures_util::stream::unfold(parts, |mut parts| async move {
                     Some((Ok(parts.next().await?), parts))
                 })
                 .chain(futures_util::stream::iter(last.map(Ok))),
-            ),
+            )
         };
     // actix-http would frame each chunk again per viewer; it is told to send the bytes as
     // they are, and the framing is declared here.
@@ -211,21 +221,35 @@ pub(crate) async fn stream_of(
 }
 
 /// One viewer's MJPEG parts: each frame's shared part (or its preview's), until the camera
-/// is gone, the server stops or the viewer hangs up.
-struct Parts {
+/// is gone or `ended` (the server stops, the viewer hangs up).
+struct Parts<'a> {
     feed: FrameFeed,
-    shutdown: crate::shutdown::ShutdownSignal,
-    hung_up: LocalBoxFuture<'static, ()>,
+    ended: LocalBoxFuture<'a, ()>,
     width: Option<usize>,
     chunked: bool,
 }
 
-impl Parts {
+impl<'a> Parts<'a> {
+    fn new(
+        feed: FrameFeed,
+        ended: LocalBoxFuture<'a, ()>,
+        width: Option<usize>,
+        chunked: bool,
+    ) -> Self {
+        Parts {
+            feed,
+            ended,
+            width,
+            chunked,
+        }
+    }
+
     async fn next(&mut self) -> Option<Bytes> {
+        // The frame first: the end is looked at only while no frame is ready.
         let frame = tokio::select! {
+            biased;
             frame = self.feed.next() => frame?,
-            () = self.shutdown.wait() => return None,
-            () = &mut self.hung_up => return None,
+            () = &mut self.ended => return None,
         };
         let chunk = match self.width {
             None => part(&frame),
