@@ -58,7 +58,8 @@ struct FrameSubscription {
     counters: Arc<ViewerCounters>,
 }
 
-/// A frame (or its preview) on its way to the client, as the message every session shares.
+/// A frame (or its preview) as the framed message every session shares, for a session
+/// whose messages go through its context (HTTPS).
 struct OutgoingFrame(bytes::Bytes);
 
 /// One client's connection.
@@ -440,7 +441,8 @@ impl WsSession {
 impl StreamHandler<OutgoingFrame> for WsSession {
     fn handle(&mut self, out: OutgoingFrame, ctx: &mut Self::Context) {
         self.served();
-        self.send_frame(ctx, out.0);
+        // Only over HTTPS: on a plain connection the body runs the feeds itself.
+        ctx.binary(wire::payload(&out.0));
     }
 
     /// A camera's feed ends when the camera is gone; the session goes on.

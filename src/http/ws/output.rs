@@ -58,14 +58,6 @@ impl WsSession {
         }
     }
 
-    /// Sends a camera frame's message, as [`wire::frame`] made it.
-    pub(super) fn send_frame(&self, ctx: &mut ws::WebsocketContext<Self>, framed: Bytes) {
-        match &self.output {
-            Output::Context => ctx.binary(wire::payload(&framed)),
-            Output::Direct(_) => self.hand_over(ToBody::Write(framed)),
-        }
-    }
-
     /// Pings the client.
     pub(super) fn ping(&self, ctx: &mut ws::WebsocketContext<Self>) {
         match &self.output {
