@@ -77,9 +77,14 @@
 //! (as a whole WebSocket frame), its MJPEG part (with its chunk framing), and each preview
 //! width's JPEG, part and message. On a plain TCP connection these shared bytes go
 //! straight to the socket ([`http::direct`]): once actix-http has written the response
-//! head, the stream's body writes each part itself, with one `send` and no copy per
-//! viewer; a WebSocket session hands its messages, in order, to its body to write. Over
-//! HTTPS they go through actix-http. A raw frame is encoded on the camera's thread, or, once that is slower than
+//! head, actix-http writes nothing more, and each part goes out with one `send` and no
+//! copy per viewer. A viewer that takes every frame joins its camera's fan-out on its
+//! worker thread ([`http::fanout`]): one task per camera and thread writes each frame to
+//! all of them in turn, so no task runs per viewer and frame. A capped or preview viewer's
+//! body pulls its own frames; a WebSocket session hands its messages, in order, to its
+//! body to write. Bytes a socket does not take at once wait in its writer, and the viewer
+//! skips frames until they are written. Over HTTPS everything goes through actix-http. A
+//! raw frame is encoded on the camera's thread, or, once that is slower than
 //! the camera's rate, by the camera's [`camera::encode_pool::EncodePool`]: encoder threads
 //! whose JPEGs one publisher thread puts in the slot in capture order.
 //!

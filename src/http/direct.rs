@@ -8,20 +8,28 @@
 //!
 //! A stream (MJPEG, a WebSocket) takes its connection's [`DirectWriter`] from the
 //! connection's data. Its response body, once polled, waits for the flush that carries its
-//! response head ([`DirectWriter::take_over`]), then writes every part itself, each shared
-//! part with one `send` of the bytes every viewer shares. The body never yields a byte to
-//! actix, so the two never interleave.
+//! response head ([`DirectWriter::take_over`]). From then on its parts are written through the
+//! writer, by the body itself or by the camera's [fan-out](super::fanout), each shared part
+//! with one `send` of the bytes every viewer shares. The body never yields a byte to actix,
+//! so the two never interleave.
+//!
+//! Bytes the socket does not take at once wait in the writer's queue, in order, until the
+//! stream that owns the connection writes them ([`DirectWriter::flushed`]); a frame is
+//! offered to a socket only while nothing waits ([`DirectWriter::is_clear`]), so a viewer
+//! that falls behind skips frames instead of queueing them.
 //!
 //! HTTPS connections have no direct writer (TLS encrypts each connection's bytes anyway):
 //! their streams hand their parts to actix.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll, Waker};
 
 use actix_web::rt::net::TcpStream;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What the HTTP layer has seen of a connection, as its streams need to know.
@@ -38,6 +46,16 @@ struct Flushes {
     waiting_hang_up: Cell<Option<Waker>>,
 }
 
+/// What streams handed over and the socket has not taken yet.
+#[derive(Default)]
+struct Queued {
+    bytes: RefCell<VecDeque<Bytes>>,
+    /// Set once a write failed: the connection is done, and nothing more is written.
+    failed: Cell<bool>,
+    /// The stream that writes the queue, waiting for something to be queued.
+    waiting: Cell<Option<Waker>>,
+}
+
 fn wake(waiting: &Cell<Option<Waker>>) {
     if let Some(waker) = waiting.take() {
         waker.wake();
@@ -48,6 +66,7 @@ fn wake(waiting: &Cell<Option<Waker>>) {
 pub struct Connection {
     socket: Rc<TcpStream>,
     flushes: Rc<Flushes>,
+    queued: Rc<Queued>,
 }
 
 impl Connection {
@@ -58,6 +77,7 @@ impl Connection {
         Connection {
             socket: Rc::new(socket),
             flushes: Rc::default(),
+            queued: Rc::default(),
         }
     }
 
@@ -71,6 +91,7 @@ impl Connection {
         DirectWriter {
             socket: Rc::clone(&self.socket),
             flushes: Rc::clone(&self.flushes),
+            queued: Rc::clone(&self.queued),
         }
     }
 }
@@ -135,6 +156,7 @@ impl AsyncWrite for Connection {
 pub struct DirectWriter {
     socket: Rc<TcpStream>,
     flushes: Rc<Flushes>,
+    queued: Rc<Queued>,
 }
 
 impl DirectWriter {
@@ -166,19 +188,104 @@ impl DirectWriter {
         .await;
     }
 
-    /// Writes all of `bytes`, with as few `send`s as the socket allows.
+    /// Whether everything handed over so far has gone to the socket, so bytes handed over
+    /// now go out at once.
+    ///
+    /// # Errors
+    /// When the connection has failed.
+    pub fn is_clear(&self) -> io::Result<bool> {
+        self.check()?;
+        Ok(self.queued.bytes.borrow().is_empty())
+    }
+
+    /// Hands over `bytes`, to go after everything handed over before: what the socket takes
+    /// now is written at once with one `send`, the rest is queued for
+    /// [`flushed`](Self::flushed).
+    ///
+    /// # Errors
+    /// When the connection has failed.
+    pub fn send(&self, bytes: &Bytes) -> io::Result<()> {
+        if !self.is_clear()? {
+            self.queued.bytes.borrow_mut().push_back(bytes.clone());
+            return Ok(());
+        }
+        let written = self.write_now(bytes)?;
+        if written < bytes.len() {
+            self.queued
+                .bytes
+                .borrow_mut()
+                .push_back(bytes.slice(written..));
+            wake(&self.queued.waiting);
+        }
+        Ok(())
+    }
+
+    /// Ready once something is queued, or the connection has failed.
+    pub fn poll_queued(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.queued.failed.get() || !self.queued.bytes.borrow().is_empty() {
+            Poll::Ready(())
+        } else {
+            self.queued.waiting.set(Some(cx.waker().clone()));
+            Poll::Pending
+        }
+    }
+
+    /// Writes what is queued as the socket takes it; returns once nothing is.
     ///
     /// # Errors
     /// When the connection fails or the client has gone.
-    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            match self.socket.try_write(bytes) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.writable().await?,
-                Err(e) => return Err(e),
+    pub async fn flushed(&self) -> io::Result<()> {
+        loop {
+            self.check()?;
+            let Some(front) = self.queued.bytes.borrow_mut().pop_front() else {
+                return Ok(());
+            };
+            let written = self.write_now(&front)?;
+            if written < front.len() {
+                self.queued
+                    .bytes
+                    .borrow_mut()
+                    .push_front(front.slice(written..));
+                if let Err(e) = self.socket.writable().await {
+                    return Err(self.fail(e));
+                }
             }
         }
-        Ok(())
+    }
+
+    /// Writes all of `bytes` after what is queued.
+    ///
+    /// # Errors
+    /// When the connection fails or the client has gone.
+    pub async fn write_all(&self, bytes: &Bytes) -> io::Result<()> {
+        self.send(bytes)?;
+        self.flushed().await
+    }
+
+    /// One `send` of as much of `bytes` as the socket takes now.
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self.socket.try_write(bytes) {
+            Ok(0) if !bytes.is_empty() => Err(self.fail(io::ErrorKind::WriteZero.into())),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Marks the connection failed: what is queued is dropped, and the stream writing the
+    /// queue learns of it.
+    fn fail(&self, e: io::Error) -> io::Error {
+        self.queued.failed.set(true);
+        self.queued.bytes.borrow_mut().clear();
+        wake(&self.queued.waiting);
+        e
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.queued.failed.get() {
+            Err(io::ErrorKind::BrokenPipe.into())
+        } else {
+            Ok(())
+        }
     }
 }

@@ -57,6 +57,16 @@ impl FrameFeed {
         &self.viewer
     }
 
+    /// Whether the feed is capped below the camera's rate.
+    pub fn is_paced(&self) -> bool {
+        self.min_interval.is_some()
+    }
+
+    /// The frame the camera holds now, if any.
+    pub fn newest(&self) -> Option<Frame> {
+        self.viewer.watch.borrow().clone()
+    }
+
     /// The next frame to send; `None` once the camera is gone for good.
     ///
     /// The first call returns the frame the camera holds now, if any, so a new viewer
@@ -68,10 +78,7 @@ impl FrameFeed {
             }
             self.started = true;
             let newest = self.viewer.watch.borrow_and_update().clone();
-            let following = newest.filter(|_| !self.pictures);
-            if let Some((frame, skipped)) = following.and_then(|f| f.following(self.last_seq)) {
-                ViewerCounters::add(&self.viewer.counters.skipped, skipped);
-                self.last_seq = frame.seq;
+            if let Some(frame) = newest.as_ref().and_then(|f| self.following(f)) {
                 return Some(frame);
             }
             // Frames published while waiting out the rate cap are skipped on purpose, so
@@ -82,22 +89,51 @@ impl FrameFeed {
                 capped = true;
             }
             let newest = self.viewer.watch.borrow_and_update().clone();
-            let Some(frame) = newest.map(Frame::keyframe) else {
+            let Some(frame) = newest.and_then(|f| self.picture_after(f, capped)) else {
                 continue;
             };
-            if frame.seq <= self.last_seq {
-                continue;
-            }
-            if self.last_seq > 0 && !capped {
-                let missed = frame.seq - self.last_seq - 1;
-                ViewerCounters::add(&self.viewer.counters.skipped, missed);
-            }
-            self.last_seq = frame.seq;
             if let Some(min) = self.min_interval {
                 self.next_allowed = (self.next_allowed + min).max(Instant::now());
             }
             return Some(frame);
         }
+    }
+
+    /// The next frame to send, now that `newest` is the camera's newest frame; `None` when
+    /// this viewer has sent it already. For a feed with no rate cap, whose frames something
+    /// else waits for ([`fanout`](super::fanout)).
+    pub fn take(&mut self, newest: &Frame) -> Option<Frame> {
+        self.started = true;
+        self.following(newest)
+            .or_else(|| self.picture_after(newest.clone(), false))
+    }
+
+    /// Of an H.264 camera, for a viewer of H.264 frames: the frame after the last one sent
+    /// in the newest GOP, or its keyframe.
+    fn following(&mut self, newest: &Frame) -> Option<Frame> {
+        if self.pictures {
+            return None;
+        }
+        let (frame, skipped) = newest.following(self.last_seq)?;
+        ViewerCounters::add(&self.viewer.counters.skipped, skipped);
+        self.last_seq = frame.seq;
+        Some(frame)
+    }
+
+    /// `newest` as a picture (of an H.264 camera, its GOP's keyframe) when this viewer has
+    /// not sent it, counting the frames missed since the last one; frames passed over under
+    /// the rate cap (`capped`) are not missed.
+    fn picture_after(&mut self, newest: Frame, capped: bool) -> Option<Frame> {
+        let frame = newest.keyframe();
+        if frame.seq <= self.last_seq {
+            return None;
+        }
+        if self.last_seq > 0 && !capped {
+            let missed = frame.seq - self.last_seq - 1;
+            ViewerCounters::add(&self.viewer.counters.skipped, missed);
+        }
+        self.last_seq = frame.seq;
+        Some(frame)
     }
 
     /// Whether the slot holds H.264 frames this viewer has not sent yet.

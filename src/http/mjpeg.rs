@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::direct::DirectWriter;
 use super::error::{ApiError, ErrorBody};
+use super::fanout;
 use super::feed::FrameFeed;
 use super::watchdog::ConnectionSocket;
 use super::AppState;
@@ -175,10 +176,24 @@ pub(crate) async fn stream_of(
                         () = writer.hung_up() => {},
                     }
                 };
-                let mut parts = Parts::new(feed, Box::pin(ended), width, chunked);
-                while let Some(part) = parts.next().await {
-                    if writer.write_all(&part).await.is_err() {
-                        return Ok(Bytes::new());
+                if feed.is_paced() || width.is_some() {
+                    let mut parts = Parts::new(feed, Box::pin(ended), width, chunked);
+                    while let Some(part) = parts.next().await {
+                        if writer.write_all(&part).await.is_err() {
+                            return Ok(Bytes::new());
+                        }
+                    }
+                } else {
+                    // Every frame, as the camera makes it: the camera's fan-out writes it.
+                    let shape: fanout::Shape = if chunked {
+                        |_, frame| part(frame)
+                    } else {
+                        |_, frame| unchunked(&part(frame))
+                    };
+                    let subscription = fanout::join(feed, writer.clone(), shape);
+                    tokio::select! {
+                        () = subscription.run() => {},
+                        () = ended => {},
                     }
                 }
                 if let Some(last) = last {

@@ -29,6 +29,7 @@ pub mod caller;
 mod compat;
 pub mod direct;
 pub mod error;
+pub mod fanout;
 pub mod feed;
 mod fleet;
 mod fmp4;

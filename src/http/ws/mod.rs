@@ -242,23 +242,32 @@ impl WsSession {
                 _ => max_fps,
             };
             let feed = FrameFeed::new(viewer, Some(fps));
-            let stream = futures_util::stream::unfold(feed, move |mut feed| async move {
-                let frame = feed.next().await?;
-                let camera = &feed.viewer().camera;
-                let message = match preview {
-                    None => wire::frame(camera, &frame),
-                    Some(i) => wire::preview_frame(camera, &frame, i),
-                };
-                feed.sent(&frame, message.len());
-                Some((message, feed))
-            });
             let handle = match &self.output {
-                Output::Context => {
-                    Some(ctx.add_stream(futures_util::StreamExt::map(stream, OutgoingFrame)))
-                }
-                Output::Direct(_) => {
-                    self.hand_over(ToBody::Feed(camera.clone(), Box::pin(stream)));
+                // Every frame, as the camera makes it: the camera's fan-out writes it.
+                Output::Direct(_) if !feed.is_paced() && preview.is_none() => {
+                    self.hand_over(ToBody::Join(camera.clone(), feed));
                     None
+                }
+                _ => {
+                    let stream = futures_util::stream::unfold(feed, move |mut feed| async move {
+                        let frame = feed.next().await?;
+                        let camera = &feed.viewer().camera;
+                        let message = match preview {
+                            None => wire::frame(camera, &frame),
+                            Some(i) => wire::preview_frame(camera, &frame, i),
+                        };
+                        feed.sent(&frame, message.len());
+                        Some((message, feed))
+                    });
+                    match &self.output {
+                        Output::Context => Some(
+                            ctx.add_stream(futures_util::StreamExt::map(stream, OutgoingFrame)),
+                        ),
+                        Output::Direct(_) => {
+                            self.hand_over(ToBody::Feed(camera.clone(), Box::pin(stream)));
+                            None
+                        }
+                    }
                 }
             };
             self.feeds

@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 use super::WsSession;
 use crate::camera::CameraId;
 use crate::http::direct::DirectWriter;
+use crate::http::fanout::{self, Subscription};
+use crate::http::feed::FrameFeed;
 use crate::http::wire;
 use crate::proto::server_message::Kind as ServerKind;
 
@@ -42,6 +44,9 @@ pub(super) enum ToBody {
     /// A camera's frames, each a framed message, to write as they come; replaces the
     /// camera's earlier feed.
     Feed(CameraId, LocalBoxStream<'static, Bytes>),
+    /// A camera's every frame, for the camera's fan-out to write; replaces the camera's
+    /// earlier feed.
+    Join(CameraId, FrameFeed),
     /// The end of a camera's feed.
     Unfeed(CameraId),
     /// The close frame: the last bytes written.
@@ -131,12 +136,20 @@ enum Pass {
     End,
 }
 
+/// How a camera's frames reach the client.
+enum Feed {
+    /// Pulled by the body, at the session's pace.
+    Own(LocalBoxStream<'static, Bytes>),
+    /// Written by the camera's fan-out.
+    Joined(Subscription),
+}
+
 /// The response body of a session on a plain connection. Each pass runs the session if
-/// something woke it, takes what it handed over, and polls its camera feeds; then it
-/// writes what it gathered, all of it before the next pass, so a client that does not read
-/// holds back the session and its feeds instead of a queue growing (a feed always has
-/// only its newest frame for the next pass). Ends once the session has stopped and all it
-/// sent is written, or the client is gone.
+/// something woke it, takes what it handed over, and polls its own camera feeds; then it
+/// writes what it gathered and what the fan-outs left queued, all of it before the next
+/// pass, so a client that does not read holds back the session and its feeds instead of a
+/// queue growing (a feed always has only its newest frame for the next pass). Ends once
+/// the session has stopped and all it sent is written, or the client is gone.
 pub(super) fn direct_body(
     writer: DirectWriter,
     context: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
@@ -148,8 +161,10 @@ pub(super) fn direct_body(
         let woken = Arc::new(SessionWoken::default());
         woken.raised.store(true, Ordering::Release);
         let session_waker = futures_util::task::waker(Arc::clone(&woken));
-        let mut feeds: HashMap<CameraId, LocalBoxStream<'static, Bytes>> = HashMap::new();
+        let mut feeds: HashMap<CameraId, Feed> = HashMap::new();
         let mut gathered: Vec<Bytes> = Vec::new();
+        // Joined after what the session sent with them is written: its answer comes first.
+        let mut joining: Vec<(CameraId, FrameFeed)> = Vec::new();
         loop {
             let pass = std::future::poll_fn(|cx| {
                 let mut stopped = false;
@@ -168,9 +183,16 @@ pub(super) fn direct_body(
                     match item {
                         ToBody::Write(bytes) => gathered.push(bytes),
                         ToBody::Feed(camera, feed) => {
-                            feeds.insert(camera, feed);
+                            joining.retain(|(c, _)| *c != camera);
+                            feeds.insert(camera, Feed::Own(feed));
+                        }
+                        ToBody::Join(camera, feed) => {
+                            feeds.remove(&camera);
+                            joining.retain(|(c, _)| *c != camera);
+                            joining.push((camera, feed));
                         }
                         ToBody::Unfeed(camera) => {
+                            joining.retain(|(c, _)| *c != camera);
                             feeds.remove(&camera);
                         }
                         ToBody::Close(bytes) => {
@@ -184,15 +206,22 @@ pub(super) fn direct_body(
                     return Poll::Ready(Pass::End);
                 }
                 // A feed ends when its camera is gone for good.
-                feeds.retain(|_, feed| match feed.poll_next_unpin(cx) {
-                    Poll::Ready(Some(frame)) => {
-                        gathered.push(frame);
-                        true
-                    }
-                    Poll::Ready(None) => false,
-                    Poll::Pending => true,
+                feeds.retain(|_, feed| match feed {
+                    Feed::Own(feed) => match feed.poll_next_unpin(cx) {
+                        Poll::Ready(Some(frame)) => {
+                            gathered.push(frame);
+                            true
+                        }
+                        Poll::Ready(None) => false,
+                        Poll::Pending => true,
+                    },
+                    Feed::Joined(subscription) => !subscription.ended(),
                 });
-                if !gathered.is_empty() || woken.raised.load(Ordering::Acquire) {
+                if !gathered.is_empty()
+                    || !joining.is_empty()
+                    || writer.poll_queued(cx).is_ready()
+                    || woken.raised.load(Ordering::Acquire)
+                {
                     return Poll::Ready(Pass::Write);
                 }
                 // Registered before the last look, so a wake in between is not lost.
@@ -205,12 +234,25 @@ pub(super) fn direct_body(
             })
             .await;
             for bytes in gathered.drain(..) {
-                if writer.write_all(&bytes).await.is_err() {
+                if writer.send(&bytes).is_err() {
                     return Ok(Bytes::new());
                 }
             }
+            if writer.flushed().await.is_err() {
+                return Ok(Bytes::new());
+            }
             if matches!(pass, Pass::End) {
                 return Ok(Bytes::new());
+            }
+            for feed in feeds.values() {
+                if let Feed::Joined(subscription) = feed {
+                    subscription.catch_up();
+                }
+            }
+            for (camera, feed) in joining.drain(..) {
+                let shape: fanout::Shape = wire::frame;
+                let subscription = fanout::join(feed, writer.clone(), shape);
+                feeds.insert(camera, Feed::Joined(subscription));
             }
         }
     })
@@ -242,7 +284,16 @@ mod tests {
 
     impl RawClient {
         async fn open(addr: std::net::SocketAddr) -> RawClient {
-            let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+            RawClient::open_with(addr, None).await
+        }
+
+        /// A client whose socket takes at most `receive_buffer` bytes unread.
+        async fn open_with(addr: std::net::SocketAddr, receive_buffer: Option<u32>) -> RawClient {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            if let Some(size) = receive_buffer {
+                socket.set_recv_buffer_size(size).unwrap();
+            }
+            let mut socket = socket.connect(addr).await.unwrap();
             socket
                 .write_all(
                     b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
@@ -307,6 +358,17 @@ mod tests {
         }
     }
 
+    /// A server on loopback with one synthetic camera, `cam`, of `source`.
+    fn start(source: &str) -> (crate::app::Server, std::net::SocketAddr) {
+        let yaml = format!("cameras:\n  - id: cam\n    source: {source}\n");
+        let config = Config::parse(&yaml, std::path::Path::new("test.yaml")).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store = crate::overrides::OverrideStore::in_memory();
+        let server = crate::app::start(config, listener, store).unwrap();
+        (server, addr)
+    }
+
     fn server_message(frame: &[u8]) -> server_message::Kind {
         let payload = wire::payload(&bytes::Bytes::copy_from_slice(frame));
         proto::ServerMessage::decode(payload).unwrap().kind.unwrap()
@@ -314,12 +376,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_client_receives_each_frames_shared_websocket_frame_byte_for_byte_after_the_answer() {
-        let yaml = "cameras:\n  - id: cam\n    source: {kind: synthetic, width: 320, height: 240, fps: 20}\n";
-        let config = Config::parse(yaml, std::path::Path::new("test.yaml")).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let store = crate::overrides::OverrideStore::in_memory();
-        let server = crate::app::start(config, listener, store).unwrap();
+        let (server, addr) = start("{kind: synthetic, width: 320, height: 240, fps: 20}");
         let hub = server.stopper.hub.clone();
         actix_rt::spawn(server.http);
         let camera = CameraId::parse("cam").unwrap();
@@ -375,6 +432,54 @@ mod tests {
                 _ => {}
             }
         }
+        server.stopper.handle.stop(false).await;
+    }
+
+    #[actix_rt::test]
+    async fn a_client_that_reads_slowly_gets_whole_frames_the_newest_after_each_pause_and_its_answers(
+    ) {
+        const FPS: u64 = 20;
+        let (server, addr) = start(
+            "{kind: synthetic, width: 640, height: 480, fps: 20, pattern: noise, prerender: 20}",
+        );
+        actix_rt::spawn(server.http);
+        // A tiny receive buffer: no frame fits, so every one is written in pieces as the
+        // client reads, and the camera's next frames find the socket busy.
+        let mut client = RawClient::open_with(addr, Some(4096)).await;
+        client
+            .send(client_message::Kind::Subscribe(proto::Subscribe {
+                camera_ids: vec!["cam".into()],
+                request_id: 1,
+                send_frames: true,
+                ..Default::default()
+            }))
+            .await;
+        let mut seqs = Vec::new();
+        let (mut asked, mut answered) = (0, 0);
+        while seqs.len() < 4 || answered < asked {
+            // Whole messages, each decoded: nothing else was written inside a frame.
+            match server_message(&client.frame().await) {
+                server_message::Kind::Frame(f) if seqs.len() < 4 => {
+                    assert!(f.jpeg.starts_with(&[0xff, 0xd8]) && f.jpeg.ends_with(&[0xff, 0xd9]));
+                    seqs.push(f.seq);
+                    // The reader pauses for a second, then asks for the cameras.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    client
+                        .send(client_message::Kind::ListCameras(proto::ListCameras {}))
+                        .await;
+                    asked += 1;
+                }
+                server_message::Kind::CameraList(list) => {
+                    assert_eq!(list.cameras.len(), 1);
+                    answered += 1;
+                }
+                _ => {}
+            }
+        }
+        // The frame after a pause is the newest one then, or the one that was being
+        // written when the pause began: never one from a backlog.
+        let late_gap = seqs[3] - seqs[2];
+        assert!(late_gap >= FPS / 2, "frames came from a backlog: {seqs:?}");
         server.stopper.handle.stop(false).await;
     }
 }
