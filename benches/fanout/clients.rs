@@ -6,7 +6,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BytesMut};
-use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -113,19 +112,35 @@ pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Subscribes to frames of `cameras` (empty: all) over the WebSocket, recording frames
-/// per camera inside the window.
+/// Subscribes to every camera's frames over the WebSocket, recording frames per camera
+/// inside the window.
+///
+/// A bare-socket client that reads as the MJPEG client does, up to 1 MiB at a time, so both
+/// kinds of viewer drain their sockets alike and the servers' figures compare.
 pub(crate) async fn ws_client(
     addr: SocketAddr,
     per_camera: Rc<RefCell<std::collections::HashMap<String, ClientStats>>>,
     window: (Instant, Instant),
 ) {
-    let (_, mut ws) = awc::Client::new()
-        .ws(format!("ws://{addr}/ws"))
-        .max_frame_size(16 << 20)
-        .connect()
-        .await
-        .unwrap();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = BytesMut::with_capacity(1 << 20);
+    loop {
+        assert!(conn.read_buf(&mut raw).await.unwrap() > 0, "no upgrade");
+        if let Some(end) = find(&raw, b"\r\n\r\n") {
+            assert!(raw.starts_with(b"HTTP/1.1 101"), "no upgrade");
+            raw.advance(end + 4);
+            break;
+        }
+    }
     let subscribe = proto::ClientMessage {
         kind: Some(C::Subscribe(proto::Subscribe {
             camera_ids: vec![],
@@ -135,37 +150,81 @@ pub(crate) async fn ws_client(
             preview_width: 0,
         })),
     };
-    ws.send(awc::ws::Message::Binary(subscribe.encode_to_vec().into()))
+    conn.write_all(&masked(0x2, &subscribe.encode_to_vec()))
         .await
         .unwrap();
     while Instant::now() < window.1 {
-        let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(1), ws.next()).await
-        else {
-            continue;
-        };
-        match frame {
-            awc::ws::Frame::Binary(b) => {
-                if let Ok(proto::ServerMessage {
-                    kind: Some(S::Frame(f)),
-                }) = proto::ServerMessage::decode(b)
-                {
-                    let now = Instant::now();
-                    if now >= window.0 && now <= window.1 {
-                        let mut map = per_camera.borrow_mut();
-                        let s = map.entry(f.camera_id.clone()).or_default();
-                        s.frames += 1;
-                        s.bytes += f.jpeg.len() as u64;
-                        s.latencies_ms
-                            .push(now_micros().saturating_sub(f.capture_timestamp) as f64 / 1000.0);
+        while let Some((op, header, len)) = ws_header(&raw) {
+            if raw.len() < header + len {
+                break;
+            }
+            raw.advance(header);
+            let payload = raw.split_to(len).freeze();
+            match op {
+                0x2 => {
+                    if let Ok(proto::ServerMessage {
+                        kind: Some(S::Frame(f)),
+                    }) = proto::ServerMessage::decode(payload)
+                    {
+                        let now = Instant::now();
+                        if now >= window.0 && now <= window.1 {
+                            let mut map = per_camera.borrow_mut();
+                            let s = map.entry(f.camera_id.clone()).or_default();
+                            s.frames += 1;
+                            s.bytes += f.jpeg.len() as u64;
+                            s.latencies_ms.push(
+                                now_micros().saturating_sub(f.capture_timestamp) as f64 / 1000.0,
+                            );
+                        }
                     }
                 }
+                0x9 => conn.write_all(&masked(0xA, &payload)).await.unwrap(),
+                0x8 => return,
+                _ => {}
             }
-            awc::ws::Frame::Ping(p) => {
-                let _ = ws.send(awc::ws::Message::Pong(p)).await;
-            }
-            _ => {}
+        }
+        let read = tokio::time::timeout(Duration::from_secs(1), conn.read_buf(&mut raw)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return;
         }
     }
+}
+
+/// A server frame's opcode, header length and payload length, once the header is in.
+fn ws_header(bytes: &[u8]) -> Option<(u8, usize, usize)> {
+    let op = bytes.first()? & 0x0f;
+    match bytes.get(1)? & 0x7f {
+        126 => Some((
+            op,
+            4,
+            u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?).into(),
+        )),
+        127 => {
+            let len = u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?);
+            Some((op, 10, usize::try_from(len).ok()?))
+        }
+        short => Some((op, 2, usize::from(short))),
+    }
+}
+
+/// A client frame (final, masked as clients must) of `op` carrying `payload`.
+fn masked(op: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x5a, 0x17, 0xc3, 0x08];
+    let mut frame = vec![0x80 | op];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 0x7e);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 0x7f);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 // ---------------------------------------------------------------------------------------

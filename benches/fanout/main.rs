@@ -5,7 +5,7 @@
 //! `benches/encoder`):
 //! - 1, 10, 100 and 300 MJPEG clients, then 100 and 300 WebSocket clients, of one synthetic 1280x720
 //!   30 fps camera, against camfleet and against the baseline, all on loopback; the two
-//!   servers take turns for three rounds per case, and the median round of each is shown;
+//!   servers take turns for five rounds per case, and the median round of each is shown;
 //! - a fleet of 32 synthetic 640x480 30 fps cameras with one WebSocket client taking
 //!   every camera's frames.
 //!
@@ -35,7 +35,7 @@ const FPS: u32 = 30;
 const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(5);
 /// Rounds of each fan-out case per server.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 use clients::{percentile, run_case, ws_client, CaseResult, Via};
 use servers::{num_cores, Server};
@@ -114,7 +114,7 @@ fn fanout(wanted: &dyn Fn(&str) -> bool) {
         if !wanted(&name) {
             continue;
         }
-        // The two servers take turns, three rounds in alternating order, so a slower
+        // The two servers take turns, five rounds in alternating order, so a slower
         // stretch of the machine falls on both; each row is the server's round with its
         // median CPU per GB.
         let mut rounds: [Vec<CaseResult>; 2] = [Vec::new(), Vec::new()];
