@@ -289,3 +289,55 @@ impl DirectWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+
+    use super::Connection;
+
+    /// A connected pair on loopback: the server's end as a [`Connection`], the client's end
+    /// with a small receive buffer, so a large write is taken only in part.
+    async fn pair() -> (Connection, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        let (client, accepted) = tokio::join!(
+            client.connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        (Connection::new(accepted.unwrap().0), client.unwrap())
+    }
+
+    #[actix_rt::test]
+    async fn bytes_the_socket_does_not_take_wait_in_order_and_nothing_is_offered_past_them() {
+        let (connection, mut client) = pair().await;
+        let writer = connection.writer();
+        // Far more than the socket buffers of both ends hold.
+        let first = Bytes::from((0..8 << 20).map(|i: u32| i as u8).collect::<Vec<u8>>());
+        let second = Bytes::from_static(b"after the first, whole");
+        writer.send(&first).unwrap();
+        assert!(!writer.is_clear().unwrap(), "the socket took 8 MiB at once");
+        writer.send(&second).unwrap();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while got.len() < (8 << 20) + 22 {
+                assert!(client.read_buf(&mut got).await.unwrap() > 0, "closed early");
+            }
+            got
+        });
+        writer.flushed().await.unwrap();
+        assert!(writer.is_clear().unwrap());
+        // Only bytes lost on the way leave the reader waiting this long.
+        let got = tokio::time::timeout(std::time::Duration::from_secs(20), reader)
+            .await
+            .expect("every byte arrives")
+            .unwrap();
+        assert!(
+            got[..first.len()] == first[..],
+            "the first bytes came changed"
+        );
+        assert_eq!(&got[first.len()..], &second[..]);
+    }
+}
