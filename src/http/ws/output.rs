@@ -439,9 +439,9 @@ mod tests {
     async fn a_client_that_reads_slowly_gets_whole_frames_the_newest_after_each_pause_and_its_answers(
     ) {
         const FPS: u64 = 20;
-        let (server, addr) = start(
-            "{kind: synthetic, width: 640, height: 480, fps: 20, pattern: noise, prerender: 20}",
-        );
+        let (server, addr) = start(&format!(
+            "{{kind: synthetic, width: 640, height: 480, fps: {FPS}, pattern: noise, prerender: {FPS}}}"
+        ));
         actix_rt::spawn(server.http);
         // A tiny receive buffer: no frame fits, so every one is written in pieces as the
         // client reads, and the camera's next frames find the socket busy.
