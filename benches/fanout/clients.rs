@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use actix_http::ws::{OpCode, Parser};
 use bytes::{Buf, BytesMut};
 use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -150,18 +151,14 @@ pub(crate) async fn ws_client(
             preview_width: 0,
         })),
     };
-    conn.write_all(&masked(0x2, &subscribe.encode_to_vec()))
+    conn.write_all(&masked(OpCode::Binary, &subscribe.encode_to_vec()))
         .await
         .unwrap();
     while Instant::now() < window.1 {
-        while let Some((op, header, len)) = ws_header(&raw) {
-            if raw.len() < header + len {
-                break;
-            }
-            raw.advance(header);
-            let payload = raw.split_to(len).freeze();
+        while let Some((_, op, payload)) = Parser::parse(&mut raw, false, 16 << 20).unwrap() {
+            let payload = payload.unwrap_or_default().freeze();
             match op {
-                0x2 => {
+                OpCode::Binary => {
                     if let Ok(proto::ServerMessage {
                         kind: Some(S::Frame(f)),
                     }) = proto::ServerMessage::decode(payload)
@@ -178,8 +175,11 @@ pub(crate) async fn ws_client(
                         }
                     }
                 }
-                0x9 => conn.write_all(&masked(0xA, &payload)).await.unwrap(),
-                0x8 => return,
+                OpCode::Ping => conn
+                    .write_all(&masked(OpCode::Pong, &payload))
+                    .await
+                    .unwrap(),
+                OpCode::Close => return,
                 _ => {}
             }
         }
@@ -190,40 +190,10 @@ pub(crate) async fn ws_client(
     }
 }
 
-/// A server frame's opcode, header length and payload length, once the header is in.
-fn ws_header(bytes: &[u8]) -> Option<(u8, usize, usize)> {
-    let op = bytes.first()? & 0x0f;
-    match bytes.get(1)? & 0x7f {
-        126 => Some((
-            op,
-            4,
-            u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?).into(),
-        )),
-        127 => {
-            let len = u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?);
-            Some((op, 10, usize::try_from(len).ok()?))
-        }
-        short => Some((op, 2, usize::from(short))),
-    }
-}
-
 /// A client frame (final, masked as clients must) of `op` carrying `payload`.
-fn masked(op: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x5a, 0x17, 0xc3, 0x08];
-    let mut frame = vec![0x80 | op];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            frame.push(0x80 | 0x7e);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 0x7f);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+fn masked(op: OpCode, payload: &[u8]) -> BytesMut {
+    let mut frame = BytesMut::new();
+    Parser::write_message(&mut frame, payload, op, true, true);
     frame
 }
 
