@@ -103,7 +103,6 @@ impl FrameFeed {
     /// this viewer has sent it already. For a feed with no rate cap, whose frames something
     /// else waits for ([`fanout`](super::fanout)).
     pub fn take(&mut self, newest: &Frame) -> Option<Frame> {
-        self.started = true;
         self.following(newest)
             .or_else(|| self.picture_after(newest.clone(), false))
     }
